@@ -1,0 +1,31 @@
+"""mlproj: run MLflow projects and pipelines from a folder or a Git URI, and record every run.
+
+The public names are imported on first use, so that `import mlproj` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["ExecutionError", "MlprojError", "SubmittedRun", "run"]
+
+if TYPE_CHECKING:
+    from mlproj.api import SubmittedRun, run
+    from mlproj.errors import ExecutionError, MlprojError
+
+_LAZY = {
+    "run": "mlproj.api",
+    "SubmittedRun": "mlproj.api",
+    "ExecutionError": "mlproj.errors",
+    "MlprojError": "mlproj.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlproj' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,55 @@
+"""The one exception hierarchy. The CLI catches `MlprojError` at one boundary and exits with `exit_code`."""
+
+from __future__ import annotations
+
+
+class MlprojError(Exception):
+    """Base class of every error mlproj raises on purpose. Its message is one line for a person."""
+
+    exit_code = 1
+
+
+class InputError(MlprojError):
+    """Bad input found before anything ran: exit code 2 (design.md §4)."""
+
+    exit_code = 2
+
+
+class SpecError(InputError):
+    """An MLproject or pipeline file that cannot be used. The message names the file and the key path."""
+
+    def __init__(self, file: object, key: str | None, message: str, line: int | None = None) -> None:
+        where = str(file)
+        if line is not None:
+            where += f":{line}"
+        if key:
+            where += f": {key}"
+        super().__init__(f"{where}: {message}")
+        self.file = file
+        self.key = key
+        self.line = line
+
+
+class ParameterError(InputError):
+    """A parameter value that is missing, ill-typed or points at nothing."""
+
+
+class SourceError(InputError):
+    """A project URI or version that cannot be fetched or is refused."""
+
+
+class RunNotFoundError(InputError):
+    """An unknown or ambiguous run ID (or prefix)."""
+
+
+class NotSupportedError(InputError):
+    """An option this version of mlproj does not support yet."""
+
+
+class ExecutionError(MlprojError):
+    """A run that did not finish (raised by the synchronous Python API, like MLflow's ExecutionException)."""
+
+    def __init__(self, message: str, run_id: str | None = None, status: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
