@@ -1,0 +1,184 @@
+"""Typed parameter values: validated, resolved, and rendered into an entry point's command.
+
+Every value a user supplies is shell-quoted before it is placed in the command, so no user value is
+ever interpreted by a shell. Values are recorded as the strings the user gave (or the defaults).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlproj.errors import ParameterError
+from mlproj.spec import EntryPoint
+
+_INT = re.compile(r"^[+-]?\d+$")
+_BOOLS = {"true", "false", "1", "0", "yes", "no"}
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+DOWNLOAD_SCHEMES = ("file", "http", "https")
+
+Downloader = Callable[[str, str], Path]
+"""(parameter name, URI) → local path of the downloaded copy."""
+
+
+def check_value(type_name: str, value: str) -> str | None:
+    """Why `value` is not a valid `type_name`, or None when it is. (`path` existence is checked later.)"""
+    if type_name == "float":
+        try:
+            number = float(value)
+        except ValueError:
+            return f"expected a number, got {value!r}"
+        if math.isnan(number):
+            return "expected a number, got NaN"
+    elif type_name == "int":
+        if not _INT.match(value.strip()):
+            return f"expected an integer, got {value!r}"
+    elif type_name == "bool":
+        if value.strip().lower() not in _BOOLS:
+            return f"expected true or false, got {value!r}"
+    elif type_name == "uri" and uri_scheme(value) is None:
+        return f"expected a URI with a scheme (such as file:// or s3://), got {value!r}"
+    return None
+
+
+def uri_scheme(value: str) -> str | None:
+    """The scheme of a URI (`s3`, `file`…), or None for a plain path. A Windows drive is not a scheme."""
+    match = _SCHEME.match(value)
+    if match is None or len(match.group(1)) == 1:
+        return None
+    return match.group(1).lower()
+
+
+@dataclass(frozen=True)
+class ResolvedParameters:
+    values: Mapping[str, str]
+    """What is recorded: every declared parameter (given or default) and every extra one, as strings."""
+    rendered: Mapping[str, str]
+    """What reaches the command, unquoted: `path` values made absolute or downloaded."""
+    extra: tuple[str, ...]
+    """Names given that the entry point does not declare, in the order given (appended as --name value)."""
+
+
+def resolve_parameters(
+    entry_point: EntryPoint,
+    given: Mapping[str, str],
+    *,
+    project_dir: Path,
+    caller_dir: Path,
+    download: Downloader | None = None,
+) -> ResolvedParameters:
+    """Check and resolve `given` against the entry point. Raises `ParameterError` naming the parameter."""
+    missing = [p.name for p in entry_point.parameters.values() if p.required and p.name not in given]
+    if missing:
+        names = ", ".join(missing)
+        hint = " ".join(f"-P {name}=VALUE" for name in missing)
+        raise ParameterError(f"entry point {entry_point.name!r}: no value for {names} (give {hint})")
+    values: dict[str, str] = {}
+    rendered: dict[str, str] = {}
+    for param in entry_point.parameters.values():
+        from_user = param.name in given
+        value = given[param.name] if from_user else param.default
+        assert value is not None  # noqa: S101 - required parameters were checked above
+        problem = check_value(param.type, value)
+        if problem:
+            raise ParameterError(f"parameter {param.name!r} ({param.type}): {problem}")
+        values[param.name] = value
+        rendered[param.name] = value
+        if param.type == "path":
+            base = caller_dir if from_user else project_dir
+            rendered[param.name] = _resolve_path(param.name, value, base, download)
+    extra = []
+    for name, value in given.items():
+        if name in entry_point.parameters:
+            continue
+        if not _EXTRA_NAME.match(name):
+            raise ParameterError(
+                f"parameter {name!r}: a name is letters, digits, '_', '.' and '-', starting with a letter"
+            )
+        values[name] = value
+        rendered[name] = value
+        extra.append(name)
+    return ResolvedParameters(values=values, rendered=rendered, extra=tuple(extra))
+
+
+def _resolve_path(name: str, value: str, base: Path, download: Downloader | None) -> str:
+    if not value.strip():
+        raise ParameterError(f"parameter {name!r} (path): expected a path, got an empty value")
+    scheme = uri_scheme(value)
+    if scheme is not None:
+        if scheme not in DOWNLOAD_SCHEMES:
+            raise ParameterError(
+                f"parameter {name!r} (path): cannot fetch {scheme}:// URIs (supported: file, http, https)"
+            )
+        if download is None:  # validation only: the value is well-formed, nothing is fetched
+            return value
+        return str(download(name, value))
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    if not path.exists():
+        raise ParameterError(f"parameter {name!r} (path): no such file or folder: {path}")
+    return str(path.absolute())
+
+
+def render_command(entry_point: EntryPoint, params: ResolvedParameters) -> str:
+    """The entry point's command with every value quoted, and extra parameters appended.
+
+    Each value is quoted for the place it lands in: bare, inside '…' or inside "…" (authors often
+    write `"{path}"`), so that it always reaches the program as exactly the literal string.
+    """
+    import string
+
+    parts: list[str] = []
+    state = _QuoteState()
+    for literal, field_name, _spec, _conversion in string.Formatter().parse(entry_point.command):
+        parts.append(literal)
+        state.scan(literal)
+        if field_name is not None:
+            parts.append(state.quote(params.rendered[field_name]))
+    command = "".join(parts)
+    for name in params.extra:
+        command += f" {shlex.quote('--' + name)} {shlex.quote(params.rendered[name])}"
+    return command
+
+
+class _QuoteState:
+    """Tracks whether a position in a shell command is bare, single-quoted or double-quoted."""
+
+    def __init__(self) -> None:
+        self.quote_char = ""
+        self.escaped = False
+
+    def scan(self, text: str) -> None:
+        for char in text:
+            if self.escaped:
+                self.escaped = False
+            elif char == "\\" and self.quote_char != "'":
+                self.escaped = True
+            elif not self.quote_char and char in "'\"":
+                self.quote_char = char
+            elif char == self.quote_char:
+                self.quote_char = ""
+
+    def quote(self, value: str) -> str:
+        if self.quote_char == "'":
+            return value.replace("'", "'\\''")
+        if self.quote_char == '"':
+            return "".join("\\" + c if c in '\\"$`' else c for c in value)
+        return shlex.quote(value)
+
+
+def parse_assignments(pairs: tuple[str, ...] | list[str], what: str = "-P") -> dict[str, str]:
+    """`KEY=VALUE` strings (from `-P` or `--tag`) → a dict; a malformed pair is an input error."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"{what} {pair!r}: expected KEY=VALUE")
+        result[key.strip()] = value
+    return result

@@ -1,0 +1,241 @@
+"""MLproject files → frozen dataclasses, compatible with MLflow and validated at load time.
+
+MLflow's rules, kept: the file is any name matching `MLproject` case-insensitively; `entry_points`
+maps names to `command` and `parameters` (`name: type` or `{type, default}`); commands are `str.format`
+templates (`{{`/`}}` for literal braces); an entry point that is not declared but names a `.py` or `.sh`
+file in the project runs it with `python` or `bash`; a folder without MLproject is a project too.
+
+Where MLflow is loose, we are strict: unknown parameter types, placeholders that name no parameter,
+malformed templates and ill-typed defaults are errors that name the file and the key path.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlproj.errors import InputError, SpecError
+
+PARAMETER_TYPES = ("string", "float", "int", "bool", "path", "uri")
+_TYPE_ALIASES = {"str": "string", "integer": "int", "double": "float", "number": "float", "boolean": "bool"}
+SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str = "string"
+    default: str | None = None  # None: required
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    name: str
+    command: str
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Project:
+    directory: Path
+    spec_file: Path | None = None
+    name: str | None = None
+    entry_points: Mapping[str, EntryPoint] = field(default_factory=dict)
+    python_env: str | None = None
+    conda_env: str | None = None
+    docker_env: Mapping[str, Any] | None = None
+
+    def entry_point(self, name: str) -> EntryPoint:
+        """The declared entry point, or a `.py`/`.sh` file of the project run as a script."""
+        if name in self.entry_points:
+            return self.entry_points[name]
+        suffix = Path(name).suffix
+        runner = SCRIPT_RUNNERS.get(suffix)
+        if runner is not None:
+            script = (self.directory / name).resolve()
+            if not script.is_relative_to(self.directory.resolve()):
+                raise InputError(f"entry point {name!r}: the script is outside the project folder")
+            if not script.is_file():
+                raise InputError(f"entry point {name!r}: no such script in {self.directory}")
+            script_arg = name if not name.startswith("-") else f"./{name}"
+            return EntryPoint(name=name, command=f"{runner} {shlex.quote(script_arg)}")
+        declared = ", ".join(sorted(self.entry_points)) or "none"
+        where = self.spec_file or self.directory
+        raise InputError(
+            f"{where}: unknown entry point {name!r} (declared: {declared}; "
+            f"or give a {'/'.join(SCRIPT_RUNNERS)} file of the project)"
+        )
+
+
+def find_spec_file(directory: Path) -> Path | None:
+    """The MLproject file of a folder, matched case-insensitively as MLflow does."""
+    try:
+        names = [p for p in directory.iterdir() if p.name.lower() == "mlproject" and p.is_file()]
+    except FileNotFoundError:
+        raise InputError(f"no such project folder: {directory}") from None
+    except NotADirectoryError:
+        raise InputError(f"not a folder: {directory}") from None
+    if len(names) > 1:
+        found = ", ".join(sorted(p.name for p in names))
+        raise InputError(f"{directory}: more than one MLproject file ({found})")
+    return names[0] if names else None
+
+
+def load_project(directory: Path) -> Project:
+    """Load the project in `directory` (which must exist); a folder without MLproject is a bare project."""
+    directory = directory.absolute()
+    spec_file = find_spec_file(directory)
+    if spec_file is None:
+        return Project(directory=directory)
+    from mlproj.yamlio import load_yaml_file
+
+    data = load_yaml_file(spec_file)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(spec_file, None, f"expected a mapping at the top level, got {_kind(data)}")
+    return _parse_project(directory, spec_file, data)
+
+
+def _parse_project(directory: Path, spec_file: Path, data: dict[str, Any]) -> Project:
+    name = data.get("name")
+    if name is not None and not isinstance(name, (str, int, float)):
+        raise SpecError(spec_file, "name", f"expected a string, got {_kind(name)}")
+    envs = [key for key in ("python_env", "conda_env", "docker_env") if data.get(key) is not None]
+    if len(envs) > 1:
+        raise SpecError(spec_file, None, f"declare at most one environment, found {' and '.join(envs)}")
+    python_env = _optional_str(spec_file, data, "python_env")
+    conda_env = _optional_str(spec_file, data, "conda_env")
+    docker_env = data.get("docker_env")
+    if docker_env is not None and not isinstance(docker_env, dict):
+        raise SpecError(spec_file, "docker_env", f"expected a mapping, got {_kind(docker_env)}")
+    raw_entry_points = data.get("entry_points") or {}
+    if not isinstance(raw_entry_points, dict):
+        raise SpecError(spec_file, "entry_points", f"expected a mapping, got {_kind(raw_entry_points)}")
+    entry_points = {
+        str(ep_name): _parse_entry_point(spec_file, str(ep_name), body)
+        for ep_name, body in raw_entry_points.items()
+    }
+    return Project(
+        directory=directory,
+        spec_file=spec_file,
+        name=None if name is None else str(name),
+        entry_points=entry_points,
+        python_env=python_env,
+        conda_env=conda_env,
+        docker_env=docker_env,
+    )
+
+
+def _parse_entry_point(spec_file: Path, name: str, body: Any) -> EntryPoint:
+    key = f"entry_points.{name}"
+    if not isinstance(body, dict):
+        raise SpecError(spec_file, key, f"expected a mapping with a command, got {_kind(body)}")
+    command = body.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise SpecError(spec_file, f"{key}.command", "expected a non-empty command string")
+    raw_params = body.get("parameters") or {}
+    if not isinstance(raw_params, dict):
+        raise SpecError(spec_file, f"{key}.parameters", f"expected a mapping, got {_kind(raw_params)}")
+    parameters = {
+        str(p_name): _parse_parameter(spec_file, f"{key}.parameters.{p_name}", str(p_name), p_body)
+        for p_name, p_body in raw_params.items()
+    }
+    for placeholder in command_placeholders(spec_file, f"{key}.command", command):
+        if placeholder not in parameters:
+            declared = ", ".join(sorted(parameters)) or "none"
+            raise SpecError(
+                spec_file,
+                f"{key}.command",
+                f"placeholder {{{placeholder}}} names no parameter (declared: {declared}); "
+                "write {{ and }} for literal braces",
+            )
+    return EntryPoint(name=name, command=command, parameters=parameters)
+
+
+def _parse_parameter(spec_file: Path, key: str, name: str, body: Any) -> Parameter:
+    if not _NAME.match(name):
+        raise SpecError(spec_file, key, "a parameter name is letters, digits, '_', '.' and '-'")
+    default: Any = None
+    if isinstance(body, str):
+        type_name = body
+    elif body is None:
+        type_name = "string"
+    elif isinstance(body, dict):
+        type_name = body.get("type", "string")
+        default = body.get("default")
+        unknown = sorted(set(body) - {"type", "default", "description"})
+        if unknown:
+            raise SpecError(spec_file, f"{key}.{unknown[0]}", "unknown key (expected type, default)")
+    else:
+        raise SpecError(spec_file, key, f"expected a type name or {{type, default}}, got {_kind(body)}")
+    if not isinstance(type_name, str) or _TYPE_ALIASES.get(type_name, type_name) not in PARAMETER_TYPES:
+        allowed = ", ".join(PARAMETER_TYPES)
+        raise SpecError(spec_file, f"{key}.type", f"unknown type {type_name!r} (expected one of: {allowed})")
+    type_name = _TYPE_ALIASES.get(type_name, type_name)
+    if isinstance(default, (dict, list)):
+        raise SpecError(spec_file, f"{key}.default", f"expected a single value, got {_kind(default)}")
+    default_text = None if default is None else str(default)
+    if default_text is not None:
+        from mlproj.params import check_value
+
+        problem = check_value(type_name, default_text)
+        if problem:
+            raise SpecError(spec_file, f"{key}.default", problem)
+    return Parameter(name=name, type=type_name, default=default_text)
+
+
+def command_placeholders(spec_file: Path, key: str, command: str) -> list[str]:
+    """The parameter names a command template refers to; a malformed template is a `SpecError`."""
+    names = []
+    try:
+        parsed = list(string.Formatter().parse(command))
+    except ValueError as exc:
+        problem = f"malformed template ({exc}); write {{{{ and }}}} for literal braces"
+        raise SpecError(spec_file, key, problem) from None
+    for _literal, field_name, format_spec, conversion in parsed:
+        if field_name is None:
+            continue
+        base = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+        if not base or base.isdigit():
+            raise SpecError(
+                spec_file, key, "positional placeholder {} in command; name a parameter or write {{ }}"
+            )
+        if base != field_name or format_spec or conversion:
+            shown = (
+                field_name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{format_spec}" if format_spec else "")
+            )
+            raise SpecError(
+                spec_file, key, f"placeholder {{{shown}}}: only plain {{name}} placeholders are allowed"
+            )
+        names.append(base)
+    return names
+
+
+def _optional_str(spec_file: Path, data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpecError(spec_file, key, f"expected a file name, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
