@@ -1,0 +1,305 @@
+"""Every process mlproj starts goes through here: new sessions, identities, and ending process trees.
+
+An *identity* is a PID together with its start time (and, on Linux, the boot it belongs to), so that a
+PID the kernel has handed to another program since is never signalled as ours.
+
+Ending a run's processes finds them three ways, since any one alone can miss some: the process group of
+the workload's main process, the descendants of that process, and every process whose environment
+carries `MLPROJ_RUN_ID=<run id>` (which survives re-parenting and `setsid`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
+
+RUN_ID_VARIABLE = "MLPROJ_RUN_ID"
+RUN_DIR_VARIABLE = "MLPROJ_RUN_DIR"  # the run's own folder, for outputs
+# Named timeouts (seconds) for stopping process trees.
+INTERRUPT_TIMEOUT = 3.0  # Ctrl-C: SIGINT first, then SIGTERM after this long
+DEFAULT_GRACE = 10.0  # SIGTERM, then SIGKILL after this long (`cancel --grace`)
+LEFTOVER_GRACE = 2.0  # processes left in a finished run's group: SIGTERM, then SIGKILL
+KILL_WAIT = 5.0  # how long to wait for SIGKILLed processes to disappear
+POLL_INTERVAL = 0.02
+
+_PROC = Path("/proc")
+_LINUX = sys.platform.startswith("linux")
+_BOOT_ID: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """What to start: argv, working directory, full environment, and the file that takes its output."""
+
+    argv: Sequence[str]
+    cwd: Path
+    env: Mapping[str, str]
+    log_path: Path
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def spawn(request: ExecRequest) -> subprocess.Popen[bytes]:
+    """Start the workload in a session of its own, stdout and stderr appended to its log file.
+
+    The output goes straight to the file (not through us), so nothing is lost if mlproj dies.
+    """
+    request.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with request.log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(request.argv),
+            cwd=request.cwd,
+            env=dict(request.env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+
+def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a background program (a run supervisor) that outlives us: own session, no terminal.
+
+    We keep a reference and reap it when it has exited, so that a long-lived caller (the Python API)
+    collects no zombies and no warnings about children dropped while running.
+    """
+    _DETACHED[:] = [proc for proc in _DETACHED if proc.poll() is None]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _DETACHED.append(proc)
+    return proc
+
+
+def run_quiet(argv: Sequence[str], cwd: Path | None = None, timeout: float | None = None) -> str | None:
+    """Run a short helper command (such as git); its stdout, or None when it fails."""
+    try:
+        done = subprocess.run(
+            list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+# --- identities ------------------------------------------------------------------------------------
+
+
+def identity(pid: int) -> str | None:
+    """`boot:start` for a live (non-zombie) process, or None when there is no such process."""
+    if _LINUX:
+        try:
+            stat = (_PROC / str(pid) / "stat").read_bytes()
+        except OSError:
+            return None
+        # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
+        rest = stat[stat.rfind(b")") + 2 :].split()
+        if rest[0] in (b"Z", b"X"):
+            return None
+        return f"{_boot_id()}:{rest[19].decode()}"
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return f"{proc.create_time():.6f}"
+    except psutil.Error:
+        return None
+
+
+def is_alive(pid: int | None, expected_identity: str | None) -> bool:
+    """True when `pid` still runs the very process recorded as `expected_identity`."""
+    if pid is None or expected_identity is None:
+        return False
+    return identity(pid) == expected_identity
+
+
+def _boot_id() -> str:
+    global _BOOT_ID  # noqa: PLW0603 - read once per process
+    if _BOOT_ID is None:
+        try:
+            _BOOT_ID = (_PROC / "sys/kernel/random/boot_id").read_text().strip()[:8]
+        except OSError:
+            _BOOT_ID = "boot"
+    return _BOOT_ID
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux), so a run's tree stays below its supervisor."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_child_subreaper = 36
+        libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+
+
+def reap_adopted(main_pid: int | None = None) -> None:
+    """Collect exited adopted children (never the workload's main process: Popen waits for that one)."""
+    import psutil
+
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return
+    for child in children:
+        if child.pid == main_pid:
+            continue
+        try:
+            os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+
+
+# --- finding and ending a run's processes ------------------------------------------------------------
+
+
+def find_run_processes(run_id: str, pgid: int | None, root_pid: int | None = None) -> list[psutil.Process]:
+    """Live processes that belong to the run (see the module docstring), never ourselves or our parents."""
+    import psutil
+
+    spared = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        spared.update(p.pid for p in psutil.Process().parents())
+    found: dict[int, psutil.Process] = {}
+    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+    for proc in psutil.process_iter():
+        pid = proc.pid
+        if pid in spared:
+            continue
+        if (pgid is not None and _pgid(pid) == pgid) or _environ_has(pid, marker, proc):
+            found[pid] = proc
+    if root_pid is not None and root_pid not in spared:
+        try:
+            root = psutil.Process(root_pid)
+            for proc in [root, *root.children(recursive=True)]:
+                if proc.pid not in spared:
+                    found.setdefault(proc.pid, proc)
+        except psutil.Error:
+            pass
+    return [proc for proc in found.values() if _running(proc)]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _environ_has(pid: int, marker: bytes, proc: psutil.Process) -> bool:
+    if _LINUX:
+        try:
+            data = (_PROC / str(pid) / "environ").read_bytes()
+        except OSError:
+            return False
+        return any(entry == marker for entry in data.split(b"\0"))
+    import psutil
+
+    try:
+        value = proc.environ().get(RUN_ID_VARIABLE)
+    except psutil.Error:
+        return False
+    return value is not None and f"{RUN_ID_VARIABLE}={value}".encode() == marker
+
+
+def _running(proc: psutil.Process) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def signal_all(procs: Iterable[psutil.Process], sig: int) -> None:
+    """Send `sig` to each process that is still the one we found (psutil checks for PID reuse)."""
+    import psutil
+
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            continue
+
+
+def wait_gone(
+    procs: Sequence[psutil.Process], timeout: float, tick: Callable[[], None] | None = None
+) -> list[psutil.Process]:
+    """Wait until every process has exited (zombies count as gone); return those still alive."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if _running(p)]
+    while alive and time.monotonic() < deadline:
+        if tick is not None:
+            tick()
+        time.sleep(POLL_INTERVAL)
+        alive = [p for p in alive if _running(p)]
+    return alive
+
+
+def end_processes(
+    procs: Sequence[psutil.Process],
+    grace: float,
+    first_signal: int = signal.SIGTERM,
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """`first_signal`, then SIGKILL to whatever is left after `grace` seconds."""
+    if not procs:
+        return
+    signal_all(procs, first_signal)
+    left = wait_gone(procs, grace, tick)
+    if left:
+        signal_all(left, signal.SIGKILL)
+        wait_gone(left, KILL_WAIT, tick)
+
+
+def end_run_processes(run_id: str, pgid: int | None, grace: float, root_pid: int | None = None) -> int:
+    """End every process of a run: SIGTERM, then SIGKILL after `grace`. Returns how many were found."""
+    procs = find_run_processes(run_id, pgid, root_pid)
+    end_processes(procs, grace)
+    # Processes started while we were signalling (a fork racing with us) get a last sweep.
+    late = find_run_processes(run_id, pgid, root_pid)
+    end_processes(late, 0.0, signal.SIGKILL)
+    return len(procs) + len(late)
+
+
+def exit_status(returncode: int) -> int:
+    """A Popen return code as a shell reports it: 128 + N for a process ended by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"the command was ended by {name}"
+    return f"the command exited with code {returncode}"

@@ -1,0 +1,128 @@
+"""What other shells do to a run: reconcile it, cancel it, wait for it, follow its log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlproj import process
+from mlproj.runs.record import RunRecord
+from mlproj.runs.status import RunStatus
+from mlproj.runs.store import Store
+
+FOLLOW_POLL = 0.1  # how often a follower reads the log
+STATUS_POLL = 0.25  # how often a follower or waiter reads the run's status
+CANCEL_MARGIN = 10.0  # beyond the grace period, how long `cancel` waits for the supervisor
+
+
+def reconcile(store: Store, record: RunRecord) -> RunRecord:
+    """A run whose supervisor is gone becomes `Failed` with the reason; its processes are ended."""
+    if record.is_final or process.is_alive(record.supervisor_pid, record.supervisor_identity):
+        return record
+    if record.supervisor_pid is None and record.created_at and time.time() - record.created_at < 5:
+        return record  # being created right now: its supervisor has not recorded itself yet
+    record = store.get(record.run_id)  # it may have ended just before its supervisor exited
+    if record.is_final:
+        return record
+    process.end_run_processes(record.run_id, record.pid, process.LEFTOVER_GRACE)
+    reason = (
+        f"the supervising process (pid {record.supervisor_pid}) is gone: mlproj was killed "
+        "or the machine restarted; what was left of the run's processes was ended"
+    )
+    store.transition(record.run_id, RunStatus.FAILED, error=reason, ended_at=time.time())
+    return store.get(record.run_id)
+
+
+def find_run(store: Store, run_id_or_prefix: str) -> RunRecord:
+    """Resolve a run ID or prefix and reconcile it."""
+    return reconcile(store, store.resolve(run_id_or_prefix))
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    record: RunRecord
+    already_final: bool
+
+
+def cancel(store: Store, record: RunRecord, grace: float = process.DEFAULT_GRACE) -> CancelOutcome:
+    """Ask the supervisor to stop the run (SIGTERM, SIGKILL after `grace`) and wait until it has."""
+    record = reconcile(store, record)
+    if record.is_final:
+        return CancelOutcome(record, already_final=True)
+    store.update(record.run_id, grace=grace)
+    store.transition(record.run_id, RunStatus.CANCEL_REQUESTED)
+    deadline = time.monotonic() + grace + CANCEL_MARGIN
+    while time.monotonic() < deadline:
+        current = reconcile(store, store.get(record.run_id))
+        if current.is_final:
+            return CancelOutcome(current, already_final=current.status is not RunStatus.CANCELED)
+        time.sleep(0.05)
+    # The supervisor did not answer: end the processes ourselves and record the cancellation.
+    process.end_run_processes(record.run_id, record.pid, 0.0)
+    store.transition(
+        record.run_id,
+        RunStatus.CANCELED,
+        error="canceled by mlproj cancel (the supervisor did not respond; its processes were killed)",
+        ended_at=time.time(),
+    )
+    return CancelOutcome(store.get(record.run_id), already_final=False)
+
+
+def wait(
+    store: Store, run_id: str, timeout: float | None = None, on_poll: Callable[[], None] | None = None
+) -> RunRecord | None:
+    """The run's final record, or None if `timeout` seconds pass first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        record = reconcile(store, store.get(run_id))
+        if record.is_final:
+            return record
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        if on_poll is not None:
+            on_poll()
+        time.sleep(STATUS_POLL)
+
+
+def follow(
+    store: Store,
+    run_id: str,
+    write: Callable[[bytes], None],
+    *,
+    follow: bool = True,
+    timeout: float | None = None,
+) -> RunRecord | None:
+    """Write the run's log; with `follow`, keep writing until it ends (None if `timeout` passes first)."""
+    record = store.get(run_id)
+    log_path = Path(record.log_path) if record.log_path else None
+    position = 0
+
+    def pump() -> None:
+        nonlocal position
+        if log_path is None or not log_path.exists():
+            return
+        with log_path.open("rb") as log:
+            log.seek(position)
+            data = log.read()
+        if data:
+            position += len(data)
+            write(data)
+
+    if not follow:
+        pump()
+        return record
+    deadline = None if timeout is None else time.monotonic() + timeout
+    next_status = 0.0
+    while True:
+        pump()
+        if time.monotonic() >= next_status:
+            record = reconcile(store, store.get(run_id))
+            if record.is_final:
+                pump()
+                return record
+            next_status = time.monotonic() + STATUS_POLL
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(FOLLOW_POLL)

@@ -1,0 +1,141 @@
+"""RunRecord: one row of the run store, and the JSON document of design.md §5."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from mlproj.runs.status import RunStatus
+
+# Columns stored as JSON text.
+JSON_COLUMNS = ("parameters", "tags", "request")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    kind: str = "project"
+    status: RunStatus = RunStatus.NOT_STARTED
+    exit_code: int | None = None
+    error: str | None = None
+    experiment: str = "Default"
+    experiment_id: int | None = None
+    run_name: str | None = None
+    uri: str | None = None
+    version: str | None = None
+    commit: str | None = None
+    entry_point: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    env_manager: str | None = None
+    backend: str = "local"
+    created_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    log_path: str | None = None
+    parent_run_id: str | None = None
+    step: str | None = None
+    reused_from: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    command: str | None = None
+    work_dir: str | None = None
+    run_dir: str | None = None
+    timeout: float | None = None
+    # Supervision: who watches the run, and the workload's main process. An identity pairs a PID with
+    # its start time (see mlproj.process.identity) so that a reused PID is never taken for ours.
+    supervisor_pid: int | None = None
+    supervisor_identity: str | None = None
+    pid: int | None = None
+    pid_identity: str | None = None
+    grace: float | None = None
+    request: Mapping[str, Any] | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at
+        if end is None:
+            if self.is_final:
+                return None
+            import time
+
+            end = time.time()
+        return round(max(0.0, end - self.started_at), 3)
+
+    @property
+    def display_name(self) -> str:
+        return self.run_name or self.step or self.run_id[:8]
+
+    def evolve(self, **changes: Any) -> RunRecord:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record of design.md §5 (plus a few added fields); timestamps in ISO 8601 UTC."""
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "experiment": self.experiment,
+            "experiment_id": self.experiment_id,
+            "run_name": self.run_name,
+            "uri": self.uri,
+            "version": self.version,
+            "commit": self.commit,
+            "entry_point": self.entry_point,
+            "parameters": dict(self.parameters),
+            "env_manager": self.env_manager,
+            "backend": self.backend,
+            "created_at": iso_utc(self.created_at),
+            "started_at": iso_utc(self.started_at),
+            "ended_at": iso_utc(self.ended_at),
+            "duration_s": self.duration_s,
+            "log_path": self.log_path,
+            "parent_run_id": self.parent_run_id,
+            "step": self.step,
+            "reused_from": self.reused_from,
+            "tags": dict(self.tags),
+            "command": self.command,
+            "work_dir": self.work_dir,
+            "run_dir": self.run_dir,
+            "timeout": self.timeout,
+            "pid": self.pid,
+        }
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in JSON_COLUMNS:
+                value = None if value is None else json.dumps(dict(value))
+            elif f.name == "status":
+                value = value.value
+            row[f.name] = value
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+        values = dict(row)
+        for name in JSON_COLUMNS:
+            text = values.get(name)
+            values[name] = json.loads(text) if text else ({} if name != "request" else None)
+        values["status"] = RunStatus(values["status"])
+        return cls(**values)
+
+
+COLUMNS = tuple(f.name for f in fields(RunRecord))
+
+
+def iso_utc(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

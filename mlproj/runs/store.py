@@ -1,0 +1,261 @@
+"""The run store: SQLite in WAL mode under MLPROJ_HOME, with a versioned schema (design.md §2).
+
+Connections run in autocommit mode; a status change is a single compare-and-set UPDATE whose WHERE
+clause allows only the transitions of `mlproj.runs.status`, so concurrent writers (supervisors, `cancel`,
+reconciliation) can never move a run out of a final status.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mlproj.errors import MlprojError, RunNotFoundError
+from mlproj.home import Home
+from mlproj.runs.record import COLUMNS, RunRecord
+from mlproj.runs.status import RunStatus, predecessors
+
+MIN_PREFIX = 4
+BUSY_TIMEOUT_MS = 30_000
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+# Each entry moves the schema from version i to i + 1. Never edit an entry once released: append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE experiments (
+        experiment_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO experiments (experiment_id, name, created_at) VALUES (0, 'Default', strftime('%s', 'now'));
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        error TEXT,
+        experiment TEXT NOT NULL,
+        experiment_id INTEGER,
+        run_name TEXT,
+        uri TEXT,
+        version TEXT,
+        "commit" TEXT,
+        entry_point TEXT,
+        parameters TEXT,
+        env_manager TEXT,
+        backend TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        log_path TEXT,
+        parent_run_id TEXT,
+        step TEXT,
+        reused_from TEXT,
+        tags TEXT,
+        command TEXT,
+        work_dir TEXT,
+        run_dir TEXT,
+        timeout REAL,
+        supervisor_pid INTEGER,
+        supervisor_identity TEXT,
+        pid INTEGER,
+        pid_identity TEXT,
+        grace REAL,
+        request TEXT
+    );
+    CREATE INDEX runs_by_created ON runs (created_at);
+    CREATE INDEX runs_by_experiment ON runs (experiment, created_at);
+    CREATE INDEX runs_by_status ON runs (status, created_at);
+    CREATE INDEX runs_by_parent ON runs (parent_run_id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
+_PLACEHOLDERS = ", ".join(f":{c}" for c in COLUMNS)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_run_id(text: str) -> bool:
+    return bool(_RUN_ID.match(text))
+
+
+class Store:
+    def __init__(self, home: Home, connection: sqlite3.Connection) -> None:
+        self.home = home
+        self._db = connection
+
+    @classmethod
+    def open(cls, home: Home) -> Store:
+        home.root.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(home.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA synchronous = NORMAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            _migrate(db)
+        elif version > SCHEMA_VERSION:
+            raise MlprojError(
+                f"{home.db_path}: the run store has schema version {version}, newer than this mlproj "
+                f"understands ({SCHEMA_VERSION}); upgrade mlproj"
+            )
+        return cls(home, db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- experiments -----------------------------------------------------------------------------
+
+    def experiment_id(self, name: str) -> int:
+        """The ID of the experiment named `name`, created on first use."""
+        row = self._db.execute("SELECT experiment_id FROM experiments WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        self._db.execute(
+            "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)", (name, time.time())
+        )
+        row = self._db.execute("SELECT experiment_id FROM experiments WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def experiment_name(self, experiment_id: int) -> str:
+        row = self._db.execute(
+            "SELECT name FROM experiments WHERE experiment_id = ?", (experiment_id,)
+        ).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no experiment with ID {experiment_id}")
+        return str(row[0])
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def insert(self, record: RunRecord) -> RunRecord:
+        if record.created_at is None:
+            record = record.evolve(created_at=time.time())
+        if record.experiment_id is None:
+            record = record.evolve(experiment_id=self.experiment_id(record.experiment))
+        try:
+            self._db.execute(f"INSERT INTO runs ({_QUOTED}) VALUES ({_PLACEHOLDERS})", record.to_row())
+        except sqlite3.IntegrityError:
+            raise MlprojError(f"run ID {record.run_id} is already in use") from None
+        return record
+
+    def get(self, run_id: str) -> RunRecord:
+        row = self._db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run with ID {run_id}")
+        return RunRecord.from_row(row)
+
+    def resolve(self, prefix: str) -> RunRecord:
+        """The run whose ID is `prefix` or starts with it (at least 4 characters, unique)."""
+        text = prefix.strip().lower()
+        if len(text) < MIN_PREFIX or not re.fullmatch(r"[0-9a-f]+", text):
+            raise RunNotFoundError(
+                f"run ID {prefix!r}: expected a run ID or a prefix of at least {MIN_PREFIX} hex characters"
+            )
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 6",
+            (text, text + "g"),
+        ).fetchall()
+        if not rows:
+            raise RunNotFoundError(f"no run with ID {prefix!r} in {self.home.db_path}")
+        if len(rows) > 1:
+            shown = ", ".join(row["run_id"] for row in rows[:5])
+            more = ", …" if len(rows) > 5 else ""
+            raise RunNotFoundError(f"run ID prefix {prefix!r} is ambiguous: {shown}{more}")
+        return RunRecord.from_row(rows[0])
+
+    def transition(self, run_id: str, status: RunStatus, **changes: Any) -> bool:
+        """Move a run to `status` (with other column changes) if its current status allows it."""
+        allowed = sorted(s.value for s in predecessors(status))
+        if not allowed:
+            return False
+        changes["status"] = status.value
+        assignments = ", ".join(f'"{name}" = :{name}' for name in changes)
+        marks = ", ".join(f":_from{i}" for i in range(len(allowed)))
+        params = {**changes, "run_id": run_id, **{f"_from{i}": s for i, s in enumerate(allowed)}}
+        cursor = self._db.execute(
+            f"UPDATE runs SET {assignments} WHERE run_id = :run_id AND status IN ({marks})", params
+        )
+        return cursor.rowcount == 1
+
+    def update(self, run_id: str, **changes: Any) -> None:
+        """Change columns other than the status."""
+        if "status" in changes:
+            raise ValueError("use transition() to change a status")
+        if not changes:
+            return
+        assignments = ", ".join(f'"{name}" = :{name}' for name in changes)
+        self._db.execute(
+            f"UPDATE runs SET {assignments} WHERE run_id = :run_id", {**changes, "run_id": run_id}
+        )
+
+    def list_runs(
+        self,
+        *,
+        experiment: str | None = None,
+        status: RunStatus | None = None,
+        parent_run_id: str | None = None,
+        top_level: bool = True,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Newest first."""
+        where, params = [], []
+        if experiment is not None:
+            where.append("experiment = ?")
+            params.append(experiment)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        if parent_run_id is not None:
+            where.append("parent_run_id = ?")
+            params.append(parent_run_id)
+        elif top_level:
+            where.append("parent_run_id IS NULL")
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [RunRecord.from_row(row) for row in self._db.execute(sql, params)]
+
+    def unfinished(self) -> list[RunRecord]:
+        """Every run not in a final status (for reconciliation)."""
+        finals = ", ".join(f"'{s.value}'" for s in RunStatus if s.is_final)
+        rows = self._db.execute(f"SELECT * FROM runs WHERE status NOT IN ({finals})")
+        return [RunRecord.from_row(row) for row in rows]
+
+    @contextmanager
+    def immediate(self) -> Iterator[None]:
+        """A write transaction taken at once (BEGIN IMMEDIATE), for read-then-write sequences."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for script in MIGRATIONS[version:]:
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

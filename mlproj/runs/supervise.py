@@ -1,0 +1,38 @@
+"""Entry point of a detached supervisor: `python -m mlproj.runs.supervise RUN_ID`.
+
+It runs in a session of its own with no terminal; its own stderr goes to `supervisor.log` in the run's
+folder. Should it fail unexpectedly, the run is recorded `Failed` with the reason, never left running.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+
+from mlproj import process
+from mlproj.home import Home
+from mlproj.runs.status import RunStatus
+from mlproj.runs.store import Store
+from mlproj.runs.supervisor import supervise
+
+
+def main(argv: list[str]) -> int:
+    run_id = argv[0]
+    home = Home.from_env()
+    process.become_subreaper()
+    try:
+        record = supervise(home, run_id)
+    except Exception as exc:
+        traceback.print_exc()
+        store = Store.open(home)
+        store.transition(
+            run_id, RunStatus.FAILED, error=f"the supervisor failed: {exc}", ended_at=time.time()
+        )
+        process.end_run_processes(run_id, store.get(run_id).pid, process.LEFTOVER_GRACE)
+        return 1
+    return 0 if record.status is RunStatus.FINISHED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,226 @@
+"""The supervisor: starts a recorded run's workload, watches it, stops it, and records how it ended.
+
+A foreground `mlproj run` is its own supervisor; `--detach` hands the run to `mlproj.runs.supervise`
+in a background process. Either way, the supervisor records its identity on the run first, so that a
+run whose supervisor has died can be told apart from one still running (see `reconcile`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from mlproj import process
+from mlproj.home import Home
+from mlproj.runs.outcome import TIMED_OUT
+from mlproj.runs.record import RunRecord
+from mlproj.runs.status import RunStatus
+from mlproj.runs.store import Store
+
+OutputSink = Callable[[bytes], None]
+CANCEL_POLL = 0.25  # how often the store is checked for a cancel request from another shell
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+class _Stop:
+    """Why and how the workload is being stopped: a ladder of (signal, seconds to wait) stages."""
+
+    def __init__(self, reason: str, ladder: list[tuple[int, float]]) -> None:
+        self.reason = reason
+        self.ladder = ladder
+        self.stage = -1
+        self.deadline = 0.0
+
+    def advance(self, run_id: str, pgid: int) -> None:
+        self.stage = min(self.stage + 1, len(self.ladder) - 1)
+        sig, wait = self.ladder[self.stage]
+        process.signal_all(process.find_run_processes(run_id, pgid, pgid), sig)
+        self.deadline = time.monotonic() + wait
+
+    def escalate(self, run_id: str, pgid: int) -> None:
+        self.stage = len(self.ladder) - 2
+        self.advance(run_id, pgid)
+
+
+class Supervisor:
+    def __init__(self, store: Store, run_id: str, output: OutputSink | None = None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.output = output
+        self._interrupts = 0
+        self._stop_signal: str | None = None
+        self._log_offset = 0
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+        self._interrupts += 1
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_signal = signal.Signals(signum).name
+
+    def _install_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, self._on_interrupt)}
+        for name in _STOP_SIGNALS:
+            signum = getattr(signal, name)
+            previous[signum] = signal.signal(signum, self._on_stop_signal)
+        return previous
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> RunRecord:
+        previous = self._install_handlers()
+        try:
+            return self._run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _run(self) -> RunRecord:
+        me = os.getpid()
+        self.store.update(self.run_id, supervisor_pid=me, supervisor_identity=process.identity(me))
+        record = self.store.get(self.run_id)
+        if record.is_final:
+            return record
+        request = dict(record.request or {})
+        log_path = Path(record.log_path or self.store.home.run_dir(self.run_id) / "output.log")
+        self._log_offset = log_path.stat().st_size if log_path.exists() else 0
+        try:
+            exec_request = self._prepare(record, request, log_path)
+            proc = process.spawn(exec_request)
+        except OSError as exc:
+            self.store.transition(
+                self.run_id, RunStatus.FAILED, error=f"cannot start the command: {exc}", ended_at=time.time()
+            )
+            return self.store.get(self.run_id)
+        started = time.time()
+        moved = self.store.transition(
+            self.run_id,
+            RunStatus.RUNNING,
+            pid=proc.pid,
+            pid_identity=process.identity(proc.pid),
+            started_at=started,
+        )
+        if not moved:  # canceled (or reconciled) while we were starting it
+            self.store.update(self.run_id, pid=proc.pid, started_at=started)
+        return self._watch(proc, record, log_path, started, canceled_early=not moved)
+
+    def _prepare(self, record: RunRecord, request: dict[str, Any], log_path: Path) -> process.ExecRequest:
+        from mlproj.envs import get_manager
+
+        base_env = dict(os.environ)
+        project_dir = Path(request["project_dir"])
+        prepared = get_manager(record.env_manager or "local").prepare(project_dir, self.store.home, base_env)
+        env = {**base_env, **prepared.variables, **request.get("env", {})}
+        env[process.RUN_ID_VARIABLE] = self.run_id
+        env[process.RUN_DIR_VARIABLE] = str(log_path.parent)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return process.ExecRequest(argv=request["argv"], cwd=Path(request["cwd"]), env=env, log_path=log_path)
+
+    def _watch(
+        self, proc: Any, record: RunRecord, log_path: Path, started: float, canceled_early: bool
+    ) -> RunRecord:
+        import subprocess
+
+        pgid = proc.pid
+        stop: _Stop | None = None
+        if canceled_early:
+            stop = self._begin_stop("canceled before it started", interactive=False)
+            stop.advance(self.run_id, pgid)
+        deadline = started + record.timeout if record.timeout else None
+        next_poll = time.monotonic() + CANCEL_POLL
+        with log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            while True:
+                try:
+                    returncode = proc.wait(timeout=process.POLL_INTERVAL * 2.5)
+                except subprocess.TimeoutExpired:
+                    returncode = None
+                self._pump(log)
+                if returncode is not None:
+                    break
+                if stop is None:
+                    stop = self._check_stop(deadline, next_poll)
+                    if stop is not None:
+                        stop.advance(self.run_id, pgid)
+                    elif time.monotonic() >= next_poll:
+                        next_poll = time.monotonic() + CANCEL_POLL
+                elif self._interrupts > 1:
+                    stop.escalate(self.run_id, pgid)
+                    self._interrupts = 1
+                elif time.monotonic() >= stop.deadline:
+                    stop.advance(self.run_id, pgid)
+            self._end_leftovers(pgid, stop)
+            self._pump(log)
+        return self._record_end(returncode, stop)
+
+    def _check_stop(self, deadline: float | None, next_poll: float) -> _Stop | None:
+        if self._interrupts:
+            return self._begin_stop("canceled by Ctrl-C", interactive=True)
+        if self._stop_signal:
+            return self._begin_stop(
+                f"canceled: the supervisor received {self._stop_signal}", interactive=False
+            )
+        if deadline is not None and time.time() >= deadline:
+            timeout = self.store.get(self.run_id).timeout
+            return self._begin_stop(f"{TIMED_OUT} {timeout:g} s", interactive=False)
+        if time.monotonic() >= next_poll:
+            current = self.store.get(self.run_id)
+            if current.status is RunStatus.CANCEL_REQUESTED:
+                return self._begin_stop("canceled by mlproj cancel", interactive=False)
+        return None
+
+    def _begin_stop(self, reason: str, interactive: bool) -> _Stop:
+        self.store.transition(self.run_id, RunStatus.CANCEL_REQUESTED)
+        grace = self.store.get(self.run_id).grace
+        grace = process.DEFAULT_GRACE if grace is None else grace
+        ladder = [(int(signal.SIGTERM), grace), (int(signal.SIGKILL), process.KILL_WAIT)]
+        if interactive:
+            ladder.insert(0, (int(signal.SIGINT), process.INTERRUPT_TIMEOUT))
+        return _Stop(reason, ladder)
+
+    def _end_leftovers(self, pgid: int, stop: _Stop | None) -> None:
+        """After the main process exits, whatever it left behind is ended too."""
+        procs = process.find_run_processes(self.run_id, pgid)
+        if not procs:
+            return
+        if stop is None:
+            process.end_processes(procs, process.LEFTOVER_GRACE)
+        else:
+            remaining = max(0.0, stop.deadline - time.monotonic())
+            sig = stop.ladder[stop.stage][0]
+            process.end_processes(procs, remaining, first_signal=sig)
+
+    def _pump(self, log: Any) -> None:
+        data = log.read()
+        if data and self.output is not None:
+            self.output(data)
+
+    def _record_end(self, returncode: int, stop: _Stop | None) -> RunRecord:
+        ended = time.time()
+        code = process.exit_status(returncode)
+        if stop is not None:
+            status, error = RunStatus.CANCELED, stop.reason
+        elif returncode == 0:
+            status, error = RunStatus.FINISHED, None
+        else:
+            status, error = RunStatus.FAILED, process.describe_exit(returncode)
+        self.store.transition(self.run_id, status, exit_code=code, error=error, ended_at=ended)
+        return self.store.get(self.run_id)
+
+
+def supervise(home: Home, run_id: str, output: OutputSink | None = None) -> RunRecord:
+    """Supervise a recorded run in this process until it ends; returns its final record."""
+    store = Store.open(home)
+    try:
+        return Supervisor(store, run_id, output).run()
+    finally:
+        store.close()
