@@ -1,0 +1,168 @@
+"""The Python API: `mlproj.run(...)` → `SubmittedRun`, shaped like `mlflow.projects.run` (design.md §7)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlproj.errors import ExecutionError, NotSupportedError
+from mlproj.home import Home
+from mlproj.runs.status import RunStatus
+from mlproj.runs.store import Store
+
+
+class SubmittedRun:
+    """A run that was started: follow it, wait for it, cancel it (like MLflow's `SubmittedRun`)."""
+
+    def __init__(self, run_id: str, home: Home | None = None) -> None:
+        self.run_id = run_id
+        self._home = home or Home.from_env()
+
+    def __repr__(self) -> str:
+        return f"SubmittedRun(run_id={self.run_id!r}, status={self.get_status()!r})"
+
+    def _store(self) -> Store:
+        return Store.open(self._home)
+
+    def get_status(self) -> str:
+        """The run's status name (design.md §3), reconciled."""
+        from mlproj.runs.control import reconcile
+
+        store = self._store()
+        try:
+            return reconcile(store, store.get(self.run_id)).status.value
+        finally:
+            store.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends; True if it `Finished`. Raises TimeoutError if `timeout` passes."""
+        from mlproj.runs.control import wait
+
+        store = self._store()
+        try:
+            final = wait(store, self.run_id, timeout=timeout)
+        finally:
+            store.close()
+        if final is None:
+            raise TimeoutError(f"run {self.run_id} did not end within {timeout} s")
+        return final.status is RunStatus.FINISHED
+
+    def cancel(self, grace: float = 10.0) -> None:
+        """Stop every process of the run (SIGTERM, SIGKILL after `grace`) and record `Canceled`."""
+        from mlproj.runs.control import cancel
+
+        store = self._store()
+        try:
+            cancel(store, store.get(self.run_id), grace)
+        finally:
+            store.close()
+
+    def get_record(self) -> dict[str, Any]:
+        """The run's JSON record (design.md §5)."""
+        from mlproj.runs.control import reconcile
+
+        store = self._store()
+        try:
+            return reconcile(store, store.get(self.run_id)).to_dict()
+        finally:
+            store.close()
+
+
+def run(
+    uri: str,
+    entry_point: str = "main",
+    version: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    experiment_name: str | None = None,
+    experiment_id: str | int | None = None,
+    backend: str = "local",
+    backend_config: Mapping[str, Any] | str | None = None,
+    storage_dir: str | os.PathLike[str] | None = None,
+    synchronous: bool = True,
+    run_id: str | None = None,
+    run_name: str | None = None,
+    env_manager: str | None = None,
+    docker_args: Mapping[str, Any] | None = None,
+    build_image: bool = False,
+    docker_auth: Mapping[str, Any] | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    home: str | os.PathLike[str] | None = None,
+) -> SubmittedRun:
+    """Run a project; see `mlflow.projects.run`. A synchronous run that does not finish raises
+    `ExecutionError`; its output is streamed to `sys.stdout` as it comes.
+
+    Not supported yet: `docker_args`, `build_image`, `docker_auth` (docker projects), backends other
+    than `local`, and environment managers other than `local`.
+    """
+    from mlproj import launch
+    from mlproj.backends import load_backend_config
+    from mlproj.runs.supervisor import Supervisor
+
+    for name, value in (
+        ("docker_args", docker_args),
+        ("build_image", build_image),
+        ("docker_auth", docker_auth),
+    ):
+        if value:
+            raise NotSupportedError(f"{name}: docker projects are not supported yet")
+    config = load_backend_config(backend_config) if isinstance(backend_config, str) else backend_config
+    resolved_home = Home.from_env(home)
+    store = Store.open(resolved_home)
+    try:
+        experiment = experiment_name
+        if experiment_id is not None:
+            experiment = store.experiment_name(int(experiment_id))
+        options = launch.RunOptions(
+            uri=str(uri),
+            entry_point=entry_point,
+            version=version,
+            parameters={str(k): _param_text(v) for k, v in (parameters or {}).items()},
+            env_manager=env_manager,
+            backend=backend,
+            backend_config=dict(config) if config else None,
+            experiment=experiment,
+            run_name=run_name,
+            tags=dict(tags or {}),
+            storage_dir=Path(storage_dir).absolute() if storage_dir else None,
+            timeout=timeout,
+            run_id=run_id,
+        )
+        planned = launch.plan(options, resolved_home)
+        record = launch.record_run(store, planned)
+        submitted = SubmittedRun(record.run_id, resolved_home)
+        if not synchronous:
+            launch.start_detached(store, record)
+            return submitted
+        final = Supervisor(store, record.run_id, _write_stdout).run()
+    finally:
+        store.close()
+    if final.status is not RunStatus.FINISHED:
+        raise ExecutionError(
+            f"run {final.run_id} {final.status.value}: {final.error or 'no reason recorded'}",
+            run_id=final.run_id,
+            status=final.status.value,
+        )
+    return submitted
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _write_stdout(data: bytes) -> None:
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        stream.flush()
+        buffer.write(data)
+        buffer.flush()
+    else:
+        stream.write(data.decode("utf-8", errors="replace"))
+        stream.flush()

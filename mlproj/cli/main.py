@@ -1,0 +1,101 @@
+"""The `mlproj` command: a click group whose commands are imported only when they are called.
+
+This is the one boundary where errors become exit codes: an `MlprojError` prints one line (a traceback
+only with `--debug`) and exits with its code (design.md §4).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from mlproj import __version__
+
+COMMANDS = {
+    "run": ("mlproj.cli.run", "run_command"),
+    "status": ("mlproj.cli.status", "status_command"),
+    "logs": ("mlproj.cli.logs", "logs_command"),
+    "wait": ("mlproj.cli.wait", "wait_command"),
+    "cancel": ("mlproj.cli.cancel", "cancel_command"),
+    "runs": ("mlproj.cli.runs", "runs_command"),
+    "validate": ("mlproj.cli.validate", "validate_command"),
+}
+HELP = {
+    "run": "Run a project from a folder or a Git URI.",
+    "status": "Show one run.",
+    "logs": "Print a run's output.",
+    "wait": "Wait for a run to end; exit with its code.",
+    "cancel": "Cancel a run and every process it started.",
+    "runs": "List runs, newest first.",
+    "validate": "Show what would run, resolved, without running it.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module = importlib.import_module(target[0])
+        command: click.Command = getattr(module, target[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, HELP[name]) for name in COMMANDS])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlproj")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Run MLflow projects and pipelines, and follow their runs from any shell."""
+    ctx.obj = {"debug": debug}
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run_cli(argv))
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    from mlproj.errors import MlprojError
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result: Any = cli.main(args=args, prog_name="mlproj", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except MlprojError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"mlproj: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"mlproj: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True
+        )
+        return 1
+    return int(result or 0)

@@ -1,0 +1,91 @@
+"""`mlproj run`: thin; the flow lives in `mlproj.launch` and `mlproj.runs.supervisor`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from mlproj.cli.common import open_store, print_json, stderr_bytes, stdout_bytes
+
+
+@click.command("run")
+@click.argument("uri")
+@click.option("-e", "--entry-point", default="main", show_default=True, help="Entry point to run.")
+@click.option("-v", "--version", help="Git branch, tag or commit.")
+@click.option("-P", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable).")
+@click.option("--env-manager", help="local, virtualenv, uv or conda.")
+@click.option("-b", "--backend", default="local", show_default=True, help="Where the run executes.")
+@click.option("-c", "--backend-config", metavar="JSON_OR_FILE", help="Backend settings: JSON text or a file.")
+@click.option("--experiment-name", help="Experiment to record the run under (default: Default).")
+@click.option("--run-name", help="A name for the run.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
+@click.option(
+    "--storage-dir",
+    type=click.Path(file_okay=False),
+    help="Where path parameters given as URIs are downloaded.",
+)
+@click.option("-d", "--detach", is_flag=True, help="Start in the background and print the run ID.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Cancel the run after this long (exit 124).")
+def run_command(
+    uri: str,
+    entry_point: str,
+    version: str | None,
+    params: tuple[str, ...],
+    env_manager: str | None,
+    backend: str,
+    backend_config: str | None,
+    experiment_name: str | None,
+    run_name: str | None,
+    tags: tuple[str, ...],
+    storage_dir: str | None,
+    detach: bool,
+    as_json: bool,
+    timeout: float | None,
+) -> int:
+    """Run the project at URI (a folder or a Git URI, with an optional #subdirectory)."""
+    from mlproj import launch
+    from mlproj.backends import load_backend_config
+    from mlproj.params import parse_assignments
+    from mlproj.runs.outcome import exit_code_for
+    from mlproj.runs.status import RunStatus
+    from mlproj.runs.supervisor import Supervisor
+    from mlproj.ui.text import Text, summary_line
+
+    options = launch.RunOptions(
+        uri=uri,
+        entry_point=entry_point,
+        version=version,
+        parameters=parse_assignments(params, "-P"),
+        env_manager=env_manager,
+        backend=backend,
+        backend_config=load_backend_config(backend_config),
+        experiment=experiment_name,
+        run_name=run_name,
+        tags=parse_assignments(tags, "--tag"),
+        storage_dir=Path(storage_dir).absolute() if storage_dir else None,
+        timeout=timeout,
+    )
+    store = open_store()
+    planned = launch.plan(options, store.home)
+    record = launch.record_run(store, planned)
+    people = Text(sys.stderr)
+    if detach:
+        record = launch.start_detached(store, record)
+        if as_json:
+            print_json(record.to_dict())
+        else:
+            Text(sys.stdout).print(record.run_id)
+        return 0
+    try:
+        final = Supervisor(store, record.run_id, stderr_bytes() if as_json else stdout_bytes()).run()
+    except KeyboardInterrupt:  # before the supervisor took over the signals
+        store.transition(record.run_id, RunStatus.CANCELED, error="canceled by Ctrl-C", ended_at=time.time())
+        raise
+    people.print(summary_line(people, final))
+    if as_json:
+        print_json(final.to_dict())
+    return exit_code_for(final)

@@ -1,0 +1,39 @@
+"""`mlproj runs`: recent runs, newest first."""
+
+from __future__ import annotations
+
+import click
+
+from mlproj.cli.common import open_store, print_json
+
+
+@click.command("runs")
+@click.option("--experiment-name", help="Only runs of this experiment.")
+@click.option("--status", "status_name", metavar="STATUS", help="Only runs in this status (e.g. Failed).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of run records.")
+def runs_command(experiment_name: str | None, status_name: str | None, limit: int, as_json: bool) -> int:
+    """List runs, newest first."""
+    from mlproj.errors import InputError
+    from mlproj.runs.control import reconcile
+    from mlproj.runs.status import RunStatus
+
+    status = None
+    if status_name is not None:
+        try:
+            status = RunStatus.parse(status_name)
+        except ValueError as exc:
+            raise InputError(f"--status: {exc}") from None
+    store = open_store()
+    records = store.list_runs(experiment=experiment_name, status=status, limit=limit)
+    records = [reconcile(store, record) for record in records]
+    if as_json:
+        print_json([record.to_dict() for record in records])
+        return 0
+    if not records:
+        click.echo("No runs.")
+        return 0
+    from mlproj.ui.tables import print_renderable, runs_table
+
+    print_renderable(runs_table(records))
+    return 0

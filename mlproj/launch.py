@@ -1,0 +1,177 @@
+"""The run flow as named steps: fetch → load spec → resolve entry point → parameters → record → start.
+
+`plan` does everything that can fail on bad input, before anything is recorded or started, so input
+errors never leave a run behind. `record_run` writes the run (`Queued`) with the request its supervisor
+will execute; `start_detached` hands it to a background supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlproj import process
+from mlproj.errors import InputError, NotSupportedError
+from mlproj.home import Home
+from mlproj.params import ResolvedParameters, render_command, resolve_parameters
+from mlproj.runs.record import RunRecord
+from mlproj.runs.status import RunStatus
+from mlproj.runs.store import Store, is_run_id, new_run_id
+from mlproj.spec import EntryPoint, Project
+
+BACKENDS = ("local",)
+DEFAULT_EXPERIMENT = "Default"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    uri: str
+    entry_point: str = "main"
+    version: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    env_manager: str | None = None
+    backend: str = "local"
+    backend_config: Mapping[str, Any] | None = None
+    experiment: str | None = None
+    run_name: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    storage_dir: Path | None = None
+    timeout: float | None = None
+    caller_dir: Path = field(default_factory=Path.cwd)
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run resolved and checked, ready to record: what would run, and where."""
+
+    run_id: str
+    options: RunOptions
+    uri: str
+    commit: str | None
+    project: Project
+    entry_point: EntryPoint
+    parameters: ResolvedParameters
+    command: str
+    argv: tuple[str, ...]
+    env_manager: str
+    experiment: str
+
+
+def plan(options: RunOptions, home: Home, *, download: bool = True) -> Plan:
+    """Fetch the project and resolve everything; raises `InputError` for any bad input."""
+    from mlproj.envs import get_manager
+    from mlproj.sources import fetch
+    from mlproj.spec import load_project
+
+    if options.backend not in BACKENDS:
+        raise NotSupportedError(
+            f"--backend {options.backend}: unknown or not supported yet (available: {', '.join(BACKENDS)})"
+        )
+    if options.backend_config:
+        raise NotSupportedError("--backend-config: the local backend takes no configuration")
+    if options.timeout is not None and options.timeout <= 0:
+        raise InputError(f"--timeout {options.timeout:g}: expected a positive number of seconds")
+    run_id = options.run_id or new_run_id()
+    if not is_run_id(run_id):
+        raise InputError(f"run ID {run_id!r}: expected 32 lowercase hex characters")
+    env_manager = options.env_manager or os.environ.get("MLPROJ_ENV_MANAGER") or "local"
+    get_manager(env_manager)  # unknown or unsupported managers are input errors, found now
+    source = fetch(options.uri, options.version, home, options.caller_dir)
+    if not source.path.is_dir():
+        raise InputError(f"{source.path}: a project is a folder (pipelines are not supported yet)")
+    project = load_project(source.path)
+    entry_point = project.entry_point(options.entry_point)
+    downloader = None
+    if download:
+        from mlproj.downloads import download as fetch_uri
+
+        target = options.storage_dir or home.run_dir(run_id) / "downloads"
+
+        def downloader(name: str, uri: str) -> Path:
+            return fetch_uri(name, uri, Path(target))
+
+    parameters = resolve_parameters(
+        entry_point,
+        options.parameters,
+        project_dir=project.directory,
+        caller_dir=options.caller_dir,
+        download=downloader,
+    )
+    command = render_command(entry_point, parameters)
+    return Plan(
+        run_id=run_id,
+        options=options,
+        uri=source.uri if source.is_git else str(source.path),
+        commit=source.commit,
+        project=project,
+        entry_point=entry_point,
+        parameters=parameters,
+        command=command,
+        argv=(shell(), "-c", command),
+        env_manager=env_manager,
+        experiment=options.experiment or os.environ.get("MLPROJ_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
+    )
+
+
+def shell() -> str:
+    """The shell that runs MLproject commands (bash, as MLflow uses; sh where there is no bash)."""
+    return shutil.which("bash") or "/bin/sh"
+
+
+def record_run(store: Store, planned: Plan) -> RunRecord:
+    """Record the planned run as `Queued`, supervised (for now) by this process."""
+    run_dir = store.home.run_dir(planned.run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "output.log"
+    log_path.touch()
+    me = os.getpid()
+    request = {
+        "argv": list(planned.argv),
+        "cwd": str(planned.project.directory),
+        "project_dir": str(planned.project.directory),
+        "env": {},
+    }
+    record = RunRecord(
+        run_id=planned.run_id,
+        kind="project",
+        status=RunStatus.QUEUED,
+        experiment=planned.experiment,
+        run_name=planned.options.run_name,
+        uri=planned.uri,
+        version=planned.options.version,
+        commit=planned.commit,
+        entry_point=planned.entry_point.name,
+        parameters=dict(planned.parameters.values),
+        env_manager=planned.env_manager,
+        backend=planned.options.backend,
+        log_path=str(log_path),
+        tags=dict(planned.options.tags),
+        command=planned.command,
+        work_dir=str(planned.project.directory),
+        run_dir=str(run_dir),
+        timeout=planned.options.timeout,
+        supervisor_pid=me,
+        supervisor_identity=process.identity(me),
+        request=request,
+    )
+    return store.insert(record)
+
+
+def start_detached(store: Store, record: RunRecord) -> RunRecord:
+    """Hand a recorded run to a background supervisor and return at once."""
+    env = {**os.environ, "MLPROJ_HOME": str(store.home.root)}
+    env.pop(process.RUN_ID_VARIABLE, None)
+    run_dir = Path(record.run_dir or store.home.run_dir(record.run_id))
+    proc = process.spawn_detached(
+        [sys.executable, "-m", "mlproj.runs.supervise", record.run_id], env, run_dir / "supervisor.log"
+    )
+    child_identity = process.identity(proc.pid)
+    if child_identity is not None:  # None: it has already finished, and recorded itself
+        store.update(record.run_id, supervisor_pid=proc.pid, supervisor_identity=child_identity)
+    return store.get(record.run_id)

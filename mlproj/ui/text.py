@@ -1,0 +1,98 @@
+"""Plain one-line and key/value output, styled with ANSI codes when the stream is a terminal.
+
+Commands whose start-up time matters (`run`, `status`, `logs`, `wait`, `cancel`) print through this
+module; layouts (tables, live boards) use rich (see `mlproj.ui.tables`), imported only when needed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from mlproj.runs.record import RunRecord, iso_utc
+from mlproj.runs.status import RunStatus
+
+STATUS_STYLES = {
+    RunStatus.FINISHED: "32",  # green
+    RunStatus.FAILED: "31",  # red
+    RunStatus.CANCELED: "33",  # yellow
+    RunStatus.CANCEL_REQUESTED: "33",
+    RunStatus.SKIPPED: "2",  # dim
+    RunStatus.RUNNING: "34",  # blue
+    RunStatus.PREPARING: "36",  # cyan
+    RunStatus.QUEUED: "36",
+    RunStatus.NOT_STARTED: "2",
+}
+
+
+def wants_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
+class Text:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.color = wants_color(self.stream)
+
+    def style(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
+
+    def status(self, status: RunStatus) -> str:
+        return self.style(status.value, "1;" + STATUS_STYLES[status])
+
+    def print(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def summary_line(out: Text, record: RunRecord) -> str:
+    """`Run 3f2a… Finished in 0.12 s` with the error, if any: the last line of a foreground run."""
+    text = f"Run {record.run_id} {out.status(record.status)} in {format_duration(record.duration_s)}"
+    if record.error:
+        text += f": {record.error}"
+    return text
+
+
+def status_lines(out: Text, record: RunRecord) -> list[str]:
+    """Key/value lines describing one run, for `mlproj status`."""
+    rows: list[tuple[str, str | None]] = [
+        ("run", record.run_id),
+        (
+            "status",
+            out.status(record.status)
+            + (f" (exit code {record.exit_code})" if record.exit_code is not None else ""),
+        ),
+        ("error", record.error),
+        ("name", record.run_name),
+        ("experiment", record.experiment),
+        ("uri", record.uri + (f" @ {record.version}" if record.version else "") if record.uri else None),
+        ("commit", record.commit),
+        ("entry point", record.entry_point),
+        ("parameters", " ".join(f"{k}={v}" for k, v in record.parameters.items()) or None),
+        ("env manager", record.env_manager),
+        ("backend", record.backend),
+        ("tags", " ".join(f"{k}={v}" for k, v in record.tags.items()) or None),
+        ("created", iso_utc(record.created_at)),
+        ("started", iso_utc(record.started_at)),
+        ("ended", iso_utc(record.ended_at)),
+        ("duration", format_duration(record.duration_s) if record.started_at else None),
+        ("log", record.log_path),
+    ]
+    width = max(len(key) for key, _ in rows)
+    return [f"{out.style(key.ljust(width), '2')}  {value}" for key, value in rows if value not in (None, "")]

@@ -1,0 +1,71 @@
+"""The Python API, shaped like mlflow.projects.run (design.md §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mlproj
+from mlproj.errors import InputError, NotSupportedError
+from mlproj.home import Home
+from tests.helpers import command_project, wait_until
+
+
+def test_synchronous_run(tmp_path: Path, home: Home, capfd: pytest.CaptureFixture[str]) -> None:
+    project = command_project(tmp_path / "p", "echo {x}", parameters="    parameters:\n      x: int\n")
+    submitted = mlproj.run(str(project), parameters={"x": 3}, experiment_name="api", run_name="one")
+    assert submitted.get_status() == "Finished"
+    assert submitted.wait() is True
+    assert capfd.readouterr().out == "3\n"
+    record = submitted.get_record()
+    assert (
+        record["experiment"] == "api" and record["run_name"] == "one" and record["parameters"] == {"x": "3"}
+    )
+
+
+def test_synchronous_failure_raises(tmp_path: Path, home: Home) -> None:
+    project = command_project(tmp_path / "p", "exit 2")
+    with pytest.raises(mlproj.ExecutionError, match="Failed: the command exited with code 2") as info:
+        mlproj.run(str(project))
+    assert info.value.status == "Failed"
+    assert info.value.run_id is not None
+
+
+def test_asynchronous_run_wait_and_cancel(tmp_path: Path, home: Home) -> None:
+    project = command_project(tmp_path / "p", "sleep 300")
+    submitted = mlproj.run(str(project), synchronous=False)
+    wait_until(lambda: submitted.get_status() == "Running")
+    with pytest.raises(TimeoutError):
+        submitted.wait(timeout=0.2)
+    submitted.cancel(grace=1)
+    assert submitted.get_status() == "Canceled"
+    assert submitted.wait() is False
+
+
+def test_given_run_id_and_experiment_id(tmp_path: Path, home: Home) -> None:
+    project = command_project(tmp_path / "p", "true")
+    run_id = "ab" * 16
+    submitted = mlproj.run(str(project), run_id=run_id, experiment_id=0)
+    assert submitted.run_id == run_id
+    assert submitted.get_record()["experiment"] == "Default"
+    with pytest.raises(mlproj.MlprojError, match="already in use"):
+        mlproj.run(str(project), run_id=run_id)
+    with pytest.raises(InputError, match="32 lowercase hex"):
+        mlproj.run(str(project), run_id="nope")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"docker_args": {"x": 1}},
+        {"build_image": True},
+        {"docker_auth": {"u": "p"}},
+        {"backend": "ray"},
+        {"env_manager": "uv"},
+    ],
+)
+def test_unsupported_arguments_say_so(tmp_path: Path, home: Home, kwargs: dict[str, object]) -> None:
+    project = command_project(tmp_path / "p", "true")
+    with pytest.raises(NotSupportedError, match="not supported yet"):
+        mlproj.run(str(project), **kwargs)  # type: ignore[arg-type]
