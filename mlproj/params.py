@@ -7,19 +7,16 @@ ever interpreted by a shell. Values are recorded as the strings the user gave (o
 from __future__ import annotations
 
 import math
-import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.errors import ParameterError
-from mlproj.spec import EntryPoint
+from mlproj.spec import EntryPoint, is_name
 
-_INT = re.compile(r"^[+-]?\d+$")
 _BOOLS = {"true", "false", "1", "0", "yes", "no"}
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_EXTRA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 DOWNLOAD_SCHEMES = ("file", "http", "https")
 
 Downloader = Callable[[str, str], Path]
@@ -36,7 +33,9 @@ def check_value(type_name: str, value: str) -> str | None:
         if math.isnan(number):
             return "expected a number, got NaN"
     elif type_name == "int":
-        if not _INT.match(value.strip()):
+        digits = value.strip()
+        digits = digits[1:] if digits[:1] in ("+", "-") else digits
+        if not (digits.isascii() and digits.isdigit()):
             return f"expected an integer, got {value!r}"
     elif type_name == "bool":
         if value.strip().lower() not in _BOOLS:
@@ -48,10 +47,10 @@ def check_value(type_name: str, value: str) -> str | None:
 
 def uri_scheme(value: str) -> str | None:
     """The scheme of a URI (`s3`, `file`…), or None for a plain path. A Windows drive is not a scheme."""
-    match = _SCHEME.match(value)
-    if match is None or len(match.group(1)) == 1:
+    scheme, colon, _rest = value.partition(":")
+    if not colon or len(scheme) < 2 or not scheme[0].isalpha() or not set(scheme) <= _SCHEME_CHARS:
         return None
-    return match.group(1).lower()
+    return scheme.lower()
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def resolve_parameters(
     for name, value in given.items():
         if name in entry_point.parameters:
             continue
-        if not _EXTRA_NAME.match(name):
+        if not is_name(name):
             raise ParameterError(
                 f"parameter {name!r}: a name is letters, digits, '_', '.' and '-', starting with a letter"
             )

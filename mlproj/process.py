@@ -183,51 +183,86 @@ def reap_adopted(main_pid: int | None = None) -> None:
 
 def find_run_processes(run_id: str, pgid: int | None, root_pid: int | None = None) -> list[psutil.Process]:
     """Live processes that belong to the run (see the module docstring), never ourselves or our parents."""
+    pids = _scan_proc(run_id, pgid, root_pid) if _LINUX else _scan_psutil(run_id, pgid, root_pid)
+    if not pids:
+        return []  # the common case, answered without importing psutil
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.Error:
+            continue
+    return [proc for proc in found if _running(proc)]
+
+
+def _scan_proc(run_id: str, pgid: int | None, root_pid: int | None) -> set[int]:
+    """Linux: one pass over /proc for group members, descendants and environment markers."""
+    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+    parents: dict[int, int] = {}
+    found: set[int] = set()
+    for entry in os.scandir(_PROC):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (_PROC / entry.name / "stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if fields[0] in (b"Z", b"X"):
+            continue
+        parents[pid] = int(fields[1])
+        if (pgid is not None and int(fields[2]) == pgid) or _environ_has(pid, marker):
+            found.add(pid)
+    if root_pid is not None and root_pid in parents:
+        found.add(root_pid)
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parents.items():
+            children.setdefault(ppid, []).append(pid)
+        stack = [root_pid]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+    spared, pid = set(), os.getpid()
+    while pid > 0 and pid not in spared:
+        spared.add(pid)
+        pid = parents.get(pid, 0)
+    return found - spared
+
+
+def _environ_has(pid: int, marker: bytes) -> bool:
+    try:
+        data = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return False
+    return marker in data.split(b"\0")
+
+
+def _scan_psutil(run_id: str, pgid: int | None, root_pid: int | None) -> set[int]:
+    """Elsewhere: the same search through psutil."""
     import psutil
 
     spared = {os.getpid()}
     with contextlib.suppress(psutil.Error):
         spared.update(p.pid for p in psutil.Process().parents())
-    found: dict[int, psutil.Process] = {}
-    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+    found: set[int] = set()
     for proc in psutil.process_iter():
-        pid = proc.pid
-        if pid in spared:
+        try:
+            group = os.getpgid(proc.pid)
+            marked = proc.environ().get(RUN_ID_VARIABLE) == run_id
+        except (OSError, psutil.Error):
             continue
-        if (pgid is not None and _pgid(pid) == pgid) or _environ_has(pid, marker, proc):
-            found[pid] = proc
-    if root_pid is not None and root_pid not in spared:
-        try:
+        if (pgid is not None and group == pgid) or marked:
+            found.add(proc.pid)
+    if root_pid is not None:
+        with contextlib.suppress(psutil.Error):
             root = psutil.Process(root_pid)
-            for proc in [root, *root.children(recursive=True)]:
-                if proc.pid not in spared:
-                    found.setdefault(proc.pid, proc)
-        except psutil.Error:
-            pass
-    return [proc for proc in found.values() if _running(proc)]
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-def _environ_has(pid: int, marker: bytes, proc: psutil.Process) -> bool:
-    if _LINUX:
-        try:
-            data = (_PROC / str(pid) / "environ").read_bytes()
-        except OSError:
-            return False
-        return any(entry == marker for entry in data.split(b"\0"))
-    import psutil
-
-    try:
-        value = proc.environ().get(RUN_ID_VARIABLE)
-    except psutil.Error:
-        return False
-    return value is not None and f"{RUN_ID_VARIABLE}={value}".encode() == marker
+            found.update(p.pid for p in [root, *root.children(recursive=True)])
+    return found - spared
 
 
 def _running(proc: psutil.Process) -> bool:

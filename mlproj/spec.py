@@ -24,7 +24,12 @@ from mlproj.errors import InputError, SpecError
 PARAMETER_TYPES = ("string", "float", "int", "bool", "path", "uri")
 _TYPE_ALIASES = {"str": "string", "integer": "int", "double": "float", "number": "float", "boolean": "bool"}
 SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def is_name(text: str) -> bool:
+    """A parameter name: letters, digits, '_', '.' and '-', starting with a letter or '_'."""
+    return bool(text) and (text[0].isalpha() or text[0] == "_") and set(text) <= _NAME_CHARS
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def _parse_entry_point(spec_file: Path, name: str, body: Any) -> EntryPoint:
 
 
 def _parse_parameter(spec_file: Path, key: str, name: str, body: Any) -> Parameter:
-    if not _NAME.match(name):
+    if not is_name(name):
         raise SpecError(spec_file, key, "a parameter name is letters, digits, '_', '.' and '-'")
     default: Any = None
     if isinstance(body, str):

@@ -7,7 +7,6 @@ reconciliation) can never move a run out of a final status.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 import uuid
@@ -22,7 +21,7 @@ from mlproj.runs.status import RunStatus, predecessors
 
 MIN_PREFIX = 4
 BUSY_TIMEOUT_MS = 30_000
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_HEX = frozenset("0123456789abcdef")
 
 # Each entry moves the schema from version i to i + 1. Never edit an entry once released: append.
 MIGRATIONS: tuple[str, ...] = (
@@ -85,7 +84,7 @@ def new_run_id() -> str:
 
 
 def is_run_id(text: str) -> bool:
-    return bool(_RUN_ID.match(text))
+    return len(text) == 32 and set(text) <= _HEX
 
 
 class Store:
@@ -156,7 +155,7 @@ class Store:
     def resolve(self, prefix: str) -> RunRecord:
         """The run whose ID is `prefix` or starts with it (at least 4 characters, unique)."""
         text = prefix.strip().lower()
-        if len(text) < MIN_PREFIX or not re.fullmatch(r"[0-9a-f]+", text):
+        if len(text) < MIN_PREFIX or not set(text) <= _HEX:
             raise RunNotFoundError(
                 f"run ID {prefix!r}: expected a run ID or a prefix of at least {MIN_PREFIX} hex characters"
             )
