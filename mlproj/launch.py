@@ -13,16 +13,19 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproj import process
 from mlproj.errors import InputError, NotSupportedError
 from mlproj.home import Home
-from mlproj.params import ResolvedParameters, render_command, resolve_parameters
+from mlproj.params import Downloader, ResolvedParameters, render_command, resolve_parameters
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store, is_run_id, new_run_id
 from mlproj.spec import EntryPoint, Project
+
+if TYPE_CHECKING:
+    from mlproj.sources import FetchedSource
 
 BACKENDS = ("local",)
 DEFAULT_EXPERIMENT = "Default"
@@ -63,8 +66,13 @@ class Plan:
     experiment: str
 
 
-def plan(options: RunOptions, home: Home, *, download: bool = True) -> Plan:
-    """Fetch the project and resolve everything; raises `InputError` for any bad input."""
+def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
+    """Fetch the project and resolve everything; raises `InputError` for any bad input.
+
+    With `materialize` (a real run, not `validate`), a Git project is copied into the run's folder,
+    so that what one run writes next to its code is never seen by another, and `path` parameters
+    given as URIs are downloaded. On bad input, nothing of it is left behind.
+    """
     from mlproj.envs import get_manager
     from mlproj.sources import fetch
     from mlproj.spec import load_project
@@ -85,24 +93,25 @@ def plan(options: RunOptions, home: Home, *, download: bool = True) -> Plan:
     source = fetch(options.uri, options.version, home, options.caller_dir)
     if not source.path.is_dir():
         raise InputError(f"{source.path}: a project is a folder (pipelines are not supported yet)")
-    project = load_project(source.path)
-    entry_point = project.entry_point(options.entry_point)
-    downloader = None
-    if download:
-        from mlproj.downloads import download as fetch_uri
-
-        target = options.storage_dir or home.run_dir(run_id) / "downloads"
-
-        def downloader(name: str, uri: str) -> Path:
-            return fetch_uri(name, uri, Path(target))
-
-    parameters = resolve_parameters(
-        entry_point,
-        options.parameters,
-        project_dir=project.directory,
-        caller_dir=options.caller_dir,
-        download=downloader,
-    )
+    run_dir = home.run_dir(run_id)
+    if run_dir.exists():
+        raise InputError(f"run ID {run_id} is already in use")
+    try:
+        project_dir = _private_copy(source, run_dir) if materialize and source.is_git else source.path
+        project = load_project(project_dir)
+        entry_point = project.entry_point(options.entry_point)
+        downloader = _downloader(options.storage_dir or run_dir / "downloads") if materialize else None
+        parameters = resolve_parameters(
+            entry_point,
+            options.parameters,
+            project_dir=project.directory,
+            caller_dir=options.caller_dir,
+            download=downloader,
+        )
+    except BaseException:
+        if materialize:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     command = render_command(entry_point, parameters)
     return Plan(
         run_id=run_id,
@@ -117,6 +126,24 @@ def plan(options: RunOptions, home: Home, *, download: bool = True) -> Plan:
         env_manager=env_manager,
         experiment=options.experiment or os.environ.get("MLPROJ_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
     )
+
+
+def _private_copy(source: FetchedSource, run_dir: Path) -> Path:
+    """Copy the whole checkout (a project may use files beside its subfolder) into the run's folder."""
+    depth = len(Path(source.subdirectory).parts) if source.subdirectory else 0
+    root = source.path.parents[depth - 1] if depth else source.path
+    target = run_dir / "checkout"
+    shutil.copytree(root, target, symlinks=True)
+    return target / source.subdirectory if source.subdirectory else target
+
+
+def _downloader(target: Path) -> Downloader:
+    from mlproj.downloads import download
+
+    def fetch_uri(name: str, uri: str) -> Path:
+        return download(name, uri, target)
+
+    return fetch_uri
 
 
 def shell() -> str:

@@ -49,8 +49,9 @@ def test_given_run_id_and_experiment_id(tmp_path: Path, home: Home) -> None:
     submitted = mlproj.run(str(project), run_id=run_id, experiment_id=0)
     assert submitted.run_id == run_id
     assert submitted.get_record()["experiment"] == "Default"
-    with pytest.raises(mlproj.MlprojError, match="already in use"):
+    with pytest.raises(InputError, match="already in use"):
         mlproj.run(str(project), run_id=run_id)
+    assert submitted.get_record()["status"] == "Finished"  # the first run is left as it was
     with pytest.raises(InputError, match="32 lowercase hex"):
         mlproj.run(str(project), run_id="nope")
 

@@ -195,3 +195,63 @@ def test_validate_runs_nothing(tmp_path: Path, home: Home) -> None:
     assert not (project / "RAN").exists()
     assert mlproj_json("runs") == []
     assert mlproj("validate", str(project), "-P", "x=abc").returncode == 2
+
+
+def test_git_runs_work_in_a_private_copy(tmp_path: Path, home: Home) -> None:
+    from tests.conftest import make_git_repo
+
+    repo = tmp_path / "repo"
+    make_git_repo(
+        repo,
+        {
+            "shared.txt": "from the repository root\n",
+            "sub/MLproject": (
+                "entry_points:\n  main:\n    command: 'ls; cat ../shared.txt; touch written-by-run'\n"
+            ),
+        },
+    )
+    first = mlproj("run", f"{repo.as_uri()}#sub", "--json")
+    assert first.returncode == 0, first.stderr
+    assert "written-by-run" not in first.stderr
+    assert "from the repository root" in first.stderr
+    second = mlproj("run", f"{repo.as_uri()}#sub", "--json")
+    assert "written-by-run" not in second.stderr  # the first run's file is not seen by the second
+    work_dir = Path(json.loads(second.stdout)["work_dir"])
+    assert work_dir.is_relative_to(home.runs_dir)
+
+
+def test_status_watch_returns_when_the_run_ends(tmp_path: Path, home: Home) -> None:
+    project = command_project(tmp_path / "p", "sleep 1")
+    run_id = mlproj("run", str(project), "-d").stdout.strip()
+    done = mlproj("status", run_id, "--watch")
+    assert done.returncode == 0, done.stderr
+    assert "Finished" in done.stdout
+
+
+def test_works_by_full_path_without_the_virtualenv_on_path(tmp_path: Path, home: Home) -> None:
+    """`python` in a command is the interpreter that runs mlproj; detached supervisors start too."""
+    import os
+    import subprocess
+    import sys
+
+    project = command_project(tmp_path / "p", "python -c 'import sys; print(sys.prefix)'")
+    script = Path(sys.executable).with_name("mlproj")  # the console script, called by its full path
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == sys.prefix
+    detached = subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mlproj("wait", detached.stdout.strip()).stdout.strip() == sys.prefix

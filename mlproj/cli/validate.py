@@ -37,7 +37,7 @@ def validate_command(
         parameters=parse_assignments(params),
         env_manager=env_manager,
     )
-    planned = launch.plan(options, Home.from_env(), download=False)
+    planned = launch.plan(options, Home.from_env(), materialize=False)
     document = {
         "uri": planned.uri,
         "version": options.version,

@@ -12,8 +12,9 @@ def runs_table(records: Sequence[RunRecord]) -> object:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("RUN ID", "STATUS", "EXPERIMENT", "NAME", "ENTRY", "CREATED", "DURATION", "URI"):
-        table.add_column(name, no_wrap=name != "URI", overflow="fold")
+    for name in ("RUN ID", "STATUS", "EXPERIMENT", "NAME", "ENTRY", "CREATED", "DURATION"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("URI", overflow="fold", min_width=12)
     for record in records:
         color = {"32": "green", "31": "red", "33": "yellow", "34": "blue", "36": "cyan", "2": "dim"}[
             STATUS_STYLES[record.status]
