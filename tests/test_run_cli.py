@@ -239,7 +239,7 @@ def test_works_by_full_path_without_the_virtualenv_on_path(tmp_path: Path, home:
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
     env.pop("VIRTUAL_ENV", None)
     done = subprocess.run(
-        [sys.executable, "-m", "mlproj", "run", str(project)],
+        [str(script), "run", str(project)],
         env=env,
         capture_output=True,
         text=True,
@@ -248,7 +248,7 @@ def test_works_by_full_path_without_the_virtualenv_on_path(tmp_path: Path, home:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == sys.prefix
     detached = subprocess.run(
-        [sys.executable, "-m", "mlproj", "run", str(project), "-d"],
+        [str(script), "run", str(project), "-d"],
         env=env,
         capture_output=True,
         text=True,
