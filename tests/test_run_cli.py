@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,19 @@ def test_works_by_full_path_without_the_virtualenv_on_path(tmp_path: Path, home:
         check=False,
     )
     assert mlproj("wait", detached.stdout.strip()).stdout.strip() == sys.prefix
+
+
+def test_a_closed_pipe_does_not_stop_the_run(tmp_path: Path, home: Home) -> None:
+    lines = "for i in $(seq 1 2000); do echo line $i; done"
+    project = command_project(tmp_path / "p", f"{lines}; sleep 0.5; echo done")
+    done = subprocess.run(
+        f"{shlex.quote(PYTHON)} -m mlproj run {shlex.quote(str(project))} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout == "line 1\n"
+    (record,) = mlproj_json("runs")
+    assert record["status"] == "Finished"
+    assert Path(record["log_path"]).read_text().endswith("line 2000\ndone\n")

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from mlproj import process
+from mlproj.errors import MlprojError
 from mlproj.home import Home
 from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
@@ -96,10 +97,9 @@ class Supervisor:
         try:
             exec_request = self._prepare(record, request, log_path)
             proc = process.spawn(exec_request)
-        except OSError as exc:
-            self.store.transition(
-                self.run_id, RunStatus.FAILED, error=f"cannot start the command: {exc}", ended_at=time.time()
-            )
+        except (OSError, MlprojError) as exc:
+            error = str(exc) if isinstance(exc, MlprojError) else f"cannot start the command: {exc}"
+            self.store.transition(self.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
             return self.store.get(self.run_id)
         started = time.time()
         moved = self.store.transition(
@@ -202,7 +202,10 @@ class Supervisor:
     def _pump(self, log: Any) -> None:
         data = log.read()
         if data and self.output is not None:
-            self.output(data)
+            try:
+                self.output(data)
+            except OSError:  # the reader went away (`mlproj run … | head`): the run goes on
+                self.output = None
 
     def _record_end(self, returncode: int, stop: _Stop | None) -> RunRecord:
         ended = time.time()
