@@ -91,13 +91,14 @@ def run(
     *,
     tags: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    rebuild_env: bool = False,
     home: str | os.PathLike[str] | None = None,
 ) -> SubmittedRun:
     """Run a project; see `mlflow.projects.run`. A synchronous run that does not finish raises
     `ExecutionError`; its output is streamed to `sys.stdout` as it comes.
 
-    Not supported yet: `docker_args`, `build_image`, `docker_auth` (docker projects), backends other
-    than `local`, and environment managers other than `local`.
+    Not supported yet: `docker_args`, `build_image`, `docker_auth` (docker projects) and backends other
+    than `local`. `rebuild_env=True` builds the project's environment again instead of reusing it.
     """
     from mlproj import launch
     from mlproj.backends import load_backend_config
@@ -131,6 +132,7 @@ def run(
             storage_dir=Path(storage_dir).absolute() if storage_dir else None,
             timeout=timeout,
             run_id=run_id,
+            rebuild_env=rebuild_env,
         )
         planned = launch.plan(options, resolved_home)
         record = launch.record_run(store, planned)

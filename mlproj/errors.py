@@ -53,3 +53,8 @@ class ExecutionError(MlprojError):
         super().__init__(message)
         self.run_id = run_id
         self.status = status
+
+
+class EnvironmentBuildError(MlprojError):
+    """An environment build that started and failed (exit code 1): the message ends with the installer's
+    last lines."""

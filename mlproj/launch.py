@@ -25,6 +25,7 @@ from mlproj.runs.store import Store, is_run_id, new_run_id
 from mlproj.spec import EntryPoint, Project
 
 if TYPE_CHECKING:
+    from mlproj.envs.envspec import EnvSpec
     from mlproj.sources import FetchedSource
 
 BACKENDS = ("local",)
@@ -47,6 +48,7 @@ class RunOptions:
     timeout: float | None = None
     caller_dir: Path = field(default_factory=Path.cwd)
     run_id: str | None = None
+    rebuild_env: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Plan:
     command: str
     argv: tuple[str, ...]
     env_manager: str
+    env_spec: EnvSpec | None
     experiment: str
 
 
@@ -88,8 +91,8 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
     run_id = options.run_id or new_run_id()
     if not is_run_id(run_id):
         raise InputError(f"run ID {run_id!r}: expected 32 lowercase hex characters")
-    env_manager = options.env_manager or os.environ.get("MLPROJ_ENV_MANAGER") or "local"
-    get_manager(env_manager)  # unknown or unsupported managers are input errors, found now
+    if options.env_manager is not None:
+        get_manager(options.env_manager)  # an unknown manager is an input error, found before fetching
     source = fetch(options.uri, options.version, home, options.caller_dir)
     if not source.path.is_dir():
         raise InputError(f"{source.path}: a project is a folder (pipelines are not supported yet)")
@@ -112,6 +115,7 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         if materialize:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    env_manager, env_spec = _choose_environment(options, project, home)
     command = render_command(entry_point, parameters)
     return Plan(
         run_id=run_id,
@@ -124,8 +128,33 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         command=command,
         argv=(shell(), "-c", command),
         env_manager=env_manager,
+        env_spec=env_spec,
         experiment=options.experiment or os.environ.get("MLPROJ_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
     )
+
+
+def _choose_environment(options: RunOptions, project: Project, home: Home) -> tuple[str, EnvSpec | None]:
+    """The environment manager and what it must build; whatever cannot be built here is an input
+    error now (a missing Python version, no conda), unless the environment is already cached."""
+    from mlproj.envs import choose_manager, get_manager
+    from mlproj.envs.envspec import find_env_file, load_env_spec
+
+    if project.docker_env is not None and options.env_manager is None:
+        raise NotSupportedError(
+            f"{project.spec_file}: docker_env projects are not supported yet (use --env-manager local to "
+            "run it without a container)"
+        )
+    found = find_env_file(project)
+    name = choose_manager(options.env_manager, found[0] if found else "none")
+    manager = get_manager(name)
+    if not manager.builds:
+        return name, None
+    from mlproj.envs.cache import EnvCache
+
+    spec = load_env_spec(project)
+    if options.rebuild_env or EnvCache(home).lookup(spec.fingerprint(name)) is None:
+        manager.check(spec)
+    return name, spec
 
 
 def _private_copy(source: FetchedSource, run_dir: Path) -> Path:
@@ -163,6 +192,8 @@ def record_run(store: Store, planned: Plan) -> RunRecord:
         "cwd": str(planned.project.directory),
         "project_dir": str(planned.project.directory),
         "env": {},
+        "env_spec": planned.env_spec.to_dict() if planned.env_spec else None,
+        "rebuild_env": planned.options.rebuild_env,
     }
     record = RunRecord(
         run_id=planned.run_id,

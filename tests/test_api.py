@@ -63,7 +63,6 @@ def test_given_run_id_and_experiment_id(tmp_path: Path, home: Home) -> None:
         {"build_image": True},
         {"docker_auth": {"u": "p"}},
         {"backend": "ray"},
-        {"env_manager": "uv"},
     ],
 )
 def test_unsupported_arguments_say_so(tmp_path: Path, home: Home, kwargs: dict[str, object]) -> None:

@@ -22,6 +22,7 @@ COMMANDS = {
     "cancel": ("mlproj.cli.cancel", "cancel_command"),
     "runs": ("mlproj.cli.runs", "runs_command"),
     "validate": ("mlproj.cli.validate", "validate_command"),
+    "envs": ("mlproj.cli.envs", "envs_command"),
 }
 HELP = {
     "run": "Run a project from a folder or a Git URI.",
@@ -31,6 +32,7 @@ HELP = {
     "cancel": "Cancel a run and every process it started.",
     "runs": "List runs, newest first.",
     "validate": "Show what would run, resolved, without running it.",
+    "envs": "List or prune cached environments.",
 }
 
 

@@ -30,6 +30,7 @@ from mlproj.cli.common import open_store, print_json, stderr_bytes, stdout_bytes
 @click.option("-d", "--detach", is_flag=True, help="Start in the background and print the run ID.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Cancel the run after this long (exit 124).")
+@click.option("--rebuild-env", is_flag=True, help="Build the environment again instead of reusing it.")
 def run_command(
     uri: str,
     entry_point: str,
@@ -45,6 +46,7 @@ def run_command(
     detach: bool,
     as_json: bool,
     timeout: float | None,
+    rebuild_env: bool,
 ) -> int:
     """Run the project at URI (a folder or a Git URI, with an optional #subdirectory)."""
     from mlproj import launch
@@ -53,6 +55,7 @@ def run_command(
     from mlproj.runs.outcome import exit_code_for
     from mlproj.runs.status import RunStatus
     from mlproj.runs.supervisor import Supervisor
+    from mlproj.ui.progress import BuildProgress
     from mlproj.ui.text import Text, summary_line
 
     options = launch.RunOptions(
@@ -68,6 +71,7 @@ def run_command(
         tags=parse_assignments(tags, "--tag"),
         storage_dir=Path(storage_dir).absolute() if storage_dir else None,
         timeout=timeout,
+        rebuild_env=rebuild_env,
     )
     store = open_store()
     planned = launch.plan(options, store.home)
@@ -81,7 +85,9 @@ def run_command(
             Text(sys.stdout).print(record.run_id)
         return 0
     try:
-        final = Supervisor(store, record.run_id, stderr_bytes() if as_json else stdout_bytes()).run()
+        progress = BuildProgress(sys.stderr)
+        output = stderr_bytes() if as_json else stdout_bytes()
+        final = Supervisor(store, record.run_id, output, on_status=progress.update).run()
     except KeyboardInterrupt:  # before the supervisor took over the signals
         store.transition(record.run_id, RunStatus.CANCELED, error="canceled by Ctrl-C", ended_at=time.time())
         raise

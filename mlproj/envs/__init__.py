@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
-from mlproj.envs.base import EnvManager, PreparedEnv
-from mlproj.errors import InputError, NotSupportedError
+import importlib
+import os
 
-KNOWN_MANAGERS = ("local", "virtualenv", "uv", "conda")
+from mlproj.envs.base import EnvManager, PreparedEnv
+from mlproj.errors import InputError
+
+MANAGERS = {
+    "local": ("mlproj.envs.local", "LocalEnv"),
+    "virtualenv": ("mlproj.envs.virtualenv", "VirtualenvEnv"),
+    "uv": ("mlproj.envs.uv", "UvEnv"),
+    "conda": ("mlproj.envs.conda", "CondaEnv"),
+}
+KNOWN_MANAGERS = tuple(MANAGERS)
+ENV_MANAGER_VARIABLE = "MLPROJ_ENV_MANAGER"
 
 
 def get_manager(name: str) -> EnvManager:
-    """The manager registered under `name`; unknown or not yet supported names are input errors."""
-    if name == "local":
-        from mlproj.envs.local import LocalEnv
-
-        return LocalEnv()
-    if name in KNOWN_MANAGERS:
-        raise NotSupportedError(f"--env-manager {name}: not supported yet in this version (use local)")
-    raise InputError(f"unknown --env-manager {name!r} (expected one of: {', '.join(KNOWN_MANAGERS)})")
+    """The manager registered under `name`; an unknown name is an input error listing the known ones."""
+    target = MANAGERS.get(name)
+    if target is None:
+        raise InputError(f"unknown --env-manager {name!r} (expected one of: {', '.join(MANAGERS)})")
+    manager: EnvManager = getattr(importlib.import_module(target[0]), target[1])()
+    return manager
 
 
-__all__ = ["KNOWN_MANAGERS", "EnvManager", "PreparedEnv", "get_manager"]
+def choose_manager(given: str | None, env_kind: str) -> str:
+    """`--env-manager`, else `MLPROJ_ENV_MANAGER`, else MLflow's rule: a conda.yaml → conda, a
+    python_env.yaml → virtualenv; a project with no environment file runs `local`."""
+    if given:
+        return given
+    from_env = os.environ.get(ENV_MANAGER_VARIABLE)
+    if from_env:
+        if from_env not in MANAGERS:
+            raise InputError(f"{ENV_MANAGER_VARIABLE}={from_env}: expected one of: {', '.join(MANAGERS)}")
+        return from_env
+    return {"conda": "conda", "python": "virtualenv"}.get(env_kind, "local")
+
+
+__all__ = ["KNOWN_MANAGERS", "EnvManager", "PreparedEnv", "choose_manager", "get_manager"]

@@ -7,18 +7,22 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlproj.envs.base import EnvManager, PreparedEnv
-from mlproj.home import Home
+from mlproj.envs.base import BuildStep, EnvManager
+from mlproj.envs.envspec import EnvSpec
 
 
 class LocalEnv(EnvManager):
     name = "local"
+    builds = False
 
-    def prepare(self, project_dir: Path, home: Home, base_env: Mapping[str, str]) -> PreparedEnv:
+    def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
+        return []
+
+    def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:
         # `python` in a command means the interpreter running mlproj, as it does when `mlflow run`
         # is called from an activated environment; the rest of PATH is left as it is.
         bin_dir = str(Path(sys.executable).parent)
         path = base_env.get("PATH", "")
         if path.split(os.pathsep)[0] != bin_dir:
             path = bin_dir + os.pathsep + path if path else bin_dir
-        return PreparedEnv(manager=self.name, variables={"PATH": path}, prefix=sys.prefix)
+        return {"PATH": path}

@@ -51,6 +51,9 @@ class RunRecord:
     pid_identity: str | None = None
     grace: float | None = None
     request: Mapping[str, Any] | None = None
+    env_path: str | None = None
+    env_fingerprint: str | None = None
+    env_reused: bool | None = None
 
     @property
     def is_final(self) -> bool:
@@ -108,6 +111,9 @@ class RunRecord:
             "run_dir": self.run_dir,
             "timeout": self.timeout,
             "pid": self.pid,
+            "env_path": self.env_path,
+            "env_fingerprint": self.env_fingerprint,
+            "env_reused": self.env_reused,
         }
 
     def to_row(self) -> dict[str, Any]:
@@ -128,6 +134,8 @@ class RunRecord:
             text = values.get(name)
             values[name] = json.loads(text) if text else ({} if name != "request" else None)
         values["status"] = RunStatus(values["status"])
+        if values.get("env_reused") is not None:
+            values["env_reused"] = bool(values["env_reused"])
         return cls(**values)
 
 

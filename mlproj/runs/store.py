@@ -72,6 +72,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_status ON runs (status, created_at);
     CREATE INDEX runs_by_parent ON runs (parent_run_id);
     """,
+    """
+    ALTER TABLE runs ADD COLUMN env_path TEXT;
+    ALTER TABLE runs ADD COLUMN env_fingerprint TEXT;
+    ALTER TABLE runs ADD COLUMN env_reused INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -49,11 +49,24 @@ class _Stop:
         self.advance(run_id, pgid)
 
 
+class _Canceled(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Supervisor:
-    def __init__(self, store: Store, run_id: str, output: OutputSink | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        output: OutputSink | None = None,
+        on_status: Callable[[str | None], None] | None = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.output = output
+        self.on_status = on_status
         self._interrupts = 0
         self._stop_signal: str | None = None
         self._log_offset = 0
@@ -93,14 +106,21 @@ class Supervisor:
             return record
         request = dict(record.request or {})
         log_path = Path(record.log_path or self.store.home.run_dir(self.run_id) / "output.log")
-        self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         try:
             exec_request = self._prepare(record, request, log_path)
+            self._log_offset = log_path.stat().st_size if log_path.exists() else 0
             proc = process.spawn(exec_request)
+        except _Canceled as canceled:
+            self.store.transition(
+                self.run_id, RunStatus.CANCELED, error=canceled.reason, ended_at=time.time()
+            )
+            return self.store.get(self.run_id)
         except (OSError, MlprojError) as exc:
             error = str(exc) if isinstance(exc, MlprojError) else f"cannot start the command: {exc}"
             self.store.transition(self.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
             return self.store.get(self.run_id)
+        finally:
+            self._status(None)
         started = time.time()
         moved = self.store.transition(
             self.run_id,
@@ -114,16 +134,90 @@ class Supervisor:
         return self._watch(proc, record, log_path, started, canceled_early=not moved)
 
     def _prepare(self, record: RunRecord, request: dict[str, Any], log_path: Path) -> process.ExecRequest:
-        from mlproj.envs import get_manager
+        """The workload's environment: built (while the run is `Preparing`) or taken from the cache."""
+        from mlproj.envs.build import prepare_environment
+        from mlproj.envs.envspec import EnvSpec
 
         base_env = dict(os.environ)
-        project_dir = Path(request["project_dir"])
-        prepared = get_manager(record.env_manager or "local").prepare(project_dir, self.store.home, base_env)
+        base_env[process.RUN_ID_VARIABLE] = self.run_id
+        spec_data = request.get("env_spec")
+        prepared = prepare_environment(
+            self.store.home,
+            record.env_manager or "local",
+            EnvSpec.from_dict(spec_data) if spec_data else None,
+            base_env,
+            run_step=lambda step: self._run_build_step(step, base_env, log_path),
+            on_build=self._mark_preparing,
+            on_status=self._status,
+            check_cancel=self._raise_if_stopped,
+            rebuild=bool(request.get("rebuild_env")),
+        )
+        if prepared.fingerprint is not None:
+            self.store.update(
+                self.run_id,
+                env_path=prepared.prefix,
+                env_fingerprint=prepared.fingerprint,
+                env_reused=prepared.reused,
+            )
         env = {**base_env, **prepared.variables, **request.get("env", {})}
-        env[process.RUN_ID_VARIABLE] = self.run_id
+        if prepared.prefix is not None:
+            env.pop("PYTHONHOME", None)
         env[process.RUN_DIR_VARIABLE] = str(log_path.parent)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return process.ExecRequest(argv=request["argv"], cwd=Path(request["cwd"]), env=env, log_path=log_path)
+
+    # --- environment builds -------------------------------------------------------------------------
+
+    def _mark_preparing(self) -> None:
+        self.store.transition(self.run_id, RunStatus.PREPARING)
+
+    def _status(self, text: str | None) -> None:
+        if self.on_status is not None:
+            self.on_status(text)
+
+    def _raise_if_stopped(self) -> None:
+        stop = self._check_stop(None, time.monotonic())
+        if stop is not None:
+            raise _Canceled(stop.reason)
+
+    def _run_build_step(self, step: Any, base_env: dict[str, str], log_path: Path) -> Any:
+        """Run one program of an environment build, its output appended to the run log; cancelable."""
+        import subprocess
+
+        from mlproj.envs.build import StepResult
+
+        with log_path.open("ab") as log:
+            log.write(f"mlproj: {step.description}: {' '.join(step.argv)}\n".encode())
+        start = log_path.stat().st_size
+        proc = process.spawn(
+            process.ExecRequest(argv=step.argv, cwd=step.cwd, env={**base_env, **step.env}, log_path=log_path)
+        )
+        next_poll = time.monotonic() + CANCEL_POLL
+        with log_path.open("rb") as log:
+            log.seek(start)
+            while True:
+                try:
+                    returncode = proc.wait(timeout=process.POLL_INTERVAL * 5)
+                except subprocess.TimeoutExpired:
+                    returncode = None
+                lines = log.read().decode("utf-8", errors="replace").strip().splitlines()
+                if lines:
+                    self._status(f"{step.description}: {lines[-1][:100]}")
+                if returncode is not None:
+                    break
+                stop = self._check_stop(None, next_poll)
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + CANCEL_POLL
+                if stop is not None:
+                    process.end_run_processes(
+                        self.run_id, proc.pid, min(stop.ladder[0][1], process.LEFTOVER_GRACE)
+                    )
+                    proc.wait()
+                    raise _Canceled(stop.reason)
+        with log_path.open("rb") as log:
+            log.seek(start)
+            tail = log.read()[-4000:].decode("utf-8", errors="replace")
+        return StepResult(returncode, "\n".join(tail.strip().splitlines()[-5:]))
 
     def _watch(
         self, proc: Any, record: RunRecord, log_path: Path, started: float, canceled_early: bool

@@ -12,7 +12,11 @@ _CONSOLES: dict[bool, Console] = {}
 
 def console(stderr: bool = False) -> Console:
     if stderr not in _CONSOLES:
+        import sys
+
         from rich.console import Console
 
-        _CONSOLES[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=False)
+        stream = sys.stderr if stderr else sys.stdout
+        width = None if stream.isatty() else 200  # tables piped to a file or a program are not squeezed
+        _CONSOLES[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
     return _CONSOLES[stderr]

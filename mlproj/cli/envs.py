@@ -1,0 +1,92 @@
+"""`mlproj envs list | prune`: the cached environments."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from mlproj.cli.common import print_json
+
+
+@click.group("envs")
+def envs_command() -> None:
+    """Cached environments (under MLPROJ_HOME/envs)."""
+
+
+@envs_command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def list_command(as_json: bool) -> int:
+    """List cached environments: fingerprint, manager, Python, size, last used."""
+    from mlproj.envs.cache import EnvCache
+    from mlproj.home import Home
+    from mlproj.runs.record import iso_utc
+
+    envs = list(EnvCache(Home.from_env()).entries())
+    rows = [
+        {
+            "fingerprint": env.fingerprint,
+            "manager": env.manager,
+            "python": env.python,
+            "size_bytes": env.size_bytes(),
+            "created_at": iso_utc(env.created_at),
+            "last_used": iso_utc(env.last_used),
+            "source": env.source,
+            "path": env.path,
+        }
+        for env in sorted(envs, key=lambda e: e.last_used, reverse=True)
+    ]
+    if as_json:
+        print_json(rows)
+        return 0
+    if not rows:
+        click.echo("No cached environments.")
+        return 0
+    from rich.table import Table
+
+    from mlproj.ui.tables import print_renderable
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("FINGERPRINT", "MANAGER", "PYTHON", "SIZE", "LAST USED", "SOURCE"):
+        table.add_column(name, no_wrap=name != "SOURCE", overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["fingerprint"]),
+            str(row["manager"]),
+            str(row["python"]),
+            _size(int(row["size_bytes"] or 0)),
+            str(row["last_used"])[:19].replace("T", " "),
+            str(row["source"] or "-"),
+        )
+    print_renderable(table)
+    return 0
+
+
+@envs_command.command("prune")
+@click.option(
+    "--older-than", type=click.FloatRange(min=0), metavar="DAYS", help="Only those unused for DAYS days."
+)
+def prune_command(older_than: float | None) -> int:
+    """Remove cached environments (and leftovers of failed builds) not used by an unfinished run."""
+    from mlproj.envs.prune import prune
+    from mlproj.home import Home
+
+    result = prune(Home.from_env(), None if older_than is None else time.time() - older_than * 86400)
+    for env in result.removed:
+        click.echo(f"removed {env.fingerprint} ({env.manager}, Python {env.python}, {_size(env.freed)})")
+    for fingerprint in result.kept_in_use:
+        click.echo(f"kept {fingerprint}: an unfinished run uses it")
+    if result.orphans:
+        click.echo(f"removed {result.orphans} unfinished build folder(s)")
+    if not (result.removed or result.orphans):
+        click.echo("Nothing to prune.")
+    return 0
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"

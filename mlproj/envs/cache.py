@@ -1,0 +1,130 @@
+"""The environment cache under `MLPROJ_HOME/envs/`.
+
+Each environment is built in a folder of its own, `<fingerprint>-<token>/`, and becomes visible only
+when its metadata `<fingerprint>.json` is written (atomically, after the build succeeded). A build
+that failed or was killed half-way leaves a folder no metadata points at: it is never used, and it is
+removed by the next build of that fingerprint or by `prune`. `<fingerprint>.lock` makes concurrent
+runs that need the same environment build it once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mlproj.home import Home
+
+
+@dataclass(frozen=True)
+class CachedEnv:
+    fingerprint: str
+    manager: str
+    python: str
+    path: str
+    created_at: float
+    source: str | None = None
+    last_used: float = 0.0
+
+    def size_bytes(self) -> int:
+        total = 0
+        for root, _dirs, files in os.walk(self.path):
+            for name in files:
+                try:
+                    total += (Path(root) / name).lstat().st_size
+                except OSError:
+                    continue
+        return total
+
+
+class EnvCache:
+    def __init__(self, home: Home) -> None:
+        self.root = home.envs_dir
+
+    def _meta(self, fingerprint: str) -> Path:
+        return self.root / f"{fingerprint}.json"
+
+    def lookup(self, fingerprint: str) -> CachedEnv | None:
+        """The complete environment with this fingerprint, or None."""
+        meta = self._meta(fingerprint)
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            last_used = meta.stat().st_mtime
+        except (OSError, ValueError):
+            return None
+        env = CachedEnv(**{**data, "last_used": last_used})
+        return env if Path(env.path).is_dir() else None
+
+    def touch(self, fingerprint: str) -> None:
+        """Record a use (the metadata file's modification time is the last use)."""
+        try:
+            os.utime(self._meta(fingerprint))
+        except OSError:
+            return
+
+    def lock(self, fingerprint: str) -> Any:
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / f"{fingerprint}.lock"))
+
+    def new_build_dir(self, fingerprint: str) -> Path:
+        """A fresh folder to build in (call with the lock held; old unfinished builds are removed)."""
+        current = self.lookup(fingerprint)
+        for stale in self.root.glob(f"{fingerprint}-*"):
+            if current is None or str(stale) != current.path:
+                shutil.rmtree(stale, ignore_errors=True)
+        path = self.root / f"{fingerprint}-{secrets.token_hex(3)}"
+        path.mkdir(parents=True)
+        return path
+
+    def publish(
+        self, fingerprint: str, path: Path, manager: str, python: str, source: str | None
+    ) -> CachedEnv:
+        """Make a completed build the environment for `fingerprint` (replacing an older one)."""
+        previous = self.lookup(fingerprint)
+        env = CachedEnv(
+            fingerprint=fingerprint,
+            manager=manager,
+            python=python,
+            path=str(path),
+            created_at=time.time(),
+            source=source,
+        )
+        data = asdict(env)
+        data.pop("last_used")
+        temp = self.root / f".{fingerprint}.json.{secrets.token_hex(3)}"
+        temp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        temp.replace(self._meta(fingerprint))
+        if previous is not None and previous.path != str(path):
+            shutil.rmtree(previous.path, ignore_errors=True)
+        return self.lookup(fingerprint) or env
+
+    def entries(self) -> Iterator[CachedEnv]:
+        if not self.root.is_dir():
+            return
+        for meta in sorted(self.root.glob("*.json")):
+            env = self.lookup(meta.stem)
+            if env is not None:
+                yield env
+
+    def remove(self, fingerprint: str) -> None:
+        env = self.lookup(fingerprint)
+        self._meta(fingerprint).unlink(missing_ok=True)
+        for folder in self.root.glob(f"{fingerprint}-*"):
+            shutil.rmtree(folder, ignore_errors=True)
+        if env is not None:
+            shutil.rmtree(env.path, ignore_errors=True)
+
+    def orphans(self) -> list[Path]:
+        """Build folders no metadata points at (failed or killed builds)."""
+        if not self.root.is_dir():
+            return []
+        published = {env.path for env in self.entries()}
+        return [p for p in self.root.iterdir() if p.is_dir() and str(p) not in published]

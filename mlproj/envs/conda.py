@@ -1,0 +1,43 @@
+"""`conda`: conda, mamba or micromamba create a prefix environment from conda.yaml."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mlproj.envs.base import BuildStep, EnvManager
+from mlproj.envs.envspec import EnvSpec
+from mlproj.envs.tools import conda_executable
+from mlproj.errors import InputError
+
+
+class CondaEnv(EnvManager):
+    name = "conda"
+
+    def check(self, spec: EnvSpec) -> None:
+        if spec.kind != "conda":
+            raise InputError(
+                "--env-manager conda needs a conda.yaml (this project declares "
+                f"{'a python_env.yaml' if spec.kind == 'python' else 'no environment'}); "
+                "use --env-manager virtualenv or uv"
+            )
+        conda_executable()
+
+    def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
+        self.check(spec)
+        exe = conda_executable()
+        env_file = target.parent / "conda.yaml"
+        env_file.write_text(spec.conda_text or "", encoding="utf-8")
+        command = ("create",) if exe.name.startswith("micromamba") else ("env", "create")
+        argv = (str(exe), *command, "--yes", "--prefix", str(target), "--file", str(env_file))
+        return [BuildStep(f"{exe.name} environment from conda.yaml", argv, Path(spec.project_dir))]
+
+    def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:
+        path = base_env.get("PATH", "")
+        bin_dir = str(target / "bin")
+        return {
+            "PATH": bin_dir + (os.pathsep + path if path else ""),
+            "CONDA_PREFIX": str(target),
+            "CONDA_DEFAULT_ENV": str(target),
+        }

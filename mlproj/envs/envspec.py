@@ -1,0 +1,208 @@
+"""What a project's environment must contain: `python_env.yaml` or `conda.yaml`, read the MLflow way.
+
+The files are named by `python_env:` / `conda_env:` in MLproject, or found beside it under their
+default names (`python_env.yaml` first, then `conda.yaml`, as MLflow looks). `-r` and `-c` lines are
+expanded against the folder of the file that holds them, so the fingerprint covers their content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlproj.errors import SpecError
+from mlproj.spec import Project
+
+PYTHON_ENV_FILE = "python_env.yaml"
+CONDA_ENV_FILE = "conda.yaml"
+LOCK_FILE = "uv.lock"
+_CONDA_PYTHON = re.compile(r"^python\s*(?:==?|=)\s*([0-9]+(?:\.[0-9]+){0,2})(?:\.\*)?$")
+_VERSION = re.compile(r"^[0-9]+(?:\.[0-9]+){0,2}$")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """An environment to build, independent of which manager builds it."""
+
+    kind: str  # "python" (python_env.yaml), "conda" (conda.yaml) or "none" (no environment file)
+    project_dir: str
+    source_file: str | None = None
+    python: str | None = None  # the requested version ("3.11", "3.11.7"); None: the running one
+    build_dependencies: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    conda_text: str | None = None  # the conda.yaml itself, for conda managers
+    lock_text: str | None = None  # uv.lock beside the project, for uv
+
+    @property
+    def python_version(self) -> str:
+        return self.python or ".".join(str(part) for part in sys.version_info[:3])
+
+    def fingerprint(self, manager: str) -> str:
+        """A hash of everything that makes the environment what it is (never of where it came from)."""
+        content = asdict(self)
+        for location in ("project_dir", "source_file"):
+            content.pop(location)
+        content["python"] = self.python_version
+        content["manager"] = manager
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        return digest[:24]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
+        values = dict(data)
+        for name in ("build_dependencies", "dependencies", "constraints"):
+            values[name] = tuple(values.get(name) or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class _Requirements:
+    lines: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+
+
+def find_env_file(project: Project) -> tuple[str, Path] | None:
+    """("python" | "conda", path) of the project's environment file, or None when it has none."""
+    directory = project.directory
+    for kind, named in (("python", project.python_env), ("conda", project.conda_env)):
+        if named:
+            path = (directory / named).resolve()
+            if not path.is_file():
+                raise SpecError(project.spec_file or directory, f"{kind}_env", f"no such file: {path}")
+            return kind, path
+    for kind, name in (("python", PYTHON_ENV_FILE), ("conda", CONDA_ENV_FILE)):
+        if (directory / name).is_file():
+            return kind, directory / name
+    return None
+
+
+def load_env_spec(project: Project) -> EnvSpec:
+    """The project's environment, from its environment file (or an empty one when it has none)."""
+    found = find_env_file(project)
+    lock = project.directory / LOCK_FILE
+    lock_text = lock.read_text(encoding="utf-8") if lock.is_file() else None
+    if found is None:
+        return EnvSpec(kind="none", project_dir=str(project.directory), lock_text=lock_text)
+    kind, path = found
+    if kind == "python":
+        return _load_python_env(project, path, lock_text)
+    return _load_conda_env(project, path)
+
+
+def _load_python_env(project: Project, path: Path, lock_text: str | None) -> EnvSpec:
+    from mlproj.yamlio import load_yaml_file
+
+    data = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise SpecError(path, None, "expected a mapping with python, build_dependencies and dependencies")
+    unknown = sorted(set(data) - {"python", "build_dependencies", "dependencies"})
+    if unknown:
+        raise SpecError(path, unknown[0], "unknown key (expected python, build_dependencies, dependencies)")
+    python = _python_version(path, "python", data.get("python"))
+    build = _string_list(path, "build_dependencies", data.get("build_dependencies"))
+    deps = _expand(path, "dependencies", _string_list(path, "dependencies", data.get("dependencies")))
+    return EnvSpec(
+        kind="python",
+        project_dir=str(project.directory),
+        source_file=str(path),
+        python=python,
+        build_dependencies=tuple(build),
+        dependencies=tuple(deps.lines),
+        constraints=tuple(deps.constraints),
+        lock_text=lock_text,
+    )
+
+
+def _load_conda_env(project: Project, path: Path) -> EnvSpec:
+    from mlproj.yamlio import load_yaml_file
+
+    data = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise SpecError(path, None, "expected a mapping with channels and dependencies")
+    entries = data.get("dependencies") or []
+    if not isinstance(entries, list):
+        raise SpecError(path, "dependencies", "expected a list")
+    python = None
+    pip_lines: list[str] = []
+    for index, entry in enumerate(entries):
+        key = f"dependencies[{index}]"
+        if isinstance(entry, dict) and set(entry) == {"pip"}:
+            pip_lines.extend(_string_list(path, f"{key}.pip", entry["pip"]))
+        elif isinstance(entry, str):
+            name = re.split(r"[\s=<>!~]", entry.strip(), maxsplit=1)[0]
+            if name == "python":
+                match = _CONDA_PYTHON.match(entry.strip())
+                if match is None and entry.strip() != "python":
+                    raise SpecError(path, key, f"expected python=X.Y or python=X.Y.Z, got {entry!r}")
+                python = match.group(1) if match else None
+        else:
+            raise SpecError(path, key, "expected a package name or a {pip: [...]} list")
+    deps = _expand(path, "dependencies.pip", pip_lines)
+    return EnvSpec(
+        kind="conda",
+        project_dir=str(project.directory),
+        source_file=str(path),
+        python=python,
+        dependencies=tuple(deps.lines),
+        constraints=tuple(deps.constraints),
+        conda_text=path.read_text(encoding="utf-8"),
+    )
+
+
+def _python_version(path: Path, key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not _VERSION.match(text):
+        raise SpecError(path, key, f"expected a Python version such as 3.11 or 3.11.7, got {text!r}")
+    return text
+
+
+def _string_list(path: Path, key: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, (str, int, float)) for item in value):
+        raise SpecError(path, key, "expected a list of requirement strings")
+    return [str(item).strip() for item in value if str(item).strip()]
+
+
+def _expand(path: Path, key: str, lines: list[str], seen: frozenset[Path] = frozenset()) -> _Requirements:
+    """Expand `-r FILE` (recursively) and collect `-c FILE` lines, relative to the including file."""
+    result = _Requirements()
+    for line in lines:
+        option, target = _split_option(line)
+        if option is None:
+            result.lines.append(line)
+            continue
+        included = (path.parent / target).resolve()
+        if included in seen:
+            raise SpecError(path, key, f"{line!r}: requirements include themselves")
+        if not included.is_file():
+            raise SpecError(path, key, f"{line!r}: no such file {included}")
+        text = included.read_text(encoding="utf-8")
+        inner = [ln.split(" #")[0].strip() for ln in text.splitlines()]
+        inner = [ln for ln in inner if ln and not ln.startswith("#")]
+        nested = _expand(included, f"{key} ({line})", inner, seen | {included})
+        if option == "-r":
+            result.lines.extend(nested.lines)
+            result.constraints.extend(nested.constraints)
+        else:
+            result.constraints.extend(nested.lines + nested.constraints)
+    return result
+
+
+def _split_option(line: str) -> tuple[str | None, str]:
+    for long, short in (("--requirement", "-r"), ("--constraint", "-c")):
+        for prefix in (long + "=", long + " ", short + " ", short):
+            if line.startswith(prefix) and line[len(prefix) :].strip():
+                return short, line[len(prefix) :].strip()
+    return None, line
