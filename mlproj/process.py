@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import subprocess
+
     import psutil
 
 RUN_ID_VARIABLE = "MLPROJ_RUN_ID"
@@ -54,6 +55,8 @@ def spawn(request: ExecRequest) -> subprocess.Popen[bytes]:
 
     The output goes straight to the file (not through us), so nothing is lost if mlproj dies.
     """
+    import subprocess
+
     request.log_path.parent.mkdir(parents=True, exist_ok=True)
     with request.log_path.open("ab") as log:
         return subprocess.Popen(
@@ -77,6 +80,8 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) 
     We keep a reference and reap it when it has exited, so that a long-lived caller (the Python API)
     collects no zombies and no warnings about children dropped while running.
     """
+    import subprocess
+
     _DETACHED[:] = [proc for proc in _DETACHED if proc.poll() is None]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -95,6 +100,8 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) 
 
 def run_quiet(argv: Sequence[str], cwd: Path | None = None, timeout: float | None = None) -> str | None:
     """Run a short helper command (such as git); its stdout, or None when it fails."""
+    import subprocess
+
     try:
         done = subprocess.run(
             list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
