@@ -42,23 +42,25 @@ def list_command(as_json: bool) -> int:
     if not rows:
         click.echo("No cached environments.")
         return 0
-    from rich.table import Table
+    import sys
 
-    from mlproj.ui.tables import print_renderable
+    from mlproj.ui.text import Text, table_lines
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("FINGERPRINT", "MANAGER", "PYTHON", "SIZE", "LAST USED", "SOURCE"):
-        table.add_column(name, no_wrap=name != "SOURCE", overflow="fold")
-    for row in rows:
-        table.add_row(
+    out = Text(sys.stdout)
+    headers = ["FINGERPRINT", "MANAGER", "PYTHON", "SIZE", "LAST USED", "SOURCE"]
+    lines = [
+        [
             str(row["fingerprint"]),
             str(row["manager"]),
             str(row["python"]),
             _size(int(row["size_bytes"] or 0)),
             str(row["last_used"])[:19].replace("T", " "),
             str(row["source"] or "-"),
-        )
-    print_renderable(table)
+        ]
+        for row in rows
+    ]
+    for line in table_lines(out, headers, lines):
+        out.print(line)
     return 0
 
 

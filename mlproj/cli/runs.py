@@ -33,7 +33,11 @@ def runs_command(experiment_name: str | None, status_name: str | None, limit: in
     if not records:
         click.echo("No runs.")
         return 0
-    from mlproj.ui.tables import print_renderable, runs_table
+    import sys
 
-    print_renderable(runs_table(records))
+    from mlproj.ui.text import Text, runs_lines
+
+    out = Text(sys.stdout)
+    for line in runs_lines(out, records):
+        out.print(line)
     return 0

@@ -21,7 +21,8 @@ from mlproj.spec import Project
 PYTHON_ENV_FILE = "python_env.yaml"
 CONDA_ENV_FILE = "conda.yaml"
 LOCK_FILE = "uv.lock"
-_CONDA_PYTHON = re.compile(r"^python\s*(?:==?|=)\s*([0-9]+(?:\.[0-9]+){0,2})(?:\.\*)?$")
+# python=3.11, python==3.11.*, python=3.11.7=h955ad1f_0 (the form `conda env export` writes)
+_CONDA_PYTHON = re.compile(r"^python\s*==?\s*([0-9]+(?:\.[0-9]+){0,2})(?:\.\*)?(?:=[A-Za-z0-9_.]+)?$")
 _VERSION = re.compile(r"^[0-9]+(?:\.[0-9]+){0,2}$")
 
 
@@ -161,7 +162,13 @@ def _load_conda_env(project: Project, path: Path) -> EnvSpec:
 def _python_version(path: Path, key: str, value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # YAML reads `python: 3.10` as the number 3.1: take the version as written in the file.
+        match = re.search(rf"^\s*{key}\s*:\s*([0-9][0-9.]*)\s*(?:#.*)?$", path.read_text(), re.MULTILINE)
+        value = match.group(1) if match else str(value)
+    if not isinstance(value, str):
+        raise SpecError(path, key, f"expected a Python version such as 3.11 or 3.11.7, got {value!r}")
+    text = value.strip()
     if not _VERSION.match(text):
         raise SpecError(path, key, f"expected a Python version such as 3.11 or 3.11.7, got {text!r}")
     return text

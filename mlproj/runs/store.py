@@ -77,6 +77,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN env_fingerprint TEXT;
     ALTER TABLE runs ADD COLUMN env_reused INTEGER;
     """,
+    # Top-level runs, newest first, without visiting every step run (`runs --limit 20`).
+    """
+    CREATE INDEX runs_top_level ON runs (parent_run_id, created_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -26,6 +26,7 @@ from mlproj.runs.store import Store
 
 OutputSink = Callable[[bytes], None]
 CANCEL_POLL = 0.25  # how often the store is checked for a cancel request from another shell
+OUTPUT_INTERVAL = 0.05  # how often new output is copied from the run log to the terminal
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
@@ -182,8 +183,6 @@ class Supervisor:
 
     def _run_build_step(self, step: Any, base_env: dict[str, str], log_path: Path) -> Any:
         """Run one program of an environment build, its output appended to the run log; cancelable."""
-        import subprocess
-
         from mlproj.envs.build import StepResult
 
         with log_path.open("ab") as log:
@@ -193,13 +192,11 @@ class Supervisor:
             process.ExecRequest(argv=step.argv, cwd=step.cwd, env={**base_env, **step.env}, log_path=log_path)
         )
         next_poll = time.monotonic() + CANCEL_POLL
+        waiter = process.Waiter(proc)
         with log_path.open("rb") as log:
             log.seek(start)
             while True:
-                try:
-                    returncode = proc.wait(timeout=process.POLL_INTERVAL * 5)
-                except subprocess.TimeoutExpired:
-                    returncode = None
+                returncode = waiter.wait(OUTPUT_INTERVAL * 2)
                 lines = log.read().decode("utf-8", errors="replace").strip().splitlines()
                 if lines:
                     self._status(f"{step.description}: {lines[-1][:100]}")
@@ -213,7 +210,9 @@ class Supervisor:
                         self.run_id, proc.pid, min(stop.ladder[0][1], process.LEFTOVER_GRACE)
                     )
                     proc.wait()
+                    waiter.close()
                     raise _Canceled(stop.reason)
+        waiter.close()
         with log_path.open("rb") as log:
             log.seek(start)
             tail = log.read()[-4000:].decode("utf-8", errors="replace")
@@ -222,8 +221,6 @@ class Supervisor:
     def _watch(
         self, proc: Any, record: RunRecord, log_path: Path, started: float, canceled_early: bool
     ) -> RunRecord:
-        import subprocess
-
         pgid = proc.pid
         stop: _Stop | None = None
         if canceled_early:
@@ -231,13 +228,11 @@ class Supervisor:
             stop.advance(self.run_id, pgid)
         deadline = started + record.timeout if record.timeout else None
         next_poll = time.monotonic() + CANCEL_POLL
+        waiter = process.Waiter(proc)
         with log_path.open("rb") as log:
             log.seek(self._log_offset)
             while True:
-                try:
-                    returncode = proc.wait(timeout=process.POLL_INTERVAL * 2.5)
-                except subprocess.TimeoutExpired:
-                    returncode = None
+                returncode = waiter.wait(OUTPUT_INTERVAL)
                 self._pump(log)
                 if returncode is not None:
                     break
@@ -252,6 +247,7 @@ class Supervisor:
                     self._interrupts = 1
                 elif time.monotonic() >= stop.deadline:
                     stop.advance(self.run_id, pgid)
+            waiter.close()
             self._end_leftovers(pgid, stop)
             self._pump(log)
         return self._record_end(returncode, stop)

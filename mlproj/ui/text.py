@@ -1,7 +1,8 @@
 """Plain one-line and key/value output, styled with ANSI codes when the stream is a terminal.
 
-Commands whose start-up time matters (`run`, `status`, `logs`, `wait`, `cancel`) print through this
-module; layouts (tables, live boards) use rich (see `mlproj.ui.tables`), imported only when needed.
+Everything a command prints for people goes through here: importing rich costs about as much as the
+whole budget of `status`, so rich is kept for the live views (`mlproj.ui.live`, `mlproj.ui.progress`),
+imported only when one is shown.
 """
 
 from __future__ import annotations
@@ -96,3 +97,42 @@ def status_lines(out: Text, record: RunRecord) -> list[str]:
     ]
     width = max(len(key) for key, _ in rows)
     return [f"{out.style(key.ljust(width), '2')}  {value}" for key, value in rows if value not in (None, "")]
+
+
+def table_lines(
+    out: Text, headers: list[str], rows: list[list[str]], styles: list[str] | None = None
+) -> list[str]:
+    """Columns padded to their widest cell; the last column is not padded. `styles` holds an ANSI code
+    per row for the second column (the status), or "" for none."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str], status_style: str = "") -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            padded = cell if i == len(cells) - 1 else cell.ljust(widths[i])
+            parts.append(out.style(padded, status_style) if i == 1 and status_style else padded)
+        return "  ".join(parts).rstrip()
+
+    lines = [out.style(line(headers), "1")]
+    for index, row in enumerate(rows):
+        lines.append(line(row, styles[index] if styles else ""))
+    return lines
+
+
+def runs_lines(out: Text, records: list[RunRecord]) -> list[str]:
+    """The `mlproj runs` table."""
+    headers = ["RUN ID", "STATUS", "EXPERIMENT", "NAME", "ENTRY", "CREATED", "DURATION", "URI"]
+    rows = [
+        [
+            r.run_id[:12],
+            r.status.value,
+            r.experiment,
+            r.run_name or "",
+            r.entry_point or "",
+            (iso_utc(r.created_at) or "-")[:19].replace("T", " "),
+            format_duration(r.duration_s),
+            r.uri or "",
+        ]
+        for r in records
+    ]
+    return table_lines(out, headers, rows, [STATUS_STYLES[r.status] for r in records])
