@@ -1,0 +1,153 @@
+"""What the benchmarks share: the virtualenvs, child environments, timing, and RESULTS.md.
+
+Standard library only: this file runs under any Python 3.10+; the measured tools run from their own
+virtualenvs under bench/.work/.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / ".work"
+RESULTS = BENCH / "RESULTS.md"
+MLPROJ_VENV = WORK / "mlproj-venv"
+MLFLOW_VENV = WORK / "mlflow-venv"
+MLFLOW_REQUIREMENT = "mlflow>=3,<4"
+_READY = ".bench-ready"  # written into a venv once its installation has succeeded
+
+
+def bin_path(venv: Path, name: str) -> Path:
+    return venv / "bin" / name
+
+
+def child_env(venv: Path | None = None, **extra: str) -> dict[str, str]:
+    """os.environ without PYTHONDONTWRITEBYTECODE (children use and write .pyc files as on a user's
+    machine), with `venv`'s bin/ first on PATH and `extra` added."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for name in ("VIRTUAL_ENV", "MLPROJ_HOME", "MLPROJ_ENV_MANAGER", "MLFLOW_TRACKING_URI"):
+        env.pop(name, None)
+    if venv is not None:
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(venv)
+    env.update(extra)
+    return env
+
+
+def _pip_install(venv: Path, *requirements: str) -> None:
+    if not bin_path(venv, "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        _pip(venv, "install", "--upgrade", "pip")
+    _pip(venv, "install", *requirements)
+
+
+def _pip(venv: Path, *args: str) -> None:
+    # Without PYTHONDONTWRITEBYTECODE, pip compiles every installed module to .pyc, as a normal
+    # installation does. Its output goes to stderr: stdout carries only the markdown section.
+    argv = [str(bin_path(venv, "python")), "-m", "pip", "--quiet", *args]
+    subprocess.run(argv, check=True, env=child_env(), stdout=sys.stderr)
+
+
+def ensure_mlproj_venv() -> Path:
+    """bench/.work/mlproj-venv with mlproj installed (not editable) from this checkout, every time."""
+    print(f"installing mlproj from {ROOT} into {MLPROJ_VENV}", file=sys.stderr)
+    _pip_install(MLPROJ_VENV, str(ROOT))
+    return MLPROJ_VENV
+
+
+def ensure_mlflow_venv() -> Path:
+    """bench/.work/mlflow-venv with MLflow 3.x, installed once and reused."""
+    if not (MLFLOW_VENV / _READY).exists():
+        print(f"installing {MLFLOW_REQUIREMENT} into {MLFLOW_VENV} (once)", file=sys.stderr)
+        shutil.rmtree(MLFLOW_VENV, ignore_errors=True)
+        _pip_install(MLFLOW_VENV, MLFLOW_REQUIREMENT)
+        (MLFLOW_VENV / _READY).touch()
+    return MLFLOW_VENV
+
+
+def package_version(venv: Path, name: str) -> str:
+    if not bin_path(venv, "python").exists():
+        return "not installed"
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    done = subprocess.run(
+        [str(bin_path(venv, "python")), "-c", code], check=False, capture_output=True, text=True
+    )
+    return done.stdout.strip() if done.returncode == 0 else "not installed"
+
+
+# --- timing --------------------------------------------------------------------------------------
+
+
+def run_once(argv: Sequence[str], env: Mapping[str, str], cwd: Path = WORK) -> float:
+    """Wall time of one command, in seconds; a failing command stops the benchmark."""
+    start = time.perf_counter()
+    done = subprocess.run(argv, check=False, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited with {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def measure(
+    commands: Mapping[str, tuple[Sequence[str], Mapping[str, str]]], rounds: int
+) -> dict[str, list[float]]:
+    """One warm-up of each command, then `rounds` rounds in which every command runs once; the order
+    rotates from round to round so that no command always follows the same one."""
+    names = list(commands)
+    for name in names:
+        run_once(*commands[name])
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            times[name].append(run_once(*commands[name]))
+        print(f"round {i + 1}/{rounds} done", file=sys.stderr)
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+# --- RESULTS.md ----------------------------------------------------------------------------------
+
+
+def machine_lines() -> list[str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    cpu = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+    gib = int(mem.group(1)) / 1024**2 if mem else float("nan")
+    return [
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {cpu.group(1) if cpu else platform.processor()}, {os.cpu_count()} cores, "
+        f"{gib:.1f} GiB memory",
+        f"- Python {platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
+        f"- mlproj {package_version(MLPROJ_VENV, 'mlproj')}, MLflow {package_version(MLFLOW_VENV, 'mlflow')}",
+    ]
+
+
+def write_section(title: str, body: str) -> None:
+    """Print the section and put it in RESULTS.md in place of the previous one with this title."""
+    section = "\n".join([f"## {title}", "", *machine_lines(), "", body.strip(), ""])
+    print(section)
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    heading = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if heading.search(text):
+        text = heading.sub(lambda _: section + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text.rstrip("\n") + "\n")
