@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlproj.errors import ExecutionError, NotSupportedError
+from mlproj.errors import ExecutionError
 from mlproj.home import Home
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
@@ -97,20 +97,13 @@ def run(
     """Run a project; see `mlflow.projects.run`. A synchronous run that does not finish raises
     `ExecutionError`; its output is streamed to `sys.stdout` as it comes.
 
-    Not supported yet: `docker_args`, `build_image`, `docker_auth` (docker projects) and backends other
-    than `local`. `rebuild_env=True` builds the project's environment again instead of reusing it.
+    `docker_args`, `build_image` and `docker_auth` apply to docker_env projects. Not supported yet:
+    backends other than `local`. `rebuild_env=True` builds the environment again instead of reusing it.
     """
     from mlproj import launch
     from mlproj.backends import load_backend_config
     from mlproj.runs.supervisor import Supervisor
 
-    for name, value in (
-        ("docker_args", docker_args),
-        ("build_image", build_image),
-        ("docker_auth", docker_auth),
-    ):
-        if value:
-            raise NotSupportedError(f"{name}: docker projects are not supported yet")
     config = load_backend_config(backend_config) if isinstance(backend_config, str) else backend_config
     resolved_home = Home.from_env(home)
     store = Store.open(resolved_home)
@@ -133,6 +126,11 @@ def run(
             timeout=timeout,
             run_id=run_id,
             rebuild_env=rebuild_env,
+            docker={
+                "docker_args": {str(k): str(v) for k, v in (docker_args or {}).items()},
+                "build_image": build_image,
+                "docker_auth": dict(docker_auth) if docker_auth else None,
+            },
         )
         planned = launch.plan(options, resolved_home)
         record = launch.record_run(store, planned)

@@ -49,6 +49,7 @@ class RunOptions:
     caller_dir: Path = field(default_factory=Path.cwd)
     run_id: str | None = None
     rebuild_env: bool = False
+    docker: Mapping[str, Any] = field(default_factory=dict)  # docker_args, build_image, docker_auth
 
 
 @dataclass(frozen=True)
@@ -135,23 +136,25 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
 
 def _choose_environment(options: RunOptions, project: Project, home: Home) -> tuple[str, EnvSpec | None]:
     """The environment manager and what it must build; whatever cannot be built here is an input
-    error now (a missing Python version, no conda), unless the environment is already cached."""
+    error now (a missing Python version, no conda, no image), unless the environment is cached."""
     from mlproj.envs import choose_manager, get_manager
-    from mlproj.envs.envspec import find_env_file, load_env_spec
+    from mlproj.envs.envspec import find_env_file
 
-    if project.docker_env is not None and options.env_manager is None:
-        raise NotSupportedError(
-            f"{project.spec_file}: docker_env projects are not supported yet (use --env-manager local to "
-            "run it without a container)"
-        )
-    found = find_env_file(project)
-    name = choose_manager(options.env_manager, found[0] if found else "none")
+    if project.docker_env is not None:
+        kind = "docker"
+    else:
+        found = find_env_file(project)
+        kind = found[0] if found else "none"
+    name = choose_manager(options.env_manager, kind)
     manager = get_manager(name)
     if not manager.builds:
         return name, None
+    spec = manager.load_spec(project, options.docker)
+    if not manager.cached:
+        manager.check(spec)
+        return name, spec
     from mlproj.envs.cache import EnvCache
 
-    spec = load_env_spec(project)
     if options.rebuild_env or EnvCache(home).lookup(spec.fingerprint(name)) is None:
         manager.check(spec)
     return name, spec

@@ -122,8 +122,8 @@ def _parse_project(directory: Path, spec_file: Path, data: dict[str, Any]) -> Pr
     python_env = _optional_str(spec_file, data, "python_env")
     conda_env = _optional_str(spec_file, data, "conda_env")
     docker_env = data.get("docker_env")
-    if docker_env is not None and not isinstance(docker_env, dict):
-        raise SpecError(spec_file, "docker_env", f"expected a mapping, got {_kind(docker_env)}")
+    if docker_env is not None:
+        docker_env = _parse_docker_env(spec_file, docker_env)
     raw_entry_points = data.get("entry_points") or {}
     if not isinstance(raw_entry_points, dict):
         raise SpecError(spec_file, "entry_points", f"expected a mapping, got {_kind(raw_entry_points)}")
@@ -140,6 +140,42 @@ def _parse_project(directory: Path, spec_file: Path, data: dict[str, Any]) -> Pr
         conda_env=conda_env,
         docker_env=docker_env,
     )
+
+
+def _parse_docker_env(spec_file: Path, body: Any) -> dict[str, Any]:
+    """MLflow's docker_env: `image` (required), `volumes` (strings), `environment` (names to copy from
+    the host, or [NAME, value] pairs)."""
+    if not isinstance(body, dict):
+        raise SpecError(spec_file, "docker_env", f"expected a mapping with an image, got {_kind(body)}")
+    unknown = sorted(set(body) - {"image", "volumes", "environment"})
+    if unknown:
+        raise SpecError(
+            spec_file, f"docker_env.{unknown[0]}", "unknown key (expected image, volumes, environment)"
+        )
+    image = body.get("image")
+    if not isinstance(image, str) or not image.strip():
+        raise SpecError(spec_file, "docker_env.image", "expected the name of an image")
+    volumes = body.get("volumes") or []
+    if not isinstance(volumes, list) or not all(isinstance(v, str) and ":" in v for v in volumes):
+        raise SpecError(
+            spec_file,
+            "docker_env.volumes",
+            "expected a list of HOST:CONTAINER[:MODE] strings, e.g. ['/data:/data']",
+        )
+    environment: list[Any] = []
+    for index, entry in enumerate(body.get("environment") or []):
+        key = f"docker_env.environment[{index}]"
+        if isinstance(entry, str) and is_name(entry):
+            environment.append(entry)
+        elif isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and is_name(entry[0]):
+            environment.append([entry[0], "" if entry[1] is None else str(entry[1])])
+        else:
+            raise SpecError(
+                spec_file, key, "expected a variable name to copy from the host, or [NAME, value]"
+            )
+    if not isinstance(body.get("environment") or [], list):
+        raise SpecError(spec_file, "docker_env.environment", "expected a list")
+    return {"image": image.strip(), "volumes": list(volumes), "environment": environment}
 
 
 def _parse_entry_point(spec_file: Path, name: str, body: Any) -> EntryPoint:

@@ -56,15 +56,7 @@ def test_given_run_id_and_experiment_id(tmp_path: Path, home: Home) -> None:
         mlproj.run(str(project), run_id="nope")
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"docker_args": {"x": 1}},
-        {"build_image": True},
-        {"docker_auth": {"u": "p"}},
-        {"backend": "ray"},
-    ],
-)
+@pytest.mark.parametrize("kwargs", [{"backend": "ray"}])
 def test_unsupported_arguments_say_so(tmp_path: Path, home: Home, kwargs: dict[str, object]) -> None:
     project = command_project(tmp_path / "p", "true")
     with pytest.raises(NotSupportedError, match="not supported yet"):

@@ -281,11 +281,14 @@ def test_full_project_is_loaded(tmp_path: Path) -> None:
     [
         ("python_env: env.yaml\n", ("env.yaml", None, None)),
         ("conda_env: conda.yaml\n", (None, "conda.yaml", None)),
-        ("docker_env: {image: python:3.11}\n", (None, None, {"image": "python:3.11"})),
+        (
+            "docker_env: {image: python:3.11}\n",
+            (None, None, {"image": "python:3.11", "volumes": [], "environment": []}),
+        ),
     ],
 )
 def test_one_environment_is_loaded(
-    tmp_path: Path, text: str, expected: tuple[str | None, str | None, dict[str, str] | None]
+    tmp_path: Path, text: str, expected: tuple[str | None, str | None, dict[str, object] | None]
 ) -> None:
     project = load(tmp_path, text)
 

@@ -31,6 +31,15 @@ from mlproj.cli.common import open_store, print_json, stderr_bytes, stdout_bytes
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Cancel the run after this long (exit 124).")
 @click.option("--rebuild-env", is_flag=True, help="Build the environment again instead of reusing it.")
+@click.option(
+    "-A",
+    "--docker-args",
+    "docker_args",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="A docker run option for docker_env projects, e.g. -A gpus=all (repeatable).",
+)
+@click.option("--build-image", is_flag=True, help="docker_env: build an image with the project copied in.")
 def run_command(
     uri: str,
     entry_point: str,
@@ -47,6 +56,8 @@ def run_command(
     as_json: bool,
     timeout: float | None,
     rebuild_env: bool,
+    docker_args: tuple[str, ...],
+    build_image: bool,
 ) -> int:
     """Run the project at URI (a folder or a Git URI, with an optional #subdirectory)."""
     from mlproj import launch
@@ -72,6 +83,7 @@ def run_command(
         storage_dir=Path(storage_dir).absolute() if storage_dir else None,
         timeout=timeout,
         rebuild_env=rebuild_env,
+        docker={"docker_args": _docker_args(docker_args), "build_image": build_image},
     )
     store = open_store()
     planned = launch.plan(options, store.home)
@@ -95,3 +107,12 @@ def run_command(
     if as_json:
         print_json(final.to_dict())
     return exit_code_for(final)
+
+
+def _docker_args(pairs: tuple[str, ...]) -> dict[str, str]:
+    """`-A name=value` or `-A flag` (MLflow's form) → {name: value}; a bare flag means "true"."""
+    result = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        result[name.strip()] = value if equals else "true"
+    return result

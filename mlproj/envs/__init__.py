@@ -13,6 +13,7 @@ MANAGERS = {
     "virtualenv": ("mlproj.envs.virtualenv", "VirtualenvEnv"),
     "uv": ("mlproj.envs.uv", "UvEnv"),
     "conda": ("mlproj.envs.conda", "CondaEnv"),
+    "docker": ("mlproj.envs.docker", "DockerEnv"),
 }
 KNOWN_MANAGERS = tuple(MANAGERS)
 ENV_MANAGER_VARIABLE = "MLPROJ_ENV_MANAGER"
@@ -28,8 +29,8 @@ def get_manager(name: str) -> EnvManager:
 
 
 def choose_manager(given: str | None, env_kind: str) -> str:
-    """`--env-manager`, else `MLPROJ_ENV_MANAGER`, else MLflow's rule: a conda.yaml → conda, a
-    python_env.yaml → virtualenv; a project with no environment file runs `local`."""
+    """`--env-manager`, else `MLPROJ_ENV_MANAGER`, else MLflow's rule: docker_env → docker, a conda.yaml
+    → conda, a python_env.yaml → virtualenv; a project with no environment file runs `local`."""
     if given:
         return given
     from_env = os.environ.get(ENV_MANAGER_VARIABLE)
@@ -37,6 +38,8 @@ def choose_manager(given: str | None, env_kind: str) -> str:
         if from_env not in MANAGERS:
             raise InputError(f"{ENV_MANAGER_VARIABLE}={from_env}: expected one of: {', '.join(MANAGERS)}")
         return from_env
+    if env_kind == "docker":
+        return "docker"  # a docker project runs in its container unless --env-manager says otherwise
     return {"conda": "conda", "python": "virtualenv"}.get(env_kind, "local")
 
 

@@ -7,8 +7,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlproj.envs.envspec import EnvSpec
+
+if TYPE_CHECKING:
+    from mlproj.process import ExecRequest
+    from mlproj.spec import Project
+    from mlproj.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,14 @@ class BuildStep:
 
 class EnvManager(ABC):
     name: str
-    builds = True  # False for `local`: nothing to build, nothing cached
+    builds = True  # False for `local`: nothing to build
+    cached = True  # False when something else (a container engine) caches what is built
+
+    def load_spec(self, project: Project, options: Mapping[str, Any]) -> EnvSpec:
+        """What to build for `project` (`options`: the run's docker_args, build_image, docker_auth)."""
+        from mlproj.envs.envspec import load_env_spec
+
+        return load_env_spec(project)
 
     def check(self, spec: EnvSpec) -> None:  # noqa: B027 - optional hook
         """Raise `InputError` if this environment cannot be built here (before anything runs)."""
@@ -43,6 +56,16 @@ class EnvManager(ABC):
     def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
         """The programs that build `spec` at `target` (which does not exist yet); files the programs need
         are written beside it, in `target.parent`."""
+
+    def launch(self, run_id: str, request: ExecRequest, run_request: Mapping[str, Any]) -> Workload:
+        """Start the workload: by default a local process tree in its own session."""
+        from mlproj.process import spawn
+        from mlproj.workload import ProcessWorkload
+
+        return ProcessWorkload(run_id, spawn(request))
+
+    def cleanup(self, run_id: str) -> None:  # noqa: B027 - optional hook
+        """Release what a run left outside its process tree (a container) once its supervisor is gone."""
 
     def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:
         """Variables that put the environment first for the workload (PATH + VIRTUAL_ENV)."""

@@ -49,6 +49,14 @@ def prepare_environment(
     manager = get_manager(manager_name)
     if not manager.builds or spec is None:
         return PreparedEnv(manager=manager_name, variables=manager.activate(Path(), base_env))
+    if not manager.cached:
+        steps = manager.build_steps(spec, Path(spec.project_dir))
+        if steps:
+            on_build()
+        for step in steps:
+            on_status(step.description)
+            _check(manager_name, step, run_step(step))
+        return PreparedEnv(manager=manager_name, variables=manager.activate(Path(), base_env))
     cache = EnvCache(home)
     fingerprint = spec.fingerprint(manager_name)
     if not rebuild:

@@ -39,6 +39,7 @@ class EnvSpec:
     constraints: tuple[str, ...] = ()
     conda_text: str | None = None  # the conda.yaml itself, for conda managers
     lock_text: str | None = None  # uv.lock beside the project, for uv
+    docker: dict[str, Any] | None = None  # docker_env and the run's docker options, for docker
 
     @property
     def python_version(self) -> str:
@@ -55,7 +56,11 @@ class EnvSpec:
         return digest[:24]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What the run's supervisor needs (recorded in the store): never registry credentials."""
+        data = asdict(self)
+        if data.get("docker"):
+            data["docker"] = {k: v for k, v in data["docker"].items() if k != "auth"}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnvSpec:

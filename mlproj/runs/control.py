@@ -27,12 +27,24 @@ def reconcile(store: Store, record: RunRecord) -> RunRecord:
     if record.is_final:
         return record
     process.end_run_processes(record.run_id, record.pid, process.LEFTOVER_GRACE)
+    _cleanup_outside(record)
     reason = (
         f"the supervising process (pid {record.supervisor_pid}) is gone: mlproj was killed "
         "or the machine restarted; what was left of the run's processes was ended"
     )
     store.transition(record.run_id, RunStatus.FAILED, error=reason, ended_at=time.time())
     return store.get(record.run_id)
+
+
+def _cleanup_outside(record: RunRecord) -> None:
+    """What the run's environment left outside its process tree (a container) is released too."""
+    from mlproj.envs import get_manager
+    from mlproj.errors import MlprojError
+
+    try:
+        get_manager(record.env_manager or "local").cleanup(record.run_id)
+    except MlprojError:
+        return
 
 
 def find_run(store: Store, run_id_or_prefix: str) -> RunRecord:
@@ -61,6 +73,7 @@ def cancel(store: Store, record: RunRecord, grace: float = process.DEFAULT_GRACE
         time.sleep(0.05)
     # The supervisor did not answer: end the processes ourselves and record the cancellation.
     process.end_run_processes(record.run_id, record.pid, 0.0)
+    _cleanup_outside(record)
     store.transition(
         record.run_id,
         RunStatus.CANCELED,

@@ -23,7 +23,7 @@ def exit_code_for(record: RunRecord) -> int:
         and record.status is RunStatus.FAILED
         and record.exit_code is not None
         and 1 <= record.exit_code <= 125
-        and record.pid is not None
+        and record.started_at is not None
     ):
         return record.exit_code
     return EXIT_FAILED

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproj import process
 from mlproj.errors import MlprojError
@@ -23,6 +23,10 @@ from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
+from mlproj.workload import Workload
+
+if TYPE_CHECKING:
+    from mlproj.envs.base import EnvManager
 
 OutputSink = Callable[[bytes], None]
 CANCEL_POLL = 0.25  # how often the store is checked for a cancel request from another shell
@@ -39,15 +43,15 @@ class _Stop:
         self.stage = -1
         self.deadline = 0.0
 
-    def advance(self, run_id: str, pgid: int) -> None:
+    def advance(self, workload: Workload) -> None:
         self.stage = min(self.stage + 1, len(self.ladder) - 1)
         sig, wait = self.ladder[self.stage]
-        process.signal_all(process.find_run_processes(run_id, pgid, pgid), sig)
+        workload.signal(sig)
         self.deadline = time.monotonic() + wait
 
-    def escalate(self, run_id: str, pgid: int) -> None:
+    def escalate(self, workload: Workload) -> None:
         self.stage = len(self.ladder) - 2
-        self.advance(run_id, pgid)
+        self.advance(workload)
 
 
 class _Canceled(Exception):
@@ -108,9 +112,9 @@ class Supervisor:
         request = dict(record.request or {})
         log_path = Path(record.log_path or self.store.home.run_dir(self.run_id) / "output.log")
         try:
-            exec_request = self._prepare(record, request, log_path)
+            exec_request, manager = self._prepare(record, request, log_path)
             self._log_offset = log_path.stat().st_size if log_path.exists() else 0
-            proc = process.spawn(exec_request)
+            workload = manager.launch(self.run_id, exec_request, request)
         except _Canceled as canceled:
             self.store.transition(
                 self.run_id, RunStatus.CANCELED, error=canceled.reason, ended_at=time.time()
@@ -123,19 +127,23 @@ class Supervisor:
         finally:
             self._status(None)
         started = time.time()
+        pid = workload.pid
         moved = self.store.transition(
             self.run_id,
             RunStatus.RUNNING,
-            pid=proc.pid,
-            pid_identity=process.identity(proc.pid),
+            pid=pid,
+            pid_identity=None if pid is None else process.identity(pid),
             started_at=started,
         )
         if not moved:  # canceled (or reconciled) while we were starting it
-            self.store.update(self.run_id, pid=proc.pid, started_at=started)
-        return self._watch(proc, record, log_path, started, canceled_early=not moved)
+            self.store.update(self.run_id, pid=pid, started_at=started)
+        return self._watch(workload, record, log_path, started, canceled_early=not moved)
 
-    def _prepare(self, record: RunRecord, request: dict[str, Any], log_path: Path) -> process.ExecRequest:
+    def _prepare(
+        self, record: RunRecord, request: dict[str, Any], log_path: Path
+    ) -> tuple[process.ExecRequest, EnvManager]:
         """The workload's environment: built (while the run is `Preparing`) or taken from the cache."""
+        from mlproj.envs import get_manager
         from mlproj.envs.build import prepare_environment
         from mlproj.envs.envspec import EnvSpec
 
@@ -165,7 +173,10 @@ class Supervisor:
             env.pop("PYTHONHOME", None)
         env[process.RUN_DIR_VARIABLE] = str(log_path.parent)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        return process.ExecRequest(argv=request["argv"], cwd=Path(request["cwd"]), env=env, log_path=log_path)
+        exec_request = process.ExecRequest(
+            argv=request["argv"], cwd=Path(request["cwd"]), env=env, log_path=log_path
+        )
+        return exec_request, get_manager(prepared.manager)
 
     # --- environment builds -------------------------------------------------------------------------
 
@@ -219,36 +230,36 @@ class Supervisor:
         return StepResult(returncode, "\n".join(tail.strip().splitlines()[-5:]))
 
     def _watch(
-        self, proc: Any, record: RunRecord, log_path: Path, started: float, canceled_early: bool
+        self, workload: Workload, record: RunRecord, log_path: Path, started: float, canceled_early: bool
     ) -> RunRecord:
-        pgid = proc.pid
         stop: _Stop | None = None
         if canceled_early:
             stop = self._begin_stop("canceled before it started", interactive=False)
-            stop.advance(self.run_id, pgid)
+            stop.advance(workload)
         deadline = started + record.timeout if record.timeout else None
         next_poll = time.monotonic() + CANCEL_POLL
-        waiter = process.Waiter(proc)
         with log_path.open("rb") as log:
             log.seek(self._log_offset)
             while True:
-                returncode = waiter.wait(OUTPUT_INTERVAL)
+                returncode = workload.wait(OUTPUT_INTERVAL)
                 self._pump(log)
                 if returncode is not None:
                     break
                 if stop is None:
                     stop = self._check_stop(deadline, next_poll)
                     if stop is not None:
-                        stop.advance(self.run_id, pgid)
+                        stop.advance(workload)
                     elif time.monotonic() >= next_poll:
                         next_poll = time.monotonic() + CANCEL_POLL
                 elif self._interrupts > 1:
-                    stop.escalate(self.run_id, pgid)
+                    stop.escalate(workload)
                     self._interrupts = 1
                 elif time.monotonic() >= stop.deadline:
-                    stop.advance(self.run_id, pgid)
-            waiter.close()
-            self._end_leftovers(pgid, stop)
+                    stop.advance(workload)
+            if stop is None:
+                workload.finish(None, process.LEFTOVER_GRACE)
+            else:
+                workload.finish(stop.ladder[stop.stage][0], max(0.0, stop.deadline - time.monotonic()))
             self._pump(log)
         return self._record_end(returncode, stop)
 
@@ -276,18 +287,6 @@ class Supervisor:
         if interactive:
             ladder.insert(0, (int(signal.SIGINT), process.INTERRUPT_TIMEOUT))
         return _Stop(reason, ladder)
-
-    def _end_leftovers(self, pgid: int, stop: _Stop | None) -> None:
-        """After the main process exits, whatever it left behind is ended too."""
-        procs = process.find_run_processes(self.run_id, pgid)
-        if not procs:
-            return
-        if stop is None:
-            process.end_processes(procs, process.LEFTOVER_GRACE)
-        else:
-            remaining = max(0.0, stop.deadline - time.monotonic())
-            sig = stop.ladder[stop.stage][0]
-            process.end_processes(procs, remaining, first_signal=sig)
 
     def _pump(self, log: Any) -> None:
         data = log.read()
