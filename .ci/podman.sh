@@ -25,7 +25,8 @@ runroot = "$W/run"
 CONF
 export CONTAINERS_CONF=$W/conf/containers.conf CONTAINERS_STORAGE_CONF=$W/conf/storage.conf
 if ! podman image exists mlproj-test-busybox 2>/dev/null; then
-  ( cd "$W" && apt-get download busybox-static >/dev/null 2>&1 && rm -rf bbx rootfs && dpkg-deb -x busybox-static_*.deb bbx )
+  [ -n "$(ls "$W"/busybox-static_*.deb 2>/dev/null)" ] || { apt-get update -qq; ( cd "$W" && apt-get download busybox-static >/dev/null 2>&1 ); }
+  ( cd "$W" && rm -rf bbx rootfs && dpkg-deb -x busybox-static_*.deb bbx )
   mkdir -p "$W/rootfs/bin" "$W/rootfs/tmp" && cp "$W/bbx/bin/busybox" "$W/rootfs/bin/"
   for tool in sh echo cat ls sleep env pwd touch mkdir test true false; do ln -sf busybox "$W/rootfs/bin/$tool"; done
   tar -C "$W/rootfs" -c . | podman import -q - mlproj-test-busybox >/dev/null
