@@ -66,9 +66,9 @@ def prepare_environment(
             return _activate(hit, base_env, reused=True)
     on_build()
     lock = cache.lock(fingerprint)
-    if not lock.acquire(timeout=0):
+    if not cache.try_lock(lock, 0):
         on_status(f"waiting for another run building this {manager_name} environment")
-        while not lock.acquire(timeout=LOCK_POLL):
+        while not cache.try_lock(lock, LOCK_POLL):
             check_cancel()
     try:
         hit = cache.lookup(fingerprint)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mlproj.home import Home
+
+BUILDING = ".building"  # present in a build folder until its environment is published
 
 
 @dataclass(frozen=True)
@@ -74,21 +75,37 @@ class EnvCache:
         self.root.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.root / f"{fingerprint}.lock"))
 
+    @staticmethod
+    def try_lock(lock: Any, timeout: float) -> bool:
+        """Take `lock` within `timeout` seconds; False (not an exception) when another process holds it."""
+        from filelock import Timeout
+
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            return False
+        return True
+
     def new_build_dir(self, fingerprint: str) -> Path:
-        """A fresh folder to build in (call with the lock held; old unfinished builds are removed)."""
-        current = self.lookup(fingerprint)
+        """A fresh folder to build in, marked as building until published (call with the lock held).
+
+        Folders still marked come from builds that died (a live build would hold the lock): removed.
+        Finished environments that were replaced are left for `prune`, which knows whether a run
+        still uses them."""
         for stale in self.root.glob(f"{fingerprint}-*"):
-            if current is None or str(stale) != current.path:
+            if (stale / BUILDING).exists():
                 shutil.rmtree(stale, ignore_errors=True)
+        import secrets
+
         path = self.root / f"{fingerprint}-{secrets.token_hex(3)}"
         path.mkdir(parents=True)
+        (path / BUILDING).touch()
         return path
 
     def publish(
         self, fingerprint: str, path: Path, manager: str, python: str, source: str | None
     ) -> CachedEnv:
         """Make a completed build the environment for `fingerprint` (replacing an older one)."""
-        previous = self.lookup(fingerprint)
         env = CachedEnv(
             fingerprint=fingerprint,
             manager=manager,
@@ -99,11 +116,10 @@ class EnvCache:
         )
         data = asdict(env)
         data.pop("last_used")
-        temp = self.root / f".{fingerprint}.json.{secrets.token_hex(3)}"
+        (path / BUILDING).unlink(missing_ok=True)
+        temp = self.root / f".{fingerprint}.json.{os.getpid()}"
         temp.write_text(json.dumps(data, indent=2), encoding="utf-8")
         temp.replace(self._meta(fingerprint))
-        if previous is not None and previous.path != str(path):
-            shutil.rmtree(previous.path, ignore_errors=True)
         return self.lookup(fingerprint) or env
 
     def entries(self) -> Iterator[CachedEnv]:
@@ -115,10 +131,9 @@ class EnvCache:
                 yield env
 
     def remove(self, fingerprint: str) -> None:
+        """Forget the environment and delete its folder (older replaced folders are orphans)."""
         env = self.lookup(fingerprint)
         self._meta(fingerprint).unlink(missing_ok=True)
-        for folder in self.root.glob(f"{fingerprint}-*"):
-            shutil.rmtree(folder, ignore_errors=True)
         if env is not None:
             shutil.rmtree(env.path, ignore_errors=True)
 

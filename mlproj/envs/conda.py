@@ -27,8 +27,10 @@ class CondaEnv(EnvManager):
     def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
         self.check(spec)
         exe = conda_executable()
-        env_file = target.parent / "conda.yaml"
-        env_file.write_text(spec.conda_text or "", encoding="utf-8")
+        # conda runs pip from the env file's folder: the project's own file, so `-r` lines resolve.
+        env_file = Path(spec.source_file) if spec.source_file else target.parent / "conda.yaml"
+        if not spec.source_file:
+            env_file.write_text(spec.conda_text or "", encoding="utf-8")
         command = ("create",) if exe.name.startswith("micromamba") else ("env", "create")
         argv = (str(exe), *command, "--yes", "--prefix", str(target), "--file", str(env_file))
         return [BuildStep(f"{exe.name} environment from conda.yaml", argv, Path(spec.project_dir))]

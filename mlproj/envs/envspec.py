@@ -42,14 +42,20 @@ class EnvSpec:
     docker: dict[str, Any] | None = None  # docker_env and the run's docker options, for docker
 
     @property
+    def synced_from_lock(self) -> bool:
+        """uv syncs such a project from its lock file, installing the project itself in editable mode."""
+        return self.lock_text is not None and (Path(self.project_dir) / "pyproject.toml").is_file()
+
+    @property
     def python_version(self) -> str:
         return self.python or ".".join(str(part) for part in sys.version_info[:3])
 
     def fingerprint(self, manager: str) -> str:
         """A hash of everything that makes the environment what it is (never of where it came from)."""
         content = asdict(self)
-        for location in ("project_dir", "source_file"):
-            content.pop(location)
+        content.pop("source_file")
+        if not (manager == "uv" and self.synced_from_lock):
+            content.pop("project_dir")  # the same files anywhere are the same environment
         content["python"] = self.python_version
         content["manager"] = manager
         digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

@@ -91,9 +91,9 @@ def find_python(version: str | None) -> Path:
         actual = probe(found)
         if actual and version_matches(actual, version):
             return found
-    available = sorted(
-        {current, *(name for name, _ in _pyenv_versions() + _path_versions())}, key=_version_key
-    )
+    names = {current, *(name for name, _ in _pyenv_versions() + _path_versions())}
+    shortest = [n for n in names if not any(other.startswith(n + ".") for other in names)]
+    available = sorted(shortest, key=_version_key)
     raise InputError(
         f"Python {version} is not available on this machine (found: {', '.join(available)}); "
         f"install it (for example with pyenv or `uv python install {version}`) and run again"

@@ -26,26 +26,15 @@ class PruneResult:
 
 def prune(home: Home, unused_since: float | None) -> PruneResult:
     """Remove environments last used before `unused_since` (all when None), and failed builds."""
-    from mlproj.runs.control import reconcile
-    from mlproj.runs.store import Store
-
     cache = EnvCache(home)
-    in_use: set[str] = set()
-    if home.db_path.exists():
-        store = Store.open(home)
-        for record in store.unfinished():
-            if not reconcile(store, record).is_final and record.env_fingerprint:
-                in_use.add(record.env_fingerprint)
-        store.close()
+    in_use = _in_use(home)
     result = PruneResult()
     for env in list(cache.entries()):
         if unused_since is not None and env.last_used >= unused_since:
             continue
-        if env.fingerprint in in_use:
-            result.kept_in_use.append(env.fingerprint)
-            continue
         lock = cache.lock(env.fingerprint)
-        if not lock.acquire(timeout=0):  # being built or rebuilt right now
+        # Used by an unfinished run, or being built or rebuilt right now.
+        if env.fingerprint in in_use or not cache.try_lock(lock, 0):
             result.kept_in_use.append(env.fingerprint)
             continue
         try:
@@ -54,15 +43,37 @@ def prune(home: Home, unused_since: float | None) -> PruneResult:
         finally:
             lock.release()
         result.removed.append(Removed(env.fingerprint, env.manager, env.python, freed))
-    orphans = 0
+    return PruneResult(result.removed, result.kept_in_use, _remove_orphans(cache, in_use))
+
+
+def _in_use(home: Home) -> set[str]:
+    """Fingerprints and environment paths of unfinished runs."""
+    if not home.db_path.exists():
+        return set()
+    from mlproj.runs.control import reconcile
+    from mlproj.runs.store import Store
+
+    store = Store.open(home)
+    try:
+        unfinished = [r for r in store.unfinished() if not reconcile(store, r).is_final]
+    finally:
+        store.close()
+    return {value for r in unfinished for value in (r.env_fingerprint, r.env_path) if value}
+
+
+def _remove_orphans(cache: EnvCache, in_use: set[str]) -> int:
+    """Folders no metadata points at: failed or killed builds, and replaced environments no run uses."""
+    removed = 0
     for folder in cache.orphans():
-        fingerprint = folder.name.rsplit("-", 1)[0]
-        lock = cache.lock(fingerprint)
-        if lock.acquire(timeout=0):
-            try:
-                if folder in cache.orphans():
-                    shutil.rmtree(folder, ignore_errors=True)
-                    orphans += 1
-            finally:
-                lock.release()
-    return PruneResult(result.removed, result.kept_in_use, orphans)
+        if any(path.startswith(f"{folder}/") for path in in_use):
+            continue
+        lock = cache.lock(folder.name.rsplit("-", 1)[0])
+        if not cache.try_lock(lock, 0):
+            continue
+        try:
+            if folder in cache.orphans():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        finally:
+            lock.release()
+    return removed

@@ -22,9 +22,12 @@ class UvEnv(EnvManager):
         uv = str(uv_binary())
         python = str(find_python(spec.python))
         cwd = Path(spec.project_dir)
-        if spec.lock_text is not None and (cwd / "pyproject.toml").is_file():
+        if spec.synced_from_lock:
             env = {**UV_ENV, "UV_PROJECT_ENVIRONMENT": str(target)}
-            return [BuildStep("uv sync from uv.lock", (uv, "sync", "--frozen", "--python", python), cwd, env)]
+            # uv installs the project itself in editable mode, pointing at this folder: such an
+            # environment belongs to its folder (EnvSpec.fingerprint covers the folder for it).
+            argv = (uv, "sync", "--frozen", "--python", python)
+            return [BuildStep("uv sync from uv.lock", argv, cwd, env)]
         requirement_args, build_deps = write_requirements(spec, target)
         install = (uv, "pip", "install", "--python", str(target / "bin" / "python"))
         steps = [
