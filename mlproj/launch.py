@@ -96,7 +96,15 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         get_manager(options.env_manager)  # an unknown manager is an input error, found before fetching
     source = fetch(options.uri, options.version, home, options.caller_dir)
     if not source.path.is_dir():
-        raise InputError(f"{source.path}: a project is a folder (pipelines are not supported yet)")
+        from mlproj.pipelines.spec import is_pipeline_file, load_pipeline
+
+        if is_pipeline_file(source.path):
+            load_pipeline(source.path)  # its errors first
+            raise NotSupportedError(
+                f"{source.path}: running pipelines is not supported yet (`mlproj graph` and "
+                "`mlproj validate` check them)"
+            )
+        raise InputError(f"{source.path}: expected a project folder or a pipeline file (type: pipeline)")
     run_dir = home.run_dir(run_id)
     if run_dir.exists():
         raise InputError(f"run ID {run_id} is already in use")

@@ -22,6 +22,7 @@ COMMANDS = {
     "cancel": ("mlproj.cli.cancel", "cancel_command"),
     "runs": ("mlproj.cli.runs", "runs_command"),
     "validate": ("mlproj.cli.validate", "validate_command"),
+    "graph": ("mlproj.cli.graph", "graph_command"),
     "envs": ("mlproj.cli.envs", "envs_command"),
 }
 HELP = {
@@ -32,6 +33,7 @@ HELP = {
     "cancel": "Cancel a run and every process it started.",
     "runs": "List runs, newest first.",
     "validate": "Show what would run, resolved, without running it.",
+    "graph": "Print a pipeline's steps and what they depend on.",
     "envs": "List or prune cached environments.",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -25,11 +26,16 @@ def validate_command(
     as_json: bool,
 ) -> int:
     """Check the project at URI and show the command it would run."""
+    from pathlib import Path
+
     from mlproj import launch
     from mlproj.home import Home
     from mlproj.params import parse_assignments
+    from mlproj.pipelines.spec import is_pipeline_file
     from mlproj.ui.text import Text
 
+    if is_pipeline_file(Path(uri)):
+        return _validate_pipeline(Path(uri), as_json)
     options = launch.RunOptions(
         uri=uri,
         entry_point=entry_point,
@@ -57,5 +63,26 @@ def validate_command(
         if value not in (None, {}, ""):
             shown = " ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
             out.print(f"{out.style(key.replace('_', ' ').ljust(width), '2')}  {shown}")
+    out.print(out.style("valid: nothing was run", "32"))
+    return 0
+
+
+def _validate_pipeline(path: Path, as_json: bool) -> int:
+    from mlproj.pipelines.spec import load_pipeline
+    from mlproj.ui.text import Text
+
+    pipeline = load_pipeline(path)
+    order = pipeline.order()
+    if as_json:
+        print_json(
+            {"pipeline": pipeline.name, "file": str(pipeline.file), "steps": order, "edges": pipeline.edges()}
+        )
+        return 0
+    out = Text(sys.stdout)
+    out.print(f"pipeline {pipeline.name} ({pipeline.file}): {len(order)} steps")
+    for name in order:
+        step = pipeline.steps[name]
+        upstream = sorted(step.upstream())
+        out.print(f"  {name} ({step.type})" + (f" after {', '.join(upstream)}" if upstream else ""))
     out.print(out.style("valid: nothing was run", "32"))
     return 0

@@ -1,0 +1,29 @@
+"""`mlproj graph FILE`: a pipeline's steps and what they depend on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("graph")
+@click.argument("uri_or_run_id", metavar="URI_OR_RUN_ID")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot", "json"]),
+    default="text",
+    show_default=True,
+)
+def graph_command(uri_or_run_id: str, fmt: str) -> int:
+    """Print the DAG of a pipeline file."""
+    from mlproj.errors import InputError
+    from mlproj.pipelines.graph import render
+    from mlproj.pipelines.spec import is_pipeline_file, load_pipeline
+
+    path = Path(uri_or_run_id)
+    if not is_pipeline_file(path):
+        raise InputError(f"{uri_or_run_id}: expected a pipeline file (.yml/.yaml with `type: pipeline`)")
+    click.echo(render(load_pipeline(path), fmt))
+    return 0

@@ -1,0 +1,1 @@
+"""Pipelines: a YAML DAG of project and command steps (design.md §6)."""
