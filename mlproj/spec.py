@@ -162,6 +162,10 @@ def _parse_docker_env(spec_file: Path, body: Any) -> dict[str, Any]:
             "docker_env.volumes",
             "expected a list of HOST:CONTAINER[:MODE] strings, e.g. ['/data:/data']",
         )
+    if not isinstance(body.get("environment") or [], list):
+        raise SpecError(
+            spec_file, "docker_env.environment", "expected a list of names or [NAME, value] pairs"
+        )
     environment: list[Any] = []
     for index, entry in enumerate(body.get("environment") or []):
         key = f"docker_env.environment[{index}]"
@@ -173,8 +177,6 @@ def _parse_docker_env(spec_file: Path, body: Any) -> dict[str, Any]:
             raise SpecError(
                 spec_file, key, "expected a variable name to copy from the host, or [NAME, value]"
             )
-    if not isinstance(body.get("environment") or [], list):
-        raise SpecError(spec_file, "docker_env.environment", "expected a list")
     return {"image": image.strip(), "volumes": list(volumes), "environment": environment}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from mlproj.envs.base import BuildStep, EnvManager
 from mlproj.envs.envspec import EnvSpec
-from mlproj.errors import InputError
+from mlproj.errors import InputError, MlprojError
 from mlproj.process import RUN_DIR_VARIABLE, RUN_ID_VARIABLE, ExecRequest
 from mlproj.spec import Project
 from mlproj.workload import Workload
@@ -47,7 +48,7 @@ def client() -> Any:
     try:
         api = docker.from_env(timeout=API_TIMEOUT, version=version)
         api.ping()
-    except docker.errors.DockerException as exc:
+    except Exception as exc:  # DockerException, or the transport's own (requests) connection errors
         raise InputError(f"no Docker API answers at {where}: {_reason(exc)}") from None
     _CLIENTS[where] = api
     return api
@@ -185,7 +186,12 @@ class ContainerWorkload(Workload):
             detach=True,
             **options,
         )
-        container.start()
+        try:
+            container.start()
+        except Exception as exc:  # the engine created it but cannot start it (a bad user, a bad mount)
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+            raise MlprojError(f"the container could not start: {_reason(exc)}") from None
         return cls(api, container, request.log_path)
 
     def _follow(self, log_path: Path) -> None:
@@ -226,7 +232,10 @@ def docker_options(args: Mapping[str, str]) -> dict[str, Any]:
         if handler is None:
             known = ", ".join(sorted(_OPTIONS))
             raise InputError(f"-A {name}: unknown docker argument (supported: {known})")
-        handler(options, value)
+        try:
+            handler(options, value)
+        except ValueError as exc:
+            raise InputError(f"-A {name}={value}: {exc}") from None
     return options
 
 
@@ -235,7 +244,7 @@ def _set(option: str, convert: Any = str) -> Any:
         try:
             options[option] = convert(value)
         except ValueError:
-            raise InputError(f"-A {option}={value}: not a valid value") from None
+            raise ValueError("not a valid value") from None
 
     return apply
 
@@ -255,8 +264,22 @@ def _env(options: dict[str, Any], value: str) -> None:
 def _gpus(options: dict[str, Any], value: str) -> None:
     from docker.types import DeviceRequest
 
+    if value not in ("all", "") and not (value.isdigit() and int(value) > 0):
+        raise ValueError("expected `all` or a number of GPUs")
     count = -1 if value in ("all", "") else int(value)
     options["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+
+
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmg]?$", re.IGNORECASE)
+
+
+def _memory(option: str) -> Any:
+    def apply(options: dict[str, Any], value: str) -> None:
+        if not _MEMORY.match(value.strip()):
+            raise ValueError("expected a size such as 512m or 2g (units b, k, m, g)")
+        options[option] = value.strip()
+
+    return apply
 
 
 def _flag(option: str) -> Any:
@@ -268,9 +291,9 @@ def _flag(option: str) -> Any:
 
 _OPTIONS: dict[str, Any] = {
     "cpus": _set("nano_cpus", lambda v: int(float(v) * 1e9)),
-    "memory": _set("mem_limit"),
-    "m": _set("mem_limit"),
-    "shm-size": _set("shm_size"),
+    "memory": _memory("mem_limit"),
+    "m": _memory("mem_limit"),
+    "shm-size": _memory("shm_size"),
     "user": _set("user"),
     "u": _set("user"),
     "network": _set("network_mode"),

@@ -38,7 +38,9 @@ def content_tag(project: Project, base_image: str) -> str:
     for path in _files(project.directory):
         digest.update(str(path.relative_to(project.directory)).encode() + b"\0")
         digest.update(path.read_bytes() if path.is_file() else str(path.readlink()).encode())
-    name = re.sub(r"[^a-z0-9._-]+", "-", (project.name or project.directory.name).lower()).strip("-._")
+    # A repository name is lowercase alphanumeric runs joined by separators; runs of dashes are always
+    # valid separators, while "..", "._" or a leading separator are not: everything else becomes "-".
+    name = re.sub(r"[^a-z0-9]+", "-", (project.name or project.directory.name).lower())[:100].strip("-")
     return f"{name or 'mlproj-project'}:{digest.hexdigest()[:16]}"
 
 

@@ -120,8 +120,13 @@ class Supervisor:
                 self.run_id, RunStatus.CANCELED, error=canceled.reason, ended_at=time.time()
             )
             return self.store.get(self.run_id)
-        except (OSError, MlprojError) as exc:
-            error = str(exc) if isinstance(exc, MlprojError) else f"cannot start the command: {exc}"
+        except Exception as exc:  # the run is never left unfinished by a failure to start it
+            if isinstance(exc, MlprojError):
+                error = str(exc)
+            elif isinstance(exc, OSError):
+                error = f"cannot start the command: {exc}"
+            else:
+                error = f"cannot start the command: {type(exc).__name__}: {exc}"
             self.store.transition(self.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
             return self.store.get(self.run_id)
         finally:
