@@ -3,7 +3,7 @@
 A local path is used as it is. A Git URI, or a local checkout read at a `-v` version, goes through the
 clone cache under `Home.git_dir`: one bare repository per URL in `<sha256(url)[:20]>/repo.git`, and one
 checkout folder per commit in `<sha256(url)[:20]>/checkouts/<commit>/`, guarded by a lock per URL.
-A user's own checkout is only ever read from. GitPython and filelock are imported only when a Git
+A user's own checkout is only ever read from. GitPython is imported only when a Git
 source is fetched, so that local runs start fast.
 """
 
@@ -157,18 +157,18 @@ def _fetch_git(url: str, version: str | None, home: Home, shown: str | None = No
     """(commit, checkout folder) of `version` of the repository at `url`, through the clone cache."""
     import hashlib
 
-    from filelock import FileLock, Timeout
+    from mlproj.locks import FileLock
 
     shown = shown or url
     cache = home.git_dir / hashlib.sha256(_normalise_url(url).encode()).hexdigest()[:20]
     cache.mkdir(parents=True, exist_ok=True)
-    try:
-        with FileLock(str(cache / "lock"), timeout=LOCK_TIMEOUT):
-            bare = _open_bare(cache, url)
-            commit = _resolve(bare, url, version, shown)
-            return commit, _materialise(bare, commit, cache / "checkouts", shown)
-    except Timeout:
-        raise SourceError(f"timed out waiting for another fetch of {shown} ({cache})") from None
+    lock = FileLock(cache / "lock")
+    if not lock.acquire(LOCK_TIMEOUT):
+        raise SourceError(f"timed out waiting for another fetch of {shown} ({cache})")
+    with lock:
+        bare = _open_bare(cache, url)
+        commit = _resolve(bare, url, version, shown)
+        return commit, _materialise(bare, commit, cache / "checkouts", shown)
 
 
 def _normalise_url(url: str) -> str:

@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from mlproj.home import Home
+from mlproj.locks import FileLock
 
 BUILDING = ".building"  # present in a build folder until its environment is published
 
@@ -69,22 +69,13 @@ class EnvCache:
         except OSError:
             return
 
-    def lock(self, fingerprint: str) -> Any:
-        from filelock import FileLock
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / f"{fingerprint}.lock"))
+    def lock(self, fingerprint: str) -> FileLock:
+        return FileLock(self.root / f"{fingerprint}.lock")
 
     @staticmethod
-    def try_lock(lock: Any, timeout: float) -> bool:
+    def try_lock(lock: FileLock, timeout: float) -> bool:
         """Take `lock` within `timeout` seconds; False (not an exception) when another process holds it."""
-        from filelock import Timeout
-
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            return False
-        return True
+        return lock.acquire(timeout)
 
     def new_build_dir(self, fingerprint: str) -> Path:
         """A fresh folder to build in, marked as building until published (call with the lock held).
