@@ -14,8 +14,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -104,13 +105,18 @@ def measure(
 ) -> dict[str, list[float]]:
     """One warm-up of each command, then `rounds` rounds in which every command runs once; the order
     rotates from round to round so that no command always follows the same one."""
-    names = list(commands)
+    return measure_timed({name: partial(run_once, *command) for name, command in commands.items()}, rounds)
+
+
+def measure_timed(timed: Mapping[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """`measure` for callables that do their own untimed preparation and return the seconds they timed."""
+    names = list(timed)
     for name in names:
-        run_once(*commands[name])
+        timed[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(rounds):
         for name in names[i % len(names) :] + names[: i % len(names)]:
-            times[name].append(run_once(*commands[name]))
+            times[name].append(timed[name]())
         print(f"round {i + 1}/{rounds} done", file=sys.stderr)
     return times
 
