@@ -8,17 +8,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["ExecutionError", "MlprojError", "SubmittedRun", "run"]
+__all__ = [
+    "ExecutionError",
+    "MlprojError",
+    "PipelineRun",
+    "PortDataReference",
+    "StepRun",
+    "SubmittedRun",
+    "run",
+]
 
 if TYPE_CHECKING:
     from mlproj.api import SubmittedRun, run
     from mlproj.errors import ExecutionError, MlprojError
+    from mlproj.pipelines.runs import PipelineRun, PortDataReference, StepRun
 
 _LAZY = {
     "run": "mlproj.api",
     "SubmittedRun": "mlproj.api",
     "ExecutionError": "mlproj.errors",
     "MlprojError": "mlproj.errors",
+    "PipelineRun": "mlproj.pipelines.runs",
+    "StepRun": "mlproj.pipelines.runs",
+    "PortDataReference": "mlproj.pipelines.runs",
 }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlproj.errors import ExecutionError
+from mlproj.errors import ExecutionError, NotSupportedError
 from mlproj.home import Home
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
@@ -93,19 +93,51 @@ def run(
     timeout: float | None = None,
     rebuild_env: bool = False,
     home: str | os.PathLike[str] | None = None,
+    max_parallel: int | None = None,
+    force_rerun: bool = False,
+    continue_on_step_failure: bool = False,
 ) -> SubmittedRun:
     """Run a project; see `mlflow.projects.run`. A synchronous run that does not finish raises
     `ExecutionError`; its output is streamed to `sys.stdout` as it comes.
 
+    `uri` may also name a pipeline file: `parameters` then sets its inputs, and the result is a
+    `PipelineRun` (`max_parallel`, `force_rerun` and `continue_on_step_failure` apply to pipelines).
     `docker_args`, `build_image` and `docker_auth` apply to docker_env projects. Not supported yet:
     backends other than `local`. `rebuild_env=True` builds the environment again instead of reusing it.
     """
     from mlproj import launch
     from mlproj.backends import load_backend_config
+    from mlproj.pipelines.submit import names_pipeline
     from mlproj.runs.supervisor import Supervisor
 
     config = load_backend_config(backend_config) if isinstance(backend_config, str) else backend_config
     resolved_home = Home.from_env(home)
+    if names_pipeline(str(uri)):
+        from mlproj.pipelines.plan import PipelineOptions
+
+        launch.check_backend(backend, config)
+        if entry_point != "main" or docker_args or build_image or docker_auth or storage_dir:
+            raise NotSupportedError(
+                "entry_point, storage_dir and the docker options apply to projects, not to pipelines"
+            )
+        pipeline_options = PipelineOptions(
+            uri=str(uri),
+            version=version,
+            inputs={str(k): _param_text(v) for k, v in (parameters or {}).items()},
+            env_manager=env_manager,
+            experiment=experiment_name,
+            run_name=run_name,
+            tags=dict(tags or {}),
+            max_parallel=max_parallel,
+            force_rerun=force_rerun,
+            continue_on_step_failure=continue_on_step_failure,
+            timeout=timeout,
+            run_id=run_id,
+            rebuild_env=rebuild_env,
+        )
+        return _run_pipeline(pipeline_options, resolved_home, experiment_id, synchronous)
+    if max_parallel is not None or force_rerun or continue_on_step_failure:
+        raise NotSupportedError("max_parallel, force_rerun and continue_on_step_failure apply to pipelines")
     store = Store.open(resolved_home)
     try:
         experiment = experiment_name
@@ -148,6 +180,39 @@ def run(
             status=final.status.value,
         )
     return submitted
+
+
+def _run_pipeline(
+    options: Any, home: Home, experiment_id: str | int | None, synchronous: bool
+) -> SubmittedRun:
+    from dataclasses import replace
+
+    from mlproj import launch
+    from mlproj.pipelines.runs import PipelineRun
+    from mlproj.pipelines.scheduler import PipelineSupervisor
+    from mlproj.pipelines.submit import plan_run, record_pipeline
+    from mlproj.ui.board import PlainView
+    from mlproj.ui.text import Text
+
+    store = Store.open(home)
+    try:
+        if experiment_id is not None:
+            options = replace(options, experiment=store.experiment_name(int(experiment_id)))
+        plan = plan_run(options, home)
+        record = record_pipeline(store, plan)
+        if not synchronous:
+            launch.start_detached(store, record)
+            return PipelineRun(None, record.run_id, home)
+        final = PipelineSupervisor(store, record.run_id, plan, view=PlainView(Text(sys.stdout))).run()
+    finally:
+        store.close()
+    if final.status is not RunStatus.FINISHED:
+        raise ExecutionError(
+            f"pipeline run {final.run_id} {final.status.value}: {final.error or 'no reason recorded'}",
+            run_id=final.run_id,
+            status=final.status.value,
+        )
+    return PipelineRun(None, final.run_id, home)
 
 
 def _param_text(value: Any) -> str:

@@ -81,12 +81,7 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
     from mlproj.sources import fetch
     from mlproj.spec import load_project
 
-    if options.backend not in BACKENDS:
-        raise NotSupportedError(
-            f"--backend {options.backend}: unknown or not supported yet (available: {', '.join(BACKENDS)})"
-        )
-    if options.backend_config:
-        raise NotSupportedError("--backend-config: the local backend takes no configuration")
+    check_backend(options.backend, options.backend_config)
     if options.timeout is not None and options.timeout <= 0:
         raise InputError(f"--timeout {options.timeout:g}: expected a positive number of seconds")
     run_id = options.run_id or new_run_id()
@@ -100,10 +95,7 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
 
         if is_pipeline_file(source.path):
             load_pipeline(source.path)  # its errors first
-            raise NotSupportedError(
-                f"{source.path}: running pipelines is not supported yet (`mlproj graph` and "
-                "`mlproj validate` check them)"
-            )
+            raise InputError(f"{source.path}: a pipeline file, not a project (run it as a pipeline)")
         raise InputError(f"{source.path}: expected a project folder or a pipeline file (type: pipeline)")
     run_dir = home.run_dir(run_id)
     if run_dir.exists():
@@ -124,7 +116,9 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         if materialize:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    env_manager, env_spec = _choose_environment(options, project, home)
+    env_manager, env_spec = choose_environment(
+        options.env_manager, project, home, options.rebuild_env, options.docker
+    )
     command = render_command(entry_point, parameters)
     return Plan(
         run_id=run_id,
@@ -142,7 +136,18 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
     )
 
 
-def _choose_environment(options: RunOptions, project: Project, home: Home) -> tuple[str, EnvSpec | None]:
+def check_backend(backend: str, config: Mapping[str, Any] | None) -> None:
+    if backend not in BACKENDS:
+        raise NotSupportedError(
+            f"--backend {backend}: unknown or not supported yet (available: {', '.join(BACKENDS)})"
+        )
+    if config:
+        raise NotSupportedError("--backend-config: the local backend takes no configuration")
+
+
+def choose_environment(
+    given: str | None, project: Project, home: Home, rebuild: bool, docker: Mapping[str, Any]
+) -> tuple[str, EnvSpec | None]:
     """The environment manager and what it must build; whatever cannot be built here is an input
     error now (a missing Python version, no conda, no image), unless the environment is cached."""
     from mlproj.envs import choose_manager, get_manager
@@ -153,28 +158,33 @@ def _choose_environment(options: RunOptions, project: Project, home: Home) -> tu
     else:
         found = find_env_file(project)
         kind = found[0] if found else "none"
-    name = choose_manager(options.env_manager, kind)
+    name = choose_manager(given, kind)
     manager = get_manager(name)
     if not manager.builds:
         return name, None
-    spec = manager.load_spec(project, options.docker)
+    spec = manager.load_spec(project, docker)
     if not manager.cached:
         manager.check(spec)
         return name, spec
     from mlproj.envs.cache import EnvCache
 
-    if options.rebuild_env or EnvCache(home).lookup(spec.fingerprint(name)) is None:
+    if rebuild or EnvCache(home).lookup(spec.fingerprint(name)) is None:
         manager.check(spec)
     return name, spec
 
 
 def _private_copy(source: FetchedSource, run_dir: Path) -> Path:
     """Copy the whole checkout (a project may use files beside its subfolder) into the run's folder."""
+    target = copy_checkout(source, run_dir / "checkout")
+    return target / source.subdirectory if source.subdirectory else target
+
+
+def copy_checkout(source: FetchedSource, target: Path) -> Path:
+    """Copy the whole checkout that `source` lies in to `target`; returns `target`."""
     depth = len(Path(source.subdirectory).parts) if source.subdirectory else 0
     root = source.path.parents[depth - 1] if depth else source.path
-    target = run_dir / "checkout"
     shutil.copytree(root, target, symlinks=True)
-    return target / source.subdirectory if source.subdirectory else target
+    return target
 
 
 def _downloader(target: Path) -> Downloader:

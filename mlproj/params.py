@@ -70,8 +70,12 @@ def resolve_parameters(
     project_dir: Path,
     caller_dir: Path,
     download: Downloader | None = None,
+    pending: Path | None = None,
 ) -> ResolvedParameters:
-    """Check and resolve `given` against the entry point. Raises `ParameterError` naming the parameter."""
+    """Check and resolve `given` against the entry point. Raises `ParameterError` naming the parameter.
+
+    `path` values inside `pending` (a pipeline run's output folders, made when their steps run) are
+    not required to exist yet."""
     missing = [p.name for p in entry_point.parameters.values() if p.required and p.name not in given]
     if missing:
         names = ", ".join(missing)
@@ -90,7 +94,7 @@ def resolve_parameters(
         rendered[param.name] = value
         if param.type == "path":
             base = caller_dir if from_user else project_dir
-            rendered[param.name] = _resolve_path(param.name, value, base, download)
+            rendered[param.name] = _resolve_path(param.name, value, base, download, pending)
     extra = []
     for name, value in given.items():
         if name in entry_point.parameters:
@@ -105,7 +109,9 @@ def resolve_parameters(
     return ResolvedParameters(values=values, rendered=rendered, extra=tuple(extra))
 
 
-def _resolve_path(name: str, value: str, base: Path, download: Downloader | None) -> str:
+def _resolve_path(
+    name: str, value: str, base: Path, download: Downloader | None, pending: Path | None = None
+) -> str:
     if not value.strip():
         raise ParameterError(f"parameter {name!r} (path): expected a path, got an empty value")
     scheme = uri_scheme(value)
@@ -120,7 +126,7 @@ def _resolve_path(name: str, value: str, base: Path, download: Downloader | None
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = base / path
-    if not path.exists():
+    if not path.exists() and not (pending is not None and path.absolute().is_relative_to(pending)):
         raise ParameterError(f"parameter {name!r} (path): no such file or folder: {path}")
     return str(path.absolute())
 
@@ -144,6 +150,11 @@ def render_command(entry_point: EntryPoint, params: ResolvedParameters) -> str:
     for name in params.extra:
         command += f" {shlex.quote('--' + name)} {shlex.quote(params.rendered[name])}"
     return command
+
+
+def quote_state() -> _QuoteState:
+    """A tracker of the quoting at a position of a shell command, to quote values for where they land."""
+    return _QuoteState()
 
 
 class _QuoteState:

@@ -1,4 +1,4 @@
-"""`mlproj graph FILE`: a pipeline's steps and what they depend on."""
+"""`mlproj graph URI_OR_RUN_ID`: a pipeline's steps and what they depend on."""
 
 from __future__ import annotations
 
@@ -17,13 +17,21 @@ import click
     show_default=True,
 )
 def graph_command(uri_or_run_id: str, fmt: str) -> int:
-    """Print the DAG of a pipeline file."""
+    """Print the DAG of a pipeline file, or of the pipeline a run ran."""
     from mlproj.errors import InputError
     from mlproj.pipelines.graph import render
     from mlproj.pipelines.spec import is_pipeline_file, load_pipeline
 
     path = Path(uri_or_run_id)
-    if not is_pipeline_file(path):
+    if is_pipeline_file(path):
+        click.echo(render(load_pipeline(path), fmt))
+        return 0
+    if path.exists():
         raise InputError(f"{uri_or_run_id}: expected a pipeline file (.yml/.yaml with `type: pipeline`)")
-    click.echo(render(load_pipeline(path), fmt))
+    from mlproj.cli.common import find, open_store
+    from mlproj.pipelines.submit import load_recorded
+
+    store = open_store()
+    record = find(store, uri_or_run_id)
+    click.echo(render(load_recorded(record), fmt))
     return 0

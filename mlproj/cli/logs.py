@@ -1,4 +1,4 @@
-"""`mlproj logs RUN_ID [-f]`: the run's combined stdout and stderr."""
+"""`mlproj logs RUN_ID [--step NAME] [-f]`: a run's combined stdout and stderr."""
 
 from __future__ import annotations
 
@@ -9,16 +9,28 @@ from mlproj.cli.common import find, open_store, run_id_argument, stdout_bytes
 
 @click.command("logs")
 @run_id_argument
-@click.option("--step", help="A pipeline step's log (pipelines are not supported yet).")
+@click.option("--step", help="A pipeline step's log (its latest attempt).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the run ends.")
 def logs_command(run_id: str, step: str | None, follow: bool) -> int:
-    """Print the output of RUN_ID."""
-    from mlproj.errors import NotSupportedError
+    """Print the output of RUN_ID (for a pipeline: its events, or one step's output with --step)."""
+    from mlproj.errors import InputError
     from mlproj.runs.control import follow as follow_log
 
-    if step is not None:
-        raise NotSupportedError("--step: this run has no steps (pipelines are not supported yet)")
     store = open_store()
     record = find(store, run_id)
+    if step is not None:
+        if record.kind != "pipeline":
+            raise InputError(f"--step {step}: run {record.run_id} is a {record.kind} run, not a pipeline")
+        attempts = [s for s in store.steps_of(record.run_id) if s.step == step]
+        if not attempts:
+            names = sorted({s.step or "" for s in store.steps_of(record.run_id)})
+            raise InputError(
+                f"--step {step}: pipeline run {record.run_id} has no such step ({', '.join(names)})"
+            )
+        record = attempts[-1]
+        if record.reused_from:
+            write = stdout_bytes()
+            write(f"mlproj: step {step} was reused from run {record.reused_from}; its log follows\n".encode())
+            record = store.get(record.reused_from)
     follow_log(store, record.run_id, stdout_bytes(), follow=follow and not record.is_final)
     return 0

@@ -23,10 +23,11 @@ COMMANDS = {
     "runs": ("mlproj.cli.runs", "runs_command"),
     "validate": ("mlproj.cli.validate", "validate_command"),
     "graph": ("mlproj.cli.graph", "graph_command"),
+    "resume": ("mlproj.cli.resume", "resume_command"),
     "envs": ("mlproj.cli.envs", "envs_command"),
 }
 HELP = {
-    "run": "Run a project from a folder or a Git URI.",
+    "run": "Run a project or a pipeline from a folder, a file or a Git URI.",
     "status": "Show one run.",
     "logs": "Print a run's output.",
     "wait": "Wait for a run to end; exit with its code.",
@@ -34,6 +35,7 @@ HELP = {
     "runs": "List runs, newest first.",
     "validate": "Show what would run, resolved, without running it.",
     "graph": "Print a pipeline's steps and what they depend on.",
+    "resume": "Run a pipeline again, reusing the steps it finished.",
     "envs": "List or prune cached environments.",
 }
 

@@ -40,6 +40,13 @@ from mlproj.cli.common import open_store, print_json, stderr_bytes, stdout_bytes
     help="A docker run option for docker_env projects, e.g. -A gpus=all (repeatable).",
 )
 @click.option("--build-image", is_flag=True, help="docker_env: build an image with the project copied in.")
+@click.option("--max-parallel", type=int, metavar="N", help="Pipelines: steps running at once.")
+@click.option("--force-rerun", is_flag=True, help="Pipelines: run every step, reuse none.")
+@click.option(
+    "--continue-on-step-failure",
+    is_flag=True,
+    help="Pipelines: keep running branches a failure does not reach.",
+)
 def run_command(
     uri: str,
     entry_point: str,
@@ -58,17 +65,61 @@ def run_command(
     rebuild_env: bool,
     docker_args: tuple[str, ...],
     build_image: bool,
+    max_parallel: int | None,
+    force_rerun: bool,
+    continue_on_step_failure: bool,
 ) -> int:
-    """Run the project at URI (a folder or a Git URI, with an optional #subdirectory)."""
+    """Run the project or pipeline at URI: a folder, a pipeline file (.yml with `type: pipeline`) or
+    a Git URI, with an optional #subdirectory (or #path/to/pipeline.yml)."""
     from mlproj import launch
     from mlproj.backends import load_backend_config
+    from mlproj.errors import InputError
     from mlproj.params import parse_assignments
+    from mlproj.pipelines.submit import names_pipeline
     from mlproj.runs.outcome import exit_code_for
     from mlproj.runs.status import RunStatus
     from mlproj.runs.supervisor import Supervisor
     from mlproj.ui.progress import BuildProgress
     from mlproj.ui.text import Text, summary_line
 
+    if names_pipeline(uri):
+        project_only = {
+            "-e/--entry-point": entry_point != "main",
+            "--storage-dir": storage_dir is not None,
+            "-A/--docker-args": bool(docker_args),
+            "--build-image": build_image,
+        }
+        for flag, given in project_only.items():
+            if given:
+                raise InputError(f"{flag}: applies to projects, not to the pipeline {uri}")
+        if backend != "local" or backend_config:
+            launch.check_backend(backend, load_backend_config(backend_config))
+        from mlproj.cli.pipeline import run_pipeline
+        from mlproj.pipelines.plan import PipelineOptions
+
+        pipeline_options = PipelineOptions(
+            uri=uri,
+            version=version,
+            inputs=parse_assignments(params, "-P"),
+            env_manager=env_manager,
+            experiment=experiment_name,
+            run_name=run_name,
+            tags=parse_assignments(tags, "--tag"),
+            max_parallel=max_parallel,
+            force_rerun=force_rerun,
+            continue_on_step_failure=continue_on_step_failure,
+            timeout=timeout,
+            rebuild_env=rebuild_env,
+        )
+        return run_pipeline(pipeline_options, detach=detach, as_json=as_json)
+    pipeline_only = {
+        "--max-parallel": max_parallel is not None,
+        "--force-rerun": force_rerun,
+        "--continue-on-step-failure": continue_on_step_failure,
+    }
+    for flag, given in pipeline_only.items():
+        if given:
+            raise InputError(f"{flag}: applies to pipelines, and {uri} is not a pipeline file")
     options = launch.RunOptions(
         uri=uri,
         entry_point=entry_point,

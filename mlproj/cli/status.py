@@ -17,12 +17,13 @@ WATCH_INTERVAL = 1.0
 @click.option("--watch", is_flag=True, help="Refresh until the run ends.")
 def status_command(run_id: str, as_json: bool, watch: bool) -> int:
     """Show the status of RUN_ID (a run ID or a unique prefix of at least 4 characters)."""
+    from mlproj.runs.documents import run_document
     from mlproj.ui.text import Text, status_lines
 
     store = open_store()
     record = find(store, run_id)
     if as_json:
-        print_json(record.to_dict())
+        print_json(run_document(store, record))
         return 0
     out = Text(sys.stdout)
     if watch and not record.is_final:
@@ -32,4 +33,10 @@ def status_command(run_id: str, as_json: bool, watch: bool) -> int:
         record = find(store, record.run_id)
     for line in status_lines(out, record):
         out.print(line)
+    if record.kind == "pipeline":
+        from mlproj.ui.text import steps_lines
+
+        out.print()
+        for line in steps_lines(out, store.steps_of(record.run_id)):
+            out.print(line)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -26,16 +25,15 @@ def validate_command(
     as_json: bool,
 ) -> int:
     """Check the project at URI and show the command it would run."""
-    from pathlib import Path
 
     from mlproj import launch
     from mlproj.home import Home
     from mlproj.params import parse_assignments
-    from mlproj.pipelines.spec import is_pipeline_file
+    from mlproj.pipelines.submit import names_pipeline
     from mlproj.ui.text import Text
 
-    if is_pipeline_file(Path(uri)):
-        return _validate_pipeline(Path(uri), as_json)
+    if names_pipeline(uri):
+        return _validate_pipeline(uri, version, parse_assignments(params), env_manager, as_json)
     options = launch.RunOptions(
         uri=uri,
         entry_point=entry_point,
@@ -67,22 +65,52 @@ def validate_command(
     return 0
 
 
-def _validate_pipeline(path: Path, as_json: bool) -> int:
-    from mlproj.pipelines.spec import load_pipeline
+def _validate_pipeline(
+    uri: str, version: str | None, inputs: dict[str, str], env_manager: str | None, as_json: bool
+) -> int:
+    """Plan the whole pipeline (every step's project, parameters and environment) without running."""
+    from mlproj.home import Home
+    from mlproj.pipelines.plan import PipelineOptions
+    from mlproj.pipelines.submit import plan_run
     from mlproj.ui.text import Text
 
-    pipeline = load_pipeline(path)
+    options = PipelineOptions(uri=uri, version=version, inputs=inputs, env_manager=env_manager)
+    plan = plan_run(options, Home.from_env(), materialize=False)
+    pipeline = plan.pipeline
     order = pipeline.order()
+    steps = []
+    for name in order:
+        step_plan = plan.steps[name]
+        steps.append(
+            {
+                "name": name,
+                "type": step_plan.step.type,
+                "after": sorted(step_plan.step.upstream()),
+                "uri": step_plan.uri,
+                "entry_point": step_plan.entry_point.name if step_plan.entry_point else None,
+                "env_manager": step_plan.env_manager,
+            }
+        )
     if as_json:
         print_json(
-            {"pipeline": pipeline.name, "file": str(pipeline.file), "steps": order, "edges": pipeline.edges()}
+            {
+                "pipeline": pipeline.name,
+                "file": str(pipeline.file),
+                "inputs": dict(plan.recorded_inputs),
+                "steps": order,
+                "edges": pipeline.edges(),
+                "plan": steps,
+            }
         )
         return 0
     out = Text(sys.stdout)
     out.print(f"pipeline {pipeline.name} ({pipeline.file}): {len(order)} steps")
-    for name in order:
-        step = pipeline.steps[name]
-        upstream = sorted(step.upstream())
-        out.print(f"  {name} ({step.type})" + (f" after {', '.join(upstream)}" if upstream else ""))
+    if plan.recorded_inputs:
+        out.print("inputs: " + " ".join(f"{k}={v}" for k, v in plan.recorded_inputs.items()))
+    for item in steps:
+        after = f" after {', '.join(item['after'])}" if item["after"] else ""
+        where = f" {item['uri']}" if item["uri"] else ""
+        entry = f" -e {item['entry_point']}" if item["entry_point"] else ""
+        out.print(f"  {item['name']} ({item['type']}{where}{entry}, {item['env_manager']}){after}")
     out.print(out.style("valid: nothing was run", "32"))
     return 0

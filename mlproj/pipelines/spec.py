@@ -78,6 +78,39 @@ class Step:
     code: str | None = None
     command: str | None = None
 
+    def to_document(self, folder: Path) -> dict[str, Any]:
+        """This step as YAML data, with local paths made absolute against the pipeline's `folder`."""
+        body: dict[str, Any] = {"type": self.type}
+        if self.type == "mlflow_project":
+            from mlproj.sources import is_git_uri
+
+            uri = self.uri or ""
+            body["uri"] = uri if is_git_uri(uri) else str((folder / uri).absolute())
+            if self.version is not None:
+                body["version"] = self.version
+            body["entry_point"] = self.entry_point
+            if self.parameters:
+                body["parameters"] = dict(self.parameters)
+        else:
+            if self.code is not None:
+                body["code"] = str((folder / self.code).absolute())
+            body["command"] = self.command
+        if self.inputs:
+            body["inputs"] = dict(self.inputs)
+        if self.outputs:
+            body["outputs"] = {name: {"type": kind} for name, kind in self.outputs.items()}
+        if self.depends_on:
+            body["depends_on"] = list(self.depends_on)
+        if self.retries:
+            body["retries"] = self.retries
+        if self.timeout is not None:
+            body["timeout"] = self.timeout
+        if not self.allow_reuse:
+            body["allow_reuse"] = False
+        if self.env_manager is not None:
+            body["env_manager"] = self.env_manager
+        return body
+
     def upstream(self) -> set[str]:
         """Steps this one depends on: `depends_on` and `${{parent.jobs.S.outputs.O}}` bindings."""
         found = set(self.depends_on)
@@ -123,6 +156,34 @@ class Pipeline:
                     break
         return done
 
+    def to_document(self) -> dict[str, Any]:
+        """The pipeline as a YAML document that loads back to the same pipeline from any folder: local
+        step folders and project URIs are written as absolute paths (`PipelineRun.save`)."""
+        document: dict[str, Any] = {"type": "pipeline", "name": self.name}
+        for key in ("description", "experiment_name"):
+            if getattr(self, key) is not None:
+                document[key] = getattr(self, key)
+        if self.tags:
+            document["tags"] = dict(self.tags)
+        if self.inputs:
+            document["inputs"] = {
+                name: {"type": item.type, **({} if item.default is None else {"default": item.default})}
+                for name, item in self.inputs.items()
+            }
+        if self.outputs:
+            document["outputs"] = dict(self.outputs)
+        settings: dict[str, Any] = {
+            "continue_on_step_failure": self.continue_on_step_failure,
+            "force_rerun": self.force_rerun,
+        }
+        if self.max_parallel is not None:
+            settings["max_parallel"] = self.max_parallel
+        if self.env_manager is not None:
+            settings["env_manager"] = self.env_manager
+        document["settings"] = settings
+        document["jobs"] = {name: step.to_document(self.folder) for name, step in self.steps.items()}
+        return document
+
 
 def bindings(value: Any) -> list[tuple[str, ...]]:
     """The `${{a.b.c}}` references in a value, as tuples of their parts."""
@@ -142,18 +203,21 @@ def is_pipeline_file(path: Path) -> bool:
     return re.search(r"^type\s*:\s*['\"]?pipeline['\"]?\s*(#.*)?$", text, re.MULTILINE) is not None
 
 
-def load_pipeline(path: Path) -> Pipeline:
+def load_pipeline(path: Path, *, as_file: Path | None = None, check_paths: bool = True) -> Pipeline:
+    """Load and check a pipeline file. With `as_file`, the text of `path` (a run's copy of the file) is
+    read as if it were `as_file`: errors name it, and relative paths resolve against its folder.
+    Without `check_paths`, step folders need not exist (the structure of a past run)."""
     from mlproj.yamlio import load_yaml_with_lines
 
-    path = path.absolute()
-    data, lines = load_yaml_with_lines(path)
-    return _Loader(path, lines).pipeline(data)
+    data, lines = load_yaml_with_lines(path.absolute())
+    return _Loader((as_file or path).absolute(), lines, check_paths).pipeline(data)
 
 
 class _Loader:
-    def __init__(self, path: Path, lines: dict[str, int]) -> None:
+    def __init__(self, path: Path, lines: dict[str, int], check_paths: bool = True) -> None:
         self.path = path
         self.lines = lines
+        self.check_paths = check_paths
 
     def error(self, key: str, message: str) -> SpecError:
         line = self.lines.get(key)
@@ -284,7 +348,9 @@ class _Loader:
         if not isinstance(command, str) or not command.strip():
             raise self.error(f"{key}.command", "expected a command")
         code = body.get("code")
-        if code is not None and (not isinstance(code, str) or not (self.path.parent / code).is_dir()):
+        if code is not None and not isinstance(code, str):
+            raise self.error(f"{key}.code", "expected a folder (relative to this file)")
+        if code is not None and self.check_paths and not (self.path.parent / code).is_dir():
             raise self.error(f"{key}.code", f"no such folder: {self.path.parent / str(code)}")
         return Step(**common, command=command, code=code)
 

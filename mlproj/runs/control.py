@@ -18,21 +18,50 @@ CANCEL_MARGIN = 10.0  # beyond the grace period, how long `cancel` waits for the
 
 
 def reconcile(store: Store, record: RunRecord) -> RunRecord:
-    """A run whose supervisor is gone becomes `Failed` with the reason; its processes are ended."""
-    if record.is_final or process.is_alive(record.supervisor_pid, record.supervisor_identity):
+    """A run whose supervisor is gone becomes `Failed` with the reason; its processes are ended.
+
+    A pipeline step is supervised by its pipeline's supervisor: it is reconciled with its pipeline,
+    whose unfinished steps end with it."""
+    if record.is_final:
+        return record
+    if record.kind == "step" and record.parent_run_id:
+        parent = store.get(record.parent_run_id)
+        if not parent.is_final:
+            reconcile(store, parent)
+        current = store.get(record.run_id)
+        if current.is_final or not store.get(record.parent_run_id).is_final:
+            return current
+        return _lose(store, current, "its pipeline's supervisor is gone")  # a leftover of an old bug
+    if process.is_alive(record.supervisor_pid, record.supervisor_identity):
         return record
     if record.supervisor_pid is None and record.created_at and time.time() - record.created_at < 5:
         return record  # being created right now: its supervisor has not recorded itself yet
     record = store.get(record.run_id)  # it may have ended just before its supervisor exited
     if record.is_final:
         return record
-    process.end_run_processes(record.run_id, record.pid, process.LEFTOVER_GRACE)
-    _cleanup_outside(record)
     reason = (
         f"the supervising process (pid {record.supervisor_pid}) is gone: mlproj was killed "
         "or the machine restarted; what was left of the run's processes was ended"
     )
-    store.transition(record.run_id, RunStatus.FAILED, error=reason, ended_at=time.time())
+    if record.kind == "pipeline":
+        for step in store.list_runs(parent_run_id=record.run_id):
+            if not step.is_final:
+                _lose(
+                    store, step, f"the pipeline's supervising process (pid {record.supervisor_pid}) is gone"
+                )
+    return _lose(store, record, reason)
+
+
+def _lose(store: Store, record: RunRecord, reason: str) -> RunRecord:
+    """End what is left of a run whose supervisor is gone and record why: `Failed` if it had started,
+    `Skipped` if it was still waiting for its turn (a pipeline step)."""
+    process.end_run_processes(record.run_id, record.pid, process.LEFTOVER_GRACE)
+    _cleanup_outside(record)
+    waiting = record.kind == "step" and record.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED)
+    status = RunStatus.SKIPPED if waiting else RunStatus.FAILED
+    if waiting:
+        reason = f"never started: {reason}"
+    store.transition(record.run_id, status, error=reason, ended_at=time.time())
     return store.get(record.run_id)
 
 
@@ -45,6 +74,15 @@ def _cleanup_outside(record: RunRecord) -> None:
         get_manager(record.env_manager or "local").cleanup(record.run_id)
     except MlprojError:
         return
+
+
+def end_unsupervised(store: Store, run_id: str, status: RunStatus, error: str) -> RunRecord:
+    """End a run that no supervisor took over (Ctrl-C before it started), with its pipeline steps."""
+    now = time.time()
+    for step in store.steps_of(run_id):
+        store.transition(step.run_id, status, error=error, ended_at=now)
+    store.transition(run_id, status, error=error, ended_at=now)
+    return store.get(run_id)
 
 
 def find_run(store: Store, run_id_or_prefix: str) -> RunRecord:

@@ -11,7 +11,8 @@ from typing import Any
 from mlproj.runs.status import RunStatus
 
 # Columns stored as JSON text.
-JSON_COLUMNS = ("parameters", "tags", "request")
+JSON_COLUMNS = ("parameters", "tags", "request", "outputs", "reuse_parts")
+_OPTIONAL_JSON = ("request", "reuse_parts")  # None when empty; the others are {} when empty
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ class RunRecord:
     env_path: str | None = None
     env_fingerprint: str | None = None
     env_reused: bool | None = None
+    # Pipelines: a step's outputs (name → absolute path; a pipeline's named outputs), which attempt of
+    # its step a run is, its reuse key and the parts it was made from, and why it ran or was reused.
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    attempt: int | None = None
+    reuse_key: str | None = None
+    reuse_parts: Mapping[str, str] | None = None
+    reason: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -114,6 +122,9 @@ class RunRecord:
             "env_path": self.env_path,
             "env_fingerprint": self.env_fingerprint,
             "env_reused": self.env_reused,
+            "outputs": dict(self.outputs),
+            "attempt": self.attempt,
+            "reason": self.reason,
         }
 
     def to_row(self) -> dict[str, Any]:
@@ -132,7 +143,7 @@ class RunRecord:
         values = dict(row)
         for name in JSON_COLUMNS:
             text = values.get(name)
-            values[name] = json.loads(text) if text else ({} if name != "request" else None)
+            values[name] = json.loads(text) if text else (None if name in _OPTIONAL_JSON else {})
         values["status"] = RunStatus(values["status"])
         if values.get("env_reused") is not None:
             values["env_reused"] = bool(values["env_reused"])

@@ -7,16 +7,17 @@ reconciliation) can never move a run out of a final status.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from mlproj.errors import MlprojError, RunNotFoundError
 from mlproj.home import Home
-from mlproj.runs.record import COLUMNS, RunRecord
+from mlproj.runs.record import COLUMNS, JSON_COLUMNS, RunRecord
 from mlproj.runs.status import RunStatus, predecessors
 
 MIN_PREFIX = 4
@@ -80,6 +81,23 @@ MIGRATIONS: tuple[str, ...] = (
     # Top-level runs, newest first, without visiting every step run (`runs --limit 20`).
     """
     CREATE INDEX runs_top_level ON runs (parent_run_id, created_at);
+    """,
+    # Pipelines: step outputs, attempts, the reuse key and why a step ran or was reused; the content
+    # hashes of files already read, keyed by what `stat` says of them (so unchanged files are not read).
+    """
+    ALTER TABLE runs ADD COLUMN outputs TEXT;
+    ALTER TABLE runs ADD COLUMN attempt INTEGER;
+    ALTER TABLE runs ADD COLUMN reuse_key TEXT;
+    ALTER TABLE runs ADD COLUMN reuse_parts TEXT;
+    ALTER TABLE runs ADD COLUMN reason TEXT;
+    CREATE INDEX runs_by_reuse_key ON runs (reuse_key);
+    CREATE TABLE file_hashes (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        digest TEXT NOT NULL
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -185,6 +203,7 @@ class Store:
         allowed = sorted(s.value for s in predecessors(status))
         if not allowed:
             return False
+        changes = _encoded(changes)
         changes["status"] = status.value
         assignments = ", ".join(f'"{name}" = :{name}' for name in changes)
         marks = ", ".join(f":_from{i}" for i in range(len(allowed)))
@@ -200,6 +219,7 @@ class Store:
             raise ValueError("use transition() to change a status")
         if not changes:
             return
+        changes = _encoded(changes)
         assignments = ", ".join(f'"{name}" = :{name}' for name in changes)
         self._db.execute(
             f"UPDATE runs SET {assignments} WHERE run_id = :run_id", {**changes, "run_id": run_id}
@@ -235,6 +255,60 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [RunRecord.from_row(row) for row in self._db.execute(sql, params)]
 
+    # --- pipelines ---------------------------------------------------------------------------------
+
+    def steps_of(self, pipeline_run_id: str) -> list[RunRecord]:
+        """Every step run of a pipeline run (every attempt), oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE parent_run_id = ? ORDER BY created_at, attempt", (pipeline_run_id,)
+        )
+        return [RunRecord.from_row(row) for row in rows]
+
+    def finished_with_key(self, reuse_key: str, limit: int = 20) -> list[RunRecord]:
+        """Finished step runs made with this reuse key, newest first."""
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE reuse_key = ? AND status = ? AND kind = 'step' "
+            "ORDER BY ended_at DESC LIMIT ?",
+            (reuse_key, RunStatus.FINISHED.value, limit),
+        )
+        return [RunRecord.from_row(row) for row in rows]
+
+    def previous_step(self, pipeline_uri: str, step: str, exclude_parent: str) -> RunRecord | None:
+        """The latest earlier run of step `step` of the pipeline at `pipeline_uri` that has a reuse key."""
+        row = self._db.execute(
+            "SELECT s.* FROM runs AS s JOIN runs AS p ON s.parent_run_id = p.run_id "
+            "WHERE p.kind = 'pipeline' AND p.uri = ? AND s.step = ? AND s.parent_run_id != ? "
+            "AND s.reuse_parts IS NOT NULL ORDER BY s.created_at DESC LIMIT 1",
+            (pipeline_uri, step, exclude_parent),
+        ).fetchone()
+        return None if row is None else RunRecord.from_row(row)
+
+    def cached_hashes(self, prefix: str) -> dict[str, tuple[int, int, int, str]]:
+        """The stat cache's entries for every path that starts with `prefix`."""
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, inode, digest FROM file_hashes WHERE path >= ? AND path < ?",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+    def cached_hashes_for(self, paths: list[str]) -> dict[str, tuple[int, int, int, str]]:
+        found = {}
+        for path in paths:
+            row = self._db.execute(
+                "SELECT size, mtime_ns, inode, digest FROM file_hashes WHERE path = ?", (path,)
+            ).fetchone()
+            if row is not None:
+                found[path] = (row[0], row[1], row[2], row[3])
+        return found
+
+    def save_hashes(self, rows: list[tuple[str, int, int, int, str]]) -> None:
+        with self.immediate():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, inode, digest) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
     def unfinished(self) -> list[RunRecord]:
         """Every run not in a final status (for reconciliation)."""
         finals = ", ".join(f"'{s.value}'" for s in RunStatus if s.is_final)
@@ -251,6 +325,14 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def _encoded(changes: dict[str, Any]) -> dict[str, Any]:
+    """Column values as stored: mappings in JSON columns as JSON text."""
+    return {
+        name: json.dumps(dict(value)) if name in JSON_COLUMNS and isinstance(value, Mapping) else value
+        for name, value in changes.items()
+    }
 
 
 def _migrate(db: sqlite3.Connection) -> None:

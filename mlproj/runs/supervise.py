@@ -22,13 +22,25 @@ def main(argv: list[str]) -> int:
     home = Home.from_env()
     process.become_subreaper()
     try:
-        record = supervise(home, run_id)
+        store = Store.open(home)
+        try:
+            if store.get(run_id).kind == "pipeline":
+                from mlproj.pipelines.scheduler import PipelineSupervisor
+
+                record = PipelineSupervisor(store, run_id).run()
+            else:
+                record = supervise(home, run_id)
+        finally:
+            store.close()
     except Exception as exc:
         traceback.print_exc()
         store = Store.open(home)
-        store.transition(
-            run_id, RunStatus.FAILED, error=f"the supervisor failed: {exc}", ended_at=time.time()
-        )
+        error = f"the supervisor failed: {exc}"
+        for step in store.steps_of(run_id):
+            if not step.is_final:
+                process.end_run_processes(step.run_id, step.pid, process.LEFTOVER_GRACE)
+                store.transition(step.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
+        store.transition(run_id, RunStatus.FAILED, error=error, ended_at=time.time())
         process.end_run_processes(run_id, store.get(run_id).pid, process.LEFTOVER_GRACE)
         return 1
     return 0 if record.status is RunStatus.FINISHED else 1

@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,8 @@ from mlproj.runs.store import Store
 from mlproj.workload import Workload
 
 if TYPE_CHECKING:
-    from mlproj.envs.base import EnvManager
+    from mlproj.envs.base import BuildStep, EnvManager
+    from mlproj.envs.build import StepResult
 
 OutputSink = Callable[[bytes], None]
 CANCEL_POLL = 0.25  # how often the store is checked for a cancel request from another shell
@@ -34,7 +35,7 @@ OUTPUT_INTERVAL = 0.05  # how often new output is copied from the run log to the
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
-class _Stop:
+class Stop:
     """Why and how the workload is being stopped: a ladder of (signal, seconds to wait) stages."""
 
     def __init__(self, reason: str, ladder: list[tuple[int, float]]) -> None:
@@ -53,8 +54,16 @@ class _Stop:
         self.stage = len(self.ladder) - 2
         self.advance(workload)
 
+    @classmethod
+    def ladder_for(cls, reason: str, grace: float, interactive: bool) -> Stop:
+        """SIGTERM, then SIGKILL after `grace`; SIGINT first when a person pressed Ctrl-C."""
+        ladder = [(int(signal.SIGTERM), grace), (int(signal.SIGKILL), process.KILL_WAIT)]
+        if interactive:
+            ladder.insert(0, (int(signal.SIGINT), process.INTERRUPT_TIMEOUT))
+        return cls(reason, ladder)
 
-class _Canceled(Exception):
+
+class Canceled(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -67,14 +76,24 @@ class Supervisor:
         run_id: str,
         output: OutputSink | None = None,
         on_status: Callable[[str | None], None] | None = None,
+        *,
+        check_outputs: Callable[[], str | None] | None = None,
+        external_stop: Callable[[], tuple[str, bool] | None] | None = None,
     ) -> None:
+        """`check_outputs`, called when the workload exits 0, returns why the run failed nonetheless
+        (a pipeline step that did not write a declared output), or None. `external_stop` returns
+        (reason, interactive) once whoever runs this supervisor wants the run stopped (a pipeline
+        being canceled), or None."""
         self.store = store
         self.run_id = run_id
         self.output = output
         self.on_status = on_status
+        self.check_outputs = check_outputs
+        self.external_stop = external_stop
         self._interrupts = 0
         self._stop_signal: str | None = None
         self._log_offset = 0
+        self._next_poll = 0.0
 
     # --- signals ---------------------------------------------------------------------------------
 
@@ -115,7 +134,7 @@ class Supervisor:
             exec_request, manager = self._prepare(record, request, log_path)
             self._log_offset = log_path.stat().st_size if log_path.exists() else 0
             workload = manager.launch(self.run_id, exec_request, request)
-        except _Canceled as canceled:
+        except Canceled as canceled:
             self.store.transition(
                 self.run_id, RunStatus.CANCELED, error=canceled.reason, ended_at=time.time()
             )
@@ -160,7 +179,9 @@ class Supervisor:
             record.env_manager or "local",
             EnvSpec.from_dict(spec_data) if spec_data else None,
             base_env,
-            run_step=lambda step: self._run_build_step(step, base_env, log_path),
+            run_step=lambda step: run_build_step(
+                self.run_id, step, base_env, log_path, self._status, self._poll_stop
+            ),
             on_build=self._mark_preparing,
             on_status=self._status,
             check_cancel=self._raise_if_stopped,
@@ -193,56 +214,23 @@ class Supervisor:
             self.on_status(text)
 
     def _raise_if_stopped(self) -> None:
-        stop = self._check_stop(None, time.monotonic())
+        self._next_poll = 0.0  # waiting for a lock: look at the store now
+        stop = self._poll_stop()
         if stop is not None:
-            raise _Canceled(stop.reason)
+            raise Canceled(stop.reason)
 
-    def _run_build_step(self, step: Any, base_env: dict[str, str], log_path: Path) -> Any:
-        """Run one program of an environment build, its output appended to the run log; cancelable."""
-        from mlproj.envs.build import StepResult
-
-        with log_path.open("ab") as log:
-            log.write(f"mlproj: {step.description}: {' '.join(step.argv)}\n".encode())
-        start = log_path.stat().st_size
-        proc = process.spawn(
-            process.ExecRequest(argv=step.argv, cwd=step.cwd, env={**base_env, **step.env}, log_path=log_path)
-        )
-        next_poll = time.monotonic() + CANCEL_POLL
-        waiter = process.Waiter(proc)
-        with log_path.open("rb") as log:
-            log.seek(start)
-            while True:
-                returncode = waiter.wait(OUTPUT_INTERVAL * 2)
-                lines = log.read().decode("utf-8", errors="replace").strip().splitlines()
-                if lines:
-                    self._status(f"{step.description}: {lines[-1][:100]}")
-                if returncode is not None:
-                    break
-                stop = self._check_stop(None, next_poll)
-                if time.monotonic() >= next_poll:
-                    next_poll = time.monotonic() + CANCEL_POLL
-                if stop is not None:
-                    process.end_run_processes(
-                        self.run_id, proc.pid, min(stop.ladder[0][1], process.LEFTOVER_GRACE)
-                    )
-                    proc.wait()
-                    waiter.close()
-                    raise _Canceled(stop.reason)
-        waiter.close()
-        with log_path.open("rb") as log:
-            log.seek(start)
-            tail = log.read()[-4000:].decode("utf-8", errors="replace")
-        return StepResult(returncode, "\n".join(tail.strip().splitlines()[-5:]))
+    def _poll_stop(self) -> Stop | None:
+        return self._check_stop(None)
 
     def _watch(
         self, workload: Workload, record: RunRecord, log_path: Path, started: float, canceled_early: bool
     ) -> RunRecord:
-        stop: _Stop | None = None
+        stop: Stop | None = None
         if canceled_early:
             stop = self._begin_stop("canceled before it started", interactive=False)
             stop.advance(workload)
         deadline = started + record.timeout if record.timeout else None
-        next_poll = time.monotonic() + CANCEL_POLL
+        self._next_poll = time.monotonic() + CANCEL_POLL
         with log_path.open("rb") as log:
             log.seek(self._log_offset)
             while True:
@@ -251,11 +239,9 @@ class Supervisor:
                 if returncode is not None:
                     break
                 if stop is None:
-                    stop = self._check_stop(deadline, next_poll)
+                    stop = self._check_stop(deadline)
                     if stop is not None:
                         stop.advance(workload)
-                    elif time.monotonic() >= next_poll:
-                        next_poll = time.monotonic() + CANCEL_POLL
                 elif self._interrupts > 1:
                     stop.escalate(workload)
                     self._interrupts = 1
@@ -268,30 +254,32 @@ class Supervisor:
             self._pump(log)
         return self._record_end(returncode, stop)
 
-    def _check_stop(self, deadline: float | None, next_poll: float) -> _Stop | None:
+    def _check_stop(self, deadline: float | None) -> Stop | None:
+        """Why the run must stop now, or None. The store is read at most every CANCEL_POLL seconds."""
         if self._interrupts:
             return self._begin_stop("canceled by Ctrl-C", interactive=True)
         if self._stop_signal:
             return self._begin_stop(
                 f"canceled: the supervisor received {self._stop_signal}", interactive=False
             )
+        if self.external_stop is not None:
+            wanted = self.external_stop()
+            if wanted is not None:
+                return self._begin_stop(wanted[0], interactive=wanted[1])
         if deadline is not None and time.time() >= deadline:
             timeout = self.store.get(self.run_id).timeout
             return self._begin_stop(f"{TIMED_OUT} {timeout:g} s", interactive=False)
-        if time.monotonic() >= next_poll:
+        if time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + CANCEL_POLL
             current = self.store.get(self.run_id)
             if current.status is RunStatus.CANCEL_REQUESTED:
                 return self._begin_stop("canceled by mlproj cancel", interactive=False)
         return None
 
-    def _begin_stop(self, reason: str, interactive: bool) -> _Stop:
+    def _begin_stop(self, reason: str, interactive: bool) -> Stop:
         self.store.transition(self.run_id, RunStatus.CANCEL_REQUESTED)
         grace = self.store.get(self.run_id).grace
-        grace = process.DEFAULT_GRACE if grace is None else grace
-        ladder = [(int(signal.SIGTERM), grace), (int(signal.SIGKILL), process.KILL_WAIT)]
-        if interactive:
-            ladder.insert(0, (int(signal.SIGINT), process.INTERRUPT_TIMEOUT))
-        return _Stop(reason, ladder)
+        return Stop.ladder_for(reason, process.DEFAULT_GRACE if grace is None else grace, interactive)
 
     def _pump(self, log: Any) -> None:
         data = log.read()
@@ -301,17 +289,65 @@ class Supervisor:
             except OSError:  # the reader went away (`mlproj run … | head`): the run goes on
                 self.output = None
 
-    def _record_end(self, returncode: int, stop: _Stop | None) -> RunRecord:
+    def _record_end(self, returncode: int, stop: Stop | None) -> RunRecord:
         ended = time.time()
         code = process.exit_status(returncode)
+        error: str | None
         if stop is not None:
             status, error = RunStatus.CANCELED, stop.reason
+            if stop.reason.startswith(TIMED_OUT) and self.store.get(self.run_id).kind == "step":
+                status = RunStatus.FAILED  # a pipeline step's timeout fails the step (and may be retried)
         elif returncode == 0:
-            status, error = RunStatus.FINISHED, None
+            problem = self.check_outputs() if self.check_outputs is not None else None
+            status, error = (RunStatus.FINISHED, None) if problem is None else (RunStatus.FAILED, problem)
         else:
             status, error = RunStatus.FAILED, process.describe_exit(returncode)
         self.store.transition(self.run_id, status, exit_code=code, error=error, ended_at=ended)
         return self.store.get(self.run_id)
+
+
+def run_build_step(
+    run_id: str,
+    step: BuildStep,
+    base_env: Mapping[str, str],
+    log_path: Path,
+    on_status: Callable[[str | None], None],
+    poll_stop: Callable[[], Stop | None],
+) -> StepResult:
+    """Run one program of an environment build, its output appended to `log_path`; `poll_stop` is
+    asked between reads, and a stop ends the program's tree and raises `Canceled`."""
+    from mlproj.envs.build import StepResult
+
+    with log_path.open("ab") as log:
+        log.write(f"mlproj: {step.description}: {' '.join(step.argv)}\n".encode())
+    start = log_path.stat().st_size
+    proc = process.spawn(
+        process.ExecRequest(argv=step.argv, cwd=step.cwd, env={**base_env, **step.env}, log_path=log_path)
+    )
+    waiter = process.Waiter(proc)
+    try:
+        with log_path.open("rb") as log:
+            log.seek(start)
+            while True:
+                returncode = waiter.wait(OUTPUT_INTERVAL * 2)
+                lines = log.read().decode("utf-8", errors="replace").strip().splitlines()
+                if lines:
+                    on_status(f"{step.description}: {lines[-1][:100]}")
+                if returncode is not None:
+                    break
+                stop = poll_stop()
+                if stop is not None:
+                    process.end_run_processes(
+                        run_id, proc.pid, min(stop.ladder[0][1], process.LEFTOVER_GRACE)
+                    )
+                    proc.wait()
+                    raise Canceled(stop.reason)
+    finally:
+        waiter.close()
+    with log_path.open("rb") as log:
+        log.seek(start)
+        tail = log.read()[-4000:].decode("utf-8", errors="replace")
+    return StepResult(returncode, "\n".join(tail.strip().splitlines()[-5:]))
 
 
 def supervise(home: Home, run_id: str, output: OutputSink | None = None) -> RunRecord:

@@ -93,6 +93,9 @@ def status_lines(out: Text, record: RunRecord) -> list[str]:
         ("started", iso_utc(record.started_at)),
         ("ended", iso_utc(record.ended_at)),
         ("duration", format_duration(record.duration_s) if record.started_at else None),
+        ("outputs", " ".join(f"{k}={v}" for k, v in record.outputs.items()) or None),
+        ("reused from", record.reused_from),
+        ("why", record.reason if not record.reused_from else None),
         ("log", record.log_path),
     ]
     width = max(len(key) for key, _ in rows)
@@ -136,3 +139,25 @@ def runs_lines(out: Text, records: list[RunRecord]) -> list[str]:
         for r in records
     ]
     return table_lines(out, headers, rows, [STATUS_STYLES[r.status] for r in records])
+
+
+def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:
+    """A pipeline's steps table for `mlproj status`: every attempt, in the order they were made."""
+    headers = ["STEP", "STATUS", "DURATION", "RUN ID", "REUSED / WHY"]
+    first_seen: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        first_seen.setdefault(step.step or "", index)
+    steps = sorted(steps, key=lambda s: (first_seen[s.step or ""], s.attempt or 1))  # attempts together
+    rows = []
+    for step in steps:
+        name = step.step or ""
+        if step.attempt and step.attempt > 1:
+            name += f" (attempt {step.attempt})"
+        if step.reused_from:
+            why = f"reused from {step.reused_from}"
+        elif step.status in (RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.CANCELED) and step.error:
+            why = step.error
+        else:
+            why = (step.reason or "").removeprefix("ran: ")
+        rows.append([name, step.status.value, format_duration(step.duration_s), step.run_id, why])
+    return table_lines(out, headers, rows, [STATUS_STYLES[s.status] for s in steps])

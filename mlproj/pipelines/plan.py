@@ -1,0 +1,415 @@
+"""A pipeline run resolved and checked before anything runs: inputs, each step's project or command,
+its parameters and its environment (design.md §6).
+
+Every problem is an input error that names the pipeline file and the key path of the step. Values
+that come from upstream outputs are not known until those steps have run: they are checked with the
+folders the outputs will have in this run, which do not exist yet (`path` parameters bound to them are
+checked for existence when the step starts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlproj.errors import InputError, MlprojError, SpecError
+from mlproj.home import Home
+from mlproj.pipelines.spec import BINDING, Pipeline, Step, check_input_value, load_pipeline
+
+if TYPE_CHECKING:
+    from mlproj.envs.envspec import EnvSpec
+    from mlproj.sources import FetchedSource
+    from mlproj.spec import EntryPoint, Project
+
+URI_INPUTS = ("uri_file", "uri_folder")
+STEPS_FOLDER = "steps"
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    uri: str
+    version: str | None = None
+    inputs: Mapping[str, str] = field(default_factory=dict)  # -P name=value, as given
+    env_manager: str | None = None
+    experiment: str | None = None
+    run_name: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    max_parallel: int | None = None
+    force_rerun: bool = False
+    continue_on_step_failure: bool = False
+    timeout: float | None = None
+    caller_dir: Path = field(default_factory=Path.cwd)
+    run_id: str | None = None
+    rebuild_env: bool = False
+    resume_from: str | None = None  # `mlproj resume`: the run whose finished steps are reused
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "version": self.version,
+            "inputs": dict(self.inputs),
+            "env_manager": self.env_manager,
+            "max_parallel": self.max_parallel,
+            "force_rerun": self.force_rerun,
+            "continue_on_step_failure": self.continue_on_step_failure,
+            "caller_dir": str(self.caller_dir),
+            "rebuild_env": self.rebuild_env,
+            "resume_from": self.resume_from,
+        }
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step, resolved: what it runs, where, and in which environment."""
+
+    name: str
+    step: Step
+    key: str  # its key path in the file: jobs.train
+    work_dir: Path | None  # the project or code folder; None: the step's own folder
+    uri: str | None  # what is recorded as the step run's uri
+    commit: str | None
+    project: Project | None  # mlflow_project steps
+    entry_point: EntryPoint | None
+    env_manager: str
+    env_spec: EnvSpec | None
+    code_ref: str | None = None  # a Git project: `git:<uri>@<commit>#<subdirectory>`, its content's name
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    run_id: str
+    options: PipelineOptions
+    pipeline: Pipeline
+    uri: str
+    commit: str | None
+    run_dir: Path
+    inputs: Mapping[str, str]  # resolved values: local uri inputs as absolute paths
+    recorded_inputs: Mapping[str, str]  # as given or defaulted (the run's `parameters`)
+    steps: Mapping[str, StepPlan]
+    experiment: str
+    max_parallel: int
+    force_rerun: bool
+    continue_on_step_failure: bool
+
+    def output_path(self, step: str, output: str, attempt: int = 1) -> Path:
+        """Where an output of a step of this run lives (a folder, or a file inside its own folder)."""
+        folder = step_dir(self.run_dir, step, attempt) / "outputs" / output
+        return folder / output if self.pipeline.steps[step].outputs[output] == "uri_file" else folder
+
+
+def step_dir(run_dir: Path, step: str, attempt: int = 1) -> Path:
+    return run_dir / STEPS_FOLDER / (step if attempt == 1 else f"{step}.attempt{attempt}")
+
+
+def text_of(value: Any) -> str:
+    """A YAML scalar as the string a command or parameter receives (booleans as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+# --- bindings ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Bindings:
+    """What `${{...}}` expressions mean for one step: the pipeline's inputs, upstream outputs, and the
+    step's own inputs and outputs. Each is (value, key text): the key text is what the reuse key sees
+    (`content:<digest>` for files and folders, `<outputs.O>` for the step's own outputs)."""
+
+    parent_inputs: Mapping[str, str]
+    upstream_outputs: Mapping[tuple[str, str], str]
+    own_outputs: Mapping[str, str]
+    content: Callable[[str], str] | None = None  # path → "content:<digest>"; None: keys not wanted
+    uri_inputs: frozenset[str] = frozenset()
+    step_inputs: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def lookup(self, ref: tuple[str, ...]) -> tuple[str, str]:
+        if ref[:2] == ("parent", "inputs"):
+            value = self.parent_inputs[ref[2]]
+            local = ref[2] in self.uri_inputs and _is_local(value)
+            return value, self._content(value) if local else value
+        if ref[:2] == ("parent", "jobs"):
+            value = self.upstream_outputs[(ref[2], ref[4])]
+            return value, self._content(value)
+        if ref[0] == "inputs":
+            return self.step_inputs[ref[1]]
+        return self.own_outputs[ref[1]], f"<outputs.{ref[1]}>"
+
+    def _content(self, path: str) -> str:
+        return self.content(path) if self.content is not None else path
+
+    def resolve(self, value: Any) -> tuple[str, str]:
+        """A parameter or input value with its bindings replaced: (value, key text)."""
+        if not isinstance(value, str):
+            return text_of(value), text_of(value)
+        whole = BINDING.fullmatch(value.strip())
+        if whole is not None:
+            return self.lookup(_parts(whole.group(1)))
+        values, keys, last = [], [], 0
+        for match in BINDING.finditer(value):
+            bound, key = self.lookup(_parts(match.group(1)))
+            values += [value[last : match.start()], bound]
+            keys += [value[last : match.start()], key]
+            last = match.end()
+        return "".join([*values, value[last:]]), "".join([*keys, value[last:]])
+
+    def bind_step_inputs(self, step: Step) -> None:
+        self.step_inputs = {name: self.resolve(value) for name, value in step.inputs.items()}
+
+    def render_command(self, command: str) -> tuple[str, str]:
+        """A command step's command with each bound value quoted for where it stands: (command, key)."""
+        from mlproj.params import quote_state
+
+        state = quote_state()
+        parts, keys, last = [], [], 0
+        for match in BINDING.finditer(command):
+            literal = command[last : match.start()]
+            state.scan(literal)
+            bound, key = self.lookup(_parts(match.group(1)))
+            parts += [literal, state.quote(bound)]
+            keys += [literal, key]
+            last = match.end()
+        return "".join([*parts, command[last:]]), "".join([*keys, command[last:]])
+
+
+def _parts(expression: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in expression.split("."))
+
+
+def _is_local(value: str) -> bool:
+    from mlproj.params import uri_scheme
+
+    return uri_scheme(value) in (None, "file")
+
+
+# --- planning ----------------------------------------------------------------------------------------
+
+
+def plan_pipeline(
+    source: FetchedSource,
+    options: PipelineOptions,
+    home: Home,
+    run_id: str,
+    run_dir: Path,
+    *,
+    materialize: bool = False,
+    pipeline: Pipeline | None = None,
+) -> PipelinePlan:
+    """Resolve and check the pipeline at `source.path` for a run with `run_id`. With `materialize`
+    (a real run, not `validate`), Git projects are copied into the run's folder."""
+    pipeline = pipeline or load_pipeline(source.path)
+    inputs, recorded = resolve_inputs(pipeline, options)
+    copies: dict[str, Path] | None = {} if materialize else None
+    steps = {name: plan_step(pipeline, name, options, home, run_dir, copies) for name in pipeline.order()}
+    plan = PipelinePlan(
+        run_id=run_id,
+        options=options,
+        pipeline=pipeline,
+        uri=source.uri if source.is_git else str(source.path),
+        commit=source.commit,
+        run_dir=run_dir,
+        inputs=inputs,
+        recorded_inputs=recorded,
+        steps=steps,
+        experiment=options.experiment
+        or pipeline.experiment_name
+        or os.environ.get("MLPROJ_EXPERIMENT_NAME")
+        or "Default",
+        max_parallel=options.max_parallel or pipeline.max_parallel or (os.cpu_count() or 1),
+        force_rerun=options.force_rerun or pipeline.force_rerun,
+        continue_on_step_failure=options.continue_on_step_failure or pipeline.continue_on_step_failure,
+    )
+    for name in plan.steps:
+        check_step_values(plan, name)
+    return plan
+
+
+def resolve_inputs(pipeline: Pipeline, options: PipelineOptions) -> tuple[dict[str, str], dict[str, str]]:
+    """The pipeline's inputs from `-P` and defaults: (resolved, recorded). Local `uri_file` and
+    `uri_folder` values must exist: given with -P they are relative to the caller's folder, defaults
+    to the pipeline file's."""
+    unknown = sorted(set(options.inputs) - set(pipeline.inputs))
+    if unknown:
+        declared = ", ".join(sorted(pipeline.inputs)) or "none"
+        raise InputError(f"-P {unknown[0]}: {pipeline.file} has no input {unknown[0]!r} (inputs: {declared})")
+    resolved: dict[str, str] = {}
+    recorded: dict[str, str] = {}
+    for name, item in pipeline.inputs.items():
+        given = name in options.inputs
+        if not given and item.default is None:
+            raise InputError(f"{pipeline.file}: inputs.{name}: no value (give -P {name}=VALUE)")
+        value = options.inputs[name] if given else text_of(item.default)
+        problem = check_input_value(item.type, value)
+        if problem:
+            where = f"-P {name}" if given else f"{pipeline.file}: inputs.{name}.default"
+            raise InputError(f"{where} ({item.type}): {problem}")
+        recorded[name] = value
+        resolved[name] = value
+        if item.type in URI_INPUTS and _is_local(value):
+            base = options.caller_dir if given else pipeline.folder
+            resolved[name] = _local_input(name, item.type, value, base, given, pipeline.file)
+    return resolved, recorded
+
+
+def _local_input(name: str, kind: str, value: str, base: Path, given: bool, file: Path) -> str:
+    text = value[len("file://") :] if value.startswith("file://") else value
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else base / path
+    path = Path(os.path.normpath(path.absolute()))
+    where = f"-P {name}" if given else f"{file}: inputs.{name}"
+    if kind == "uri_folder" and not path.is_dir():
+        raise InputError(f"{where} (uri_folder): no such folder: {path}")
+    if kind == "uri_file" and not path.is_file():
+        raise InputError(f"{where} (uri_file): no such file: {path}")
+    return str(path)
+
+
+def private_copy(source: FetchedSource, run_dir: Path, copies: dict[str, Path]) -> Path:
+    """A Git project's checkout copied into the pipeline run's folder, once per repository and commit
+    (steps of one run that use the same project share the copy, as they would share a local folder)."""
+    import hashlib
+
+    from mlproj.launch import copy_checkout
+
+    name = hashlib.sha256(f"{source.uri}@{source.commit}".encode()).hexdigest()[:12]
+    if name not in copies:
+        target = run_dir / "sources" / name
+        # A detached supervisor plans again: the copy made when the run was recorded is the one.
+        copies[name] = target if target.is_dir() else copy_checkout(source, target)
+    root = copies[name]
+    return root / source.subdirectory if source.subdirectory else root
+
+
+def plan_step(
+    pipeline: Pipeline,
+    name: str,
+    options: PipelineOptions,
+    home: Home,
+    run_dir: Path,
+    copies: dict[str, Path] | None = None,
+) -> StepPlan:
+    from mlproj.spec import load_project
+
+    step = pipeline.steps[name]
+    key = f"jobs.{name}"
+    manager_given = step.env_manager or options.env_manager or pipeline.env_manager
+    try:
+        if step.type == "mlflow_project":
+            from mlproj.sources import fetch
+
+            source = fetch(step.uri or "", step.version, home, pipeline.folder)
+            if not source.path.is_dir():
+                raise InputError(f"{source.path}: expected a project folder")
+            folder = source.path
+            if source.is_git and copies is not None:
+                folder = private_copy(source, run_dir, copies)
+            loaded = load_project(folder)
+            project: Project | None = loaded
+            entry_point = loaded.entry_point(step.entry_point)
+            work_dir: Path | None = loaded.directory
+            uri: str | None = source.uri if source.is_git else str(source.path)
+            commit = source.commit
+            code_ref = (
+                f"git:{source.uri}@{source.commit}#{source.subdirectory or ''}" if source.is_git else None
+            )
+        else:
+            code = pipeline.folder / step.code if step.code is not None else None
+            project = load_project(code) if code is not None else None
+            entry_point, work_dir, uri, commit = None, code, str(code) if code else None, None
+            code_ref = None
+        env_manager, env_spec = choose_step_environment(
+            manager_given, project, home, options.rebuild_env, pipeline.folder
+        )
+    except SpecError:
+        raise
+    except MlprojError as exc:
+        raise InputError(f"{pipeline.file}: {key}: {exc}") from None
+    return StepPlan(
+        name=name,
+        step=step,
+        key=key,
+        work_dir=work_dir,
+        uri=uri,
+        commit=commit,
+        project=project if step.type == "mlflow_project" else None,
+        entry_point=entry_point,
+        env_manager=env_manager,
+        env_spec=env_spec,
+        code_ref=code_ref,
+    )
+
+
+def choose_step_environment(
+    given: str | None, project: Project | None, home: Home, rebuild: bool, folder: Path
+) -> tuple[str, EnvSpec | None]:
+    """A step's environment: its `env_manager`, else the pipeline's, else the project's own (MLflow's
+    rule). A command step without `code` has no environment file: an empty environment, or `local`."""
+    from mlproj.launch import choose_environment
+
+    if project is not None:
+        return choose_environment(given, project, home, rebuild, {})
+    from mlproj.envs import choose_manager, get_manager
+    from mlproj.envs.envspec import EnvSpec
+
+    name = choose_manager(given, "none")
+    if name == "docker":
+        raise InputError("a command step runs with docker only with `code` whose MLproject has a docker_env")
+    if not get_manager(name).builds:
+        return name, None
+    return name, EnvSpec(kind="none", project_dir=str(folder))
+
+
+def check_step_values(plan: PipelinePlan, name: str) -> None:
+    """Resolve the step's bindings with this run's output folders and check its parameters against
+    its entry point, before anything runs."""
+    step_plan = plan.steps[name]
+    planned_outputs = {
+        (up, out): str(plan.output_path(up, out))
+        for up, up_step in plan.pipeline.steps.items()
+        for out in up_step.outputs
+    }
+    bindings = Bindings(
+        parent_inputs=plan.inputs,
+        upstream_outputs=planned_outputs,
+        own_outputs={out: str(plan.output_path(name, out)) for out in step_plan.step.outputs},
+    )
+    where = f"{plan.pipeline.file}: {step_plan.key}"
+    for input_name, value in step_plan.step.inputs.items():
+        if isinstance(value, (dict, list)):
+            raise InputError(
+                f"{where}.inputs.{input_name}: expected a value or a binding, got a {type(value).__name__}"
+            )
+    bindings.bind_step_inputs(step_plan.step)
+    if step_plan.entry_point is None:
+        return
+    for param, value in step_plan.step.parameters.items():
+        if isinstance(value, (dict, list)):
+            raise InputError(
+                f"{where}.parameters.{param}: expected a value or a binding, got a {type(value).__name__}"
+            )
+    given = {param: bindings.resolve(value)[0] for param, value in step_plan.step.parameters.items()}
+    try:
+        resolve_step_parameters(step_plan, given, plan.pipeline.folder, pending=plan.run_dir)
+    except MlprojError as exc:
+        raise InputError(f"{where}.parameters: {exc}") from None
+
+
+def resolve_step_parameters(
+    step_plan: StepPlan, given: Mapping[str, str], pipeline_folder: Path, pending: Path | None = None
+) -> Any:
+    """The entry point's parameters for these values; `path` values under `pending` (this run's output
+    folders, not made yet) are not required to exist."""
+    from mlproj.params import resolve_parameters
+
+    assert step_plan.entry_point is not None and step_plan.project is not None  # noqa: S101
+    return resolve_parameters(
+        step_plan.entry_point,
+        given,
+        project_dir=step_plan.project.directory,
+        caller_dir=pipeline_folder,
+        pending=pending,
+    )

@@ -1,0 +1,116 @@
+"""What a person sees while a pipeline runs in the foreground.
+
+On a terminal: a rich live board, one row per step (status, duration, reused or why it ran, the last
+line of its log). Elsewhere (a pipe, a CI log, `--json`): one plain line per event. rich is imported
+only for the board.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from mlproj.runs.record import RunRecord
+from mlproj.runs.status import RunStatus
+from mlproj.ui.text import STATUS_STYLES, Text, format_duration
+
+MAX_ROWS = 40  # a bigger pipeline shows its unfinished steps and counts the finished ones
+TAIL_BYTES = 2048
+
+
+def make_view(stream: TextIO, plain: bool) -> Any:
+    """The board on a terminal (unless `plain`), plain lines otherwise."""
+    import sys
+
+    out = Text(stream)
+    if plain or not out.color:
+        return PlainView(out)
+    return BoardView(stderr=stream is sys.stderr)
+
+
+class PlainView:
+    def __init__(self, out: Text) -> None:
+        self.out = out
+
+    def event(self, line: str) -> None:
+        self.out.print(line)
+
+    def refresh(self, steps: list[RunRecord]) -> None:
+        return
+
+    def close(self) -> None:
+        return
+
+
+class BoardView:
+    def __init__(self, stderr: bool) -> None:
+        from rich.live import Live
+
+        from mlproj.ui.console import console
+
+        self.console = console(stderr=stderr)
+        self.live = Live(console=self.console, auto_refresh=False, transient=False)
+        self.live.start()
+
+    def event(self, line: str) -> None:
+        # Failures are worth keeping above the board; everything else is on the board itself.
+        if ": Failed" in line or "Skipped:" in line or line.startswith("pipeline "):
+            self.live.console.print(line, markup=False, highlight=False)
+
+    def refresh(self, steps: list[RunRecord]) -> None:
+        self.live.update(self._table(steps), refresh=True)
+
+    def close(self) -> None:
+        self.live.stop()
+
+    def _table(self, steps: list[RunRecord]) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        for header in ("STEP", "STATUS", "DURATION", "REUSED / WHY", "LAST LINE"):
+            table.add_column(header, no_wrap=True, overflow="ellipsis")
+        shown = steps
+        hidden = 0
+        if len(steps) > MAX_ROWS:
+            shown = [s for s in steps if s.status is not RunStatus.FINISHED][:MAX_ROWS]
+            hidden = len(steps) - len(shown)
+        for step in shown:
+            style = "bold " + _rich_color(STATUS_STYLES[step.status])
+            table.add_row(
+                step.step or step.run_id[:8],
+                f"[{style}]{step.status.value}[/]",
+                format_duration(step.duration_s),
+                _why(step),
+                last_line(step),
+            )
+        if hidden:
+            table.add_row(f"… {hidden} more", "", "", "", "")
+        return table
+
+
+def _why(step: RunRecord) -> str:
+    if step.reused_from:
+        return f"reused from {step.reused_from[:8]}"
+    reason = step.reason or ""
+    return reason.removeprefix("ran: ")
+
+
+def last_line(step: RunRecord, width: int = 60) -> str:
+    """The last non-empty line of a step's log (of the run it reused, for a reused step: none)."""
+    if step.reused_from or not step.log_path or step.status is RunStatus.NOT_STARTED:
+        return ""
+    try:
+        with Path(step.log_path).open("rb") as log:
+            log.seek(0, 2)
+            size = log.tell()
+            log.seek(max(0, size - TAIL_BYTES))
+            tail = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    text = lines[-1] if lines else ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _rich_color(code: str) -> str:
+    return {"32": "green", "31": "red", "33": "yellow", "2": "dim", "34": "blue", "36": "cyan"}.get(code, "")
