@@ -26,6 +26,8 @@ RESULTS = BENCH / "RESULTS.md"
 MLPROJ_VENV = WORK / "mlproj-venv"
 MLFLOW_VENV = WORK / "mlflow-venv"
 MLFLOW_REQUIREMENT = "mlflow>=3,<4"
+DVC_VENV = WORK / "dvc-venv"
+DVC_REQUIREMENT = "dvc"
 _READY = ".bench-ready"  # written into a venv once its installation has succeeded
 
 
@@ -69,12 +71,22 @@ def ensure_mlproj_venv() -> Path:
 
 def ensure_mlflow_venv() -> Path:
     """bench/.work/mlflow-venv with MLflow 3.x, installed once and reused."""
-    if not (MLFLOW_VENV / _READY).exists():
-        print(f"installing {MLFLOW_REQUIREMENT} into {MLFLOW_VENV} (once)", file=sys.stderr)
-        shutil.rmtree(MLFLOW_VENV, ignore_errors=True)
-        _pip_install(MLFLOW_VENV, MLFLOW_REQUIREMENT)
-        (MLFLOW_VENV / _READY).touch()
-    return MLFLOW_VENV
+    return _install_once(MLFLOW_VENV, MLFLOW_REQUIREMENT)
+
+
+def ensure_dvc_venv() -> Path:
+    """bench/.work/dvc-venv with DVC, installed once and reused."""
+    return _install_once(DVC_VENV, DVC_REQUIREMENT)
+
+
+def _install_once(venv: Path, requirement: str) -> Path:
+    """`venv` with `requirement` installed, unless an earlier installation there succeeded."""
+    if not (venv / _READY).exists():
+        print(f"installing {requirement} into {venv} (once)", file=sys.stderr)
+        shutil.rmtree(venv, ignore_errors=True)
+        _pip_install(venv, requirement)
+        (venv / _READY).touch()
+    return venv
 
 
 def package_version(venv: Path, name: str) -> str:
