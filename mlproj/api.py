@@ -102,8 +102,9 @@ def run(
 
     `uri` may also name a pipeline file: `parameters` then sets its inputs, and the result is a
     `PipelineRun` (`max_parallel`, `force_rerun` and `continue_on_step_failure` apply to pipelines).
-    `docker_args`, `build_image` and `docker_auth` apply to docker_env projects. Not supported yet:
-    backends other than `local`. `rebuild_env=True` builds the environment again instead of reusing it.
+    `backend` (`local`, `slurm`, `ray`, or an installed plugin) and `backend_config` (a mapping, or JSON
+    text or a file) say where it runs. `docker_args`, `build_image` and `docker_auth` apply to
+    docker_env projects. `rebuild_env=True` builds the environment again instead of reusing it.
     """
     from mlproj import launch
     from mlproj.backends import load_backend_config
@@ -115,7 +116,7 @@ def run(
     if names_pipeline(str(uri)):
         from mlproj.pipelines.plan import PipelineOptions
 
-        launch.check_backend(backend, config)
+        launch.resolve_backend(backend, config)
         if entry_point != "main" or docker_args or build_image or docker_auth or storage_dir:
             raise NotSupportedError(
                 "entry_point, storage_dir and the docker options apply to projects, not to pipelines"

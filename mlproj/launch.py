@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlproj import process
-from mlproj.errors import InputError, NotSupportedError
+from mlproj.errors import InputError
 from mlproj.home import Home
 from mlproj.params import Downloader, ResolvedParameters, render_command, resolve_parameters
 from mlproj.runs.record import RunRecord
@@ -25,10 +25,10 @@ from mlproj.runs.store import Store, is_run_id, new_run_id
 from mlproj.spec import EntryPoint, Project
 
 if TYPE_CHECKING:
+    from mlproj.backends.base import Backend
     from mlproj.envs.envspec import EnvSpec
     from mlproj.sources import FetchedSource
 
-BACKENDS = ("local",)
 DEFAULT_EXPERIMENT = "Default"
 
 
@@ -68,6 +68,7 @@ class Plan:
     env_manager: str
     env_spec: EnvSpec | None
     experiment: str
+    backend_config: Mapping[str, Any] = field(default_factory=dict)
 
 
 def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
@@ -81,7 +82,7 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
     from mlproj.sources import fetch
     from mlproj.spec import load_project
 
-    check_backend(options.backend, options.backend_config)
+    backend, backend_config = resolve_backend(options.backend, options.backend_config)
     if options.timeout is not None and options.timeout <= 0:
         raise InputError(f"--timeout {options.timeout:g}: expected a positive number of seconds")
     run_id = options.run_id or new_run_id()
@@ -117,8 +118,11 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     env_manager, env_spec = choose_environment(
-        options.env_manager, project, home, options.rebuild_env, options.docker
+        options.env_manager, project, home, options.rebuild_env, options.docker, backend
     )
+    from mlproj.envs import get_manager
+
+    backend.check(backend_config, env_spec, get_manager(env_manager))
     command = render_command(entry_point, parameters)
     return Plan(
         run_id=run_id,
@@ -133,23 +137,30 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         env_manager=env_manager,
         env_spec=env_spec,
         experiment=options.experiment or os.environ.get("MLPROJ_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
+        backend_config=backend_config,
     )
 
 
-def check_backend(backend: str, config: Mapping[str, Any] | None) -> None:
-    if backend not in BACKENDS:
-        raise NotSupportedError(
-            f"--backend {backend}: unknown or not supported yet (available: {', '.join(BACKENDS)})"
-        )
-    if config:
-        raise NotSupportedError("--backend-config: the local backend takes no configuration")
+def resolve_backend(name: str, config: Mapping[str, Any] | None) -> tuple[Backend, dict[str, Any]]:
+    """The backend and its checked configuration; an unknown backend or key is an input error."""
+    from mlproj.backends import get_backend
+
+    backend = get_backend(name)
+    return backend, backend.validate_config(config)
 
 
 def choose_environment(
-    given: str | None, project: Project, home: Home, rebuild: bool, docker: Mapping[str, Any]
+    given: str | None,
+    project: Project,
+    home: Home,
+    rebuild: bool,
+    docker: Mapping[str, Any],
+    backend: Backend | None = None,
 ) -> tuple[str, EnvSpec | None]:
     """The environment manager and what it must build; whatever cannot be built here is an input
-    error now (a missing Python version, no conda, no image), unless the environment is cached."""
+    error now (a missing Python version, no conda, no image), unless the environment is cached.
+    The backend must accept the manager first; one that has the cluster build the environment
+    (`prepares_environment` False) gets it unchecked here."""
     from mlproj.envs import choose_manager, get_manager
     from mlproj.envs.envspec import find_env_file
 
@@ -160,9 +171,13 @@ def choose_environment(
         kind = found[0] if found else "none"
     name = choose_manager(given, kind)
     manager = get_manager(name)
+    if backend is not None:
+        backend.accept_manager(manager)
     if not manager.builds:
         return name, None
     spec = manager.load_spec(project, docker)
+    if backend is not None and not backend.prepares_environment:
+        return name, spec
     if not manager.cached:
         manager.check(spec)
         return name, spec
@@ -215,6 +230,7 @@ def record_run(store: Store, planned: Plan) -> RunRecord:
         "env": {},
         "env_spec": planned.env_spec.to_dict() if planned.env_spec else None,
         "rebuild_env": planned.options.rebuild_env,
+        "backend_config": dict(planned.backend_config),
     }
     record = RunRecord(
         run_id=planned.run_id,

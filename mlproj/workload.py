@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from mlproj import process
+from mlproj.runs.status import RunStatus
 
 if TYPE_CHECKING:
     import subprocess
@@ -18,6 +19,22 @@ if TYPE_CHECKING:
 
 class Workload(ABC):
     pid: int | None = None  # the main local process, if there is one
+    job_id: str | None = None  # a cluster's job, if there is one
+
+    @property
+    def started(self) -> bool:
+        """False while a cluster's scheduler has not started it yet."""
+        return True
+
+    @property
+    def native_state(self) -> str | None:
+        """The cluster's own name for the job's state, if there is a cluster."""
+        return None
+
+    def end(self) -> tuple[RunStatus, str | None] | None:
+        """How it ended when its exit code alone does not say (canceled on a cluster, forgotten by
+        it); None otherwise."""
+        return None
 
     @abstractmethod
     def wait(self, timeout: float) -> int | None:

@@ -48,11 +48,10 @@ def mlproj(
     )
 
 
-def mlproj_json(*args: str, cwd: Path | None = None) -> dict[str, Any]:
-    done = mlproj(*args, "--json", cwd=cwd)
+def mlproj_json(*args: str, cwd: Path | None = None, **kwargs: Any) -> Any:
+    done = mlproj(*args, "--json", cwd=cwd, **kwargs)
     assert done.returncode == 0, done.stderr
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
+    return json.loads(done.stdout)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

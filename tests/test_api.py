@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import mlproj
-from mlproj.errors import InputError, NotSupportedError
+from mlproj.errors import InputError
 from mlproj.home import Home
+from mlproj.runs.store import Store
 from tests.helpers import command_project, wait_until
 
 
@@ -56,8 +57,16 @@ def test_given_run_id_and_experiment_id(tmp_path: Path, home: Home) -> None:
         mlproj.run(str(project), run_id="nope")
 
 
-@pytest.mark.parametrize("kwargs", [{"backend": "ray"}])
-def test_unsupported_arguments_say_so(tmp_path: Path, home: Home, kwargs: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backend": "moon"}, r"unknown backend 'moon' \(available: local, slurm, ray"),
+        ({"backend_config": {"partition": "x"}}, "backend local: unknown backend_config key 'partition'"),
+        ({"max_parallel": 2}, "apply to pipelines"),
+    ],
+)
+def test_bad_arguments_say_so(tmp_path: Path, home: Home, kwargs: dict[str, object], message: str) -> None:
     project = command_project(tmp_path / "p", "true")
-    with pytest.raises(NotSupportedError, match="not supported yet"):
+    with pytest.raises(InputError, match=message):
         mlproj.run(str(project), **kwargs)  # type: ignore[arg-type]
+    assert Store.open(home).list_runs() == []

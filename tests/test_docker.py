@@ -24,6 +24,7 @@ import pytest
 
 from mlproj.home import Home
 from mlproj.runs.store import Store
+from tests.clusters import need
 from tests.helpers import alive, mlproj, mlproj_json, wait_until, write_project
 
 IMAGE = os.environ.get("MLPROJ_TEST_IMAGE") or "localimg"
@@ -61,7 +62,7 @@ def docker_api() -> Iterator[Any]:
         api, reason = _connect()
         gc.collect()
     if api is None:
-        pytest.skip(reason)
+        need("docker", reason)
     yield api
     api.close()
 

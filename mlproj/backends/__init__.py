@@ -1,12 +1,62 @@
-"""Backends: where a prepared run executes. The local machine for now."""
+"""Backends: where a prepared run executes. One `Backend` per kind behind one interface, from a
+registry: `local` (this machine), `slurm` (sbatch), `ray` (the Ray Job API), and third-party backends
+that packages register under the entry-point group `mlproj.backends` (MLflow's
+`mlflow.project_backend` idea): `name = "module:Class"`, a `Backend` subclass built without arguments.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError
+
+if TYPE_CHECKING:
+    from mlproj.backends.base import Backend
+
+BACKENDS = {
+    "local": ("mlproj.backends.local", "LocalBackend"),
+    "slurm": ("mlproj.backends.slurm", "SlurmBackend"),
+    "ray": ("mlproj.backends.ray", "RayBackend"),
+}
+ENTRY_POINT_GROUP = "mlproj.backends"
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered under `name`, built in or installed; an input error lists them all."""
+    from mlproj.backends.base import Backend
+
+    target = BACKENDS.get(name)
+    if target is not None:
+        backend: Backend = getattr(importlib.import_module(target[0]), target[1])()
+        return backend
+    plugins = _plugins()
+    if name not in plugins:
+        known = ", ".join([*BACKENDS, *sorted(plugins)])
+        raise InputError(f"unknown backend {name!r} (available: {known})")
+    try:
+        made = plugins[name].load()()
+    except Exception as exc:
+        raise InputError(
+            f"backend {name}: its plugin {plugins[name].value} cannot be loaded: {exc}"
+        ) from None
+    if not isinstance(made, Backend):
+        raise InputError(f"backend {name}: {plugins[name].value} is not an mlproj Backend")
+    if not getattr(made, "name", None):
+        made.name = name
+    return made
+
+
+def _plugins() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_backends() -> list[str]:
+    return [*BACKENDS, *sorted(set(_plugins()) - set(BACKENDS))]
 
 
 def load_backend_config(value: str | None) -> dict[str, Any] | None:
@@ -14,7 +64,7 @@ def load_backend_config(value: str | None) -> dict[str, Any] | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -93,7 +93,7 @@ def run_command(
             if given:
                 raise InputError(f"{flag}: applies to projects, not to the pipeline {uri}")
         if backend != "local" or backend_config:
-            launch.check_backend(backend, load_backend_config(backend_config))
+            launch.resolve_backend(backend, load_backend_config(backend_config))
         from mlproj.cli.pipeline import run_pipeline
         from mlproj.pipelines.plan import PipelineOptions
 

@@ -42,6 +42,7 @@ class EnvManager(ABC):
     name: str
     builds = True  # False for `local`: nothing to build
     cached = True  # False when something else (a container engine) caches what is built
+    launches_itself = False  # True when `launch` starts something other than a local process (docker)
 
     def load_spec(self, project: Project, options: Mapping[str, Any]) -> EnvSpec:
         """What to build for `project` (`options`: the run's docker_args, build_image, docker_auth)."""

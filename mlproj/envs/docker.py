@@ -62,6 +62,7 @@ def _reason(exc: BaseException) -> str:
 class DockerEnv(EnvManager):
     name = "docker"
     cached = False  # images are the engine's to cache
+    launches_itself = True  # a container through the Engine API, so the local backend only
 
     def load_spec(self, project: Project, options: Mapping[str, Any]) -> EnvSpec:
         """The docker_env of MLproject with the run's docker options; the image tag when it is built."""

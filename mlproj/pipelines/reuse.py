@@ -60,16 +60,12 @@ def decide(
     if refuse is not None:
         return Decision(key, parts, None, f"ran: {refuse}")
     gone: RunRecord | None = None
-    for candidate in store.finished_with_key(key):
-        if outputs_exist(candidate.outputs, output_kinds):
-            producer = candidate
-            if candidate.reused_from:
-                producer = store.get(candidate.reused_from)
+    for producer in store.producers_with_key(key):  # runs that reused one share its outputs
+        if outputs_exist(producer.outputs, output_kinds):
             return Decision(key, parts, producer, f"reused from {producer.run_id}")
-        gone = gone or candidate
+        gone = gone or producer
     if gone is not None:
-        producer_id = gone.reused_from or gone.run_id
-        return Decision(key, parts, None, f"ran: the outputs of {producer_id} are gone")
+        return Decision(key, parts, None, f"ran: the outputs of {gone.run_id} are gone")
     previous = store.previous_step(pipeline_uri, step, exclude_parent=pipeline_run_id)
     return Decision(key, parts, None, f"ran: {changes(previous.reuse_parts if previous else None, parts)}")
 

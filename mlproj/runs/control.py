@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ def reconcile(store: Store, record: RunRecord) -> RunRecord:
     record = store.get(record.run_id)  # it may have ended just before its supervisor exited
     if record.is_final:
         return record
+    if record.job_id and record.backend != "local":
+        return _reconcile_job(store, record)
     reason = (
         f"the supervising process (pid {record.supervisor_pid}) is gone: mlproj was killed "
         "or the machine restarted; what was left of the run's processes was ended"
@@ -50,6 +53,44 @@ def reconcile(store: Store, record: RunRecord) -> RunRecord:
                     store, step, f"the pipeline's supervising process (pid {record.supervisor_pid}) is gone"
                 )
     return _lose(store, record, reason)
+
+
+def _reconcile_job(store: Store, record: RunRecord) -> RunRecord:
+    """A cluster's job whose supervisor is gone: the cluster says what became of it. A job still
+    queued or running goes on (its run follows the cluster's state); one the cluster forgot fails."""
+    from mlproj.backends import get_backend
+    from mlproj.errors import MlprojError
+
+    try:
+        backend = get_backend(record.backend)
+        state = backend.job_state(record)
+    except MlprojError as exc:
+        return _lose(store, record, f"its backend cannot be asked about job {record.job_id}: {exc}")
+    if state is None:
+        return _lose(store, record, f"the cluster no longer knows {backend.describe_job(record)}")
+    if not state.status.is_final:
+        if state.native != record.backend_state:
+            store.update(record.run_id, backend_state=state.native)
+        if state.started and record.status in (RunStatus.QUEUED, RunStatus.PREPARING):
+            store.transition(record.run_id, RunStatus.RUNNING, started_at=time.time())
+        return store.get(record.run_id)
+    backend.collect_logs(record)
+    error = state.reason
+    if state.status is RunStatus.FAILED and error is None and state.exit_code:
+        error = f"the command exited with code {state.exit_code}"
+    if record.status is RunStatus.CANCEL_REQUESTED and state.status is RunStatus.CANCELED:
+        error = "canceled by mlproj cancel"
+    now = time.time()
+    store.transition(
+        record.run_id,
+        state.status,
+        exit_code=state.exit_code,
+        error=error,
+        backend_state=state.native,
+        started_at=record.started_at or now,
+        ended_at=now,
+    )
+    return store.get(record.run_id)
 
 
 def _lose(store: Store, record: RunRecord, reason: str) -> RunRecord:
@@ -65,15 +106,26 @@ def _lose(store: Store, record: RunRecord, reason: str) -> RunRecord:
     return store.get(record.run_id)
 
 
-def _cleanup_outside(record: RunRecord) -> None:
-    """What the run's environment left outside its process tree (a container) is released too."""
+def _cleanup_outside(record: RunRecord, grace: float = process.LEFTOVER_GRACE) -> None:
+    """What the run left outside its process tree is released too: a container, a cluster's job."""
+    from mlproj.backends import get_backend
     from mlproj.envs import get_manager
     from mlproj.errors import MlprojError
 
-    try:
+    with contextlib.suppress(MlprojError):
         get_manager(record.env_manager or "local").cleanup(record.run_id)
-    except MlprojError:
-        return
+    if record.job_id and record.backend != "local":
+        try:
+            get_backend(record.backend).cancel_job(record, grace)
+        except MlprojError:
+            return
+
+
+def _supervised(store: Store, record: RunRecord) -> bool:
+    """Whether someone still supervises the run (a step: its pipeline's supervisor)."""
+    if record.kind == "step" and record.parent_run_id:
+        record = store.get(record.parent_run_id)
+    return process.is_alive(record.supervisor_pid, record.supervisor_identity)
 
 
 def end_unsupervised(store: Store, run_id: str, status: RunStatus, error: str) -> RunRecord:
@@ -108,15 +160,26 @@ def cancel(store: Store, record: RunRecord, grace: float = process.DEFAULT_GRACE
         current = reconcile(store, store.get(record.run_id))
         if current.is_final:
             return CancelOutcome(current, already_final=current.status is not RunStatus.CANCELED)
+        if not _supervised(store, current):  # a cluster's job followed without a supervisor
+            break
         time.sleep(0.05)
-    # The supervisor did not answer: end the processes ourselves and record the cancellation.
-    process.end_run_processes(record.run_id, record.pid, 0.0)
-    _cleanup_outside(record)
+    # Nobody stopped it: end the processes (and the cluster's job) ourselves and record it.
+    current = store.get(record.run_id)
+    _cleanup_outside(current, grace)  # a cluster's job first: it is told it was canceled
+    process.end_run_processes(record.run_id, current.pid, 0.0)
+    for step in store.steps_of(record.run_id):
+        if not step.is_final:
+            _cleanup_outside(step, grace)
+            process.end_run_processes(step.run_id, step.pid, 0.0)
+            store.transition(
+                step.run_id, RunStatus.CANCELED, error="canceled by mlproj cancel", ended_at=time.time()
+            )
+    supervised = current.job_id is None or _supervised(store, current)
+    why = (
+        "the supervisor did not respond; its processes were killed" if supervised else "its job was canceled"
+    )
     store.transition(
-        record.run_id,
-        RunStatus.CANCELED,
-        error="canceled by mlproj cancel (the supervisor did not respond; its processes were killed)",
-        ended_at=time.time(),
+        record.run_id, RunStatus.CANCELED, error=f"canceled by mlproj cancel ({why})", ended_at=time.time()
     )
     return CancelOutcome(store.get(record.run_id), already_final=False)
 

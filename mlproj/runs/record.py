@@ -62,6 +62,9 @@ class RunRecord:
     reuse_key: str | None = None
     reuse_parts: Mapping[str, str] | None = None
     reason: str | None = None
+    # Cluster backends: the job that runs it, and the cluster's own state name (Slurm's PENDING…).
+    job_id: str | None = None
+    backend_state: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -125,6 +128,9 @@ class RunRecord:
             "outputs": dict(self.outputs),
             "attempt": self.attempt,
             "reason": self.reason,
+            "backend_config": (self.request or {}).get("backend_config") or {},
+            "job_id": self.job_id,
+            "backend_state": self.backend_state,
         }
 
     def to_row(self) -> dict[str, Any]:

@@ -45,7 +45,10 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset(
         {RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED, RunStatus.SKIPPED} | _ENDINGS
     ),
-    RunStatus.PREPARING: frozenset({RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED} | _ENDINGS),
+    # Preparing → Queued: the environment is ready and the job waits for a cluster's scheduler.
+    RunStatus.PREPARING: frozenset(
+        {RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.CANCEL_REQUESTED} | _ENDINGS
+    ),
     RunStatus.RUNNING: frozenset({RunStatus.CANCEL_REQUESTED} | _ENDINGS),
     # A run asked to stop may still end on its own first: then it is recorded as it ended.
     RunStatus.CANCEL_REQUESTED: frozenset(_ENDINGS),

@@ -99,6 +99,11 @@ MIGRATIONS: tuple[str, ...] = (
         digest TEXT NOT NULL
     );
     """,
+    # Cluster backends: the job's ID and the cluster's own name for its state.
+    """
+    ALTER TABLE runs ADD COLUMN job_id TEXT;
+    ALTER TABLE runs ADD COLUMN backend_state TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -264,14 +269,16 @@ class Store:
         )
         return [RunRecord.from_row(row) for row in rows]
 
-    def finished_with_key(self, reuse_key: str, limit: int = 20) -> list[RunRecord]:
-        """Finished step runs made with this reuse key, newest first."""
+    def producers_with_key(self, reuse_key: str) -> Iterator[RunRecord]:
+        """Finished step runs that ran with this reuse key and made their outputs (not those that reused
+        another's), newest first, read one at a time."""
         rows = self._db.execute(
-            "SELECT * FROM runs WHERE reuse_key = ? AND status = ? AND kind = 'step' "
-            "ORDER BY ended_at DESC LIMIT ?",
-            (reuse_key, RunStatus.FINISHED.value, limit),
+            "SELECT * FROM runs WHERE reuse_key = ? AND status = ? AND kind = 'step' AND reused_from IS NULL "
+            "ORDER BY ended_at DESC",
+            (reuse_key, RunStatus.FINISHED.value),
         )
-        return [RunRecord.from_row(row) for row in rows]
+        for row in rows:
+            yield RunRecord.from_row(row)
 
     def previous_step(self, pipeline_uri: str, step: str, exclude_parent: str) -> RunRecord | None:
         """The latest earlier run of step `step` of the pipeline at `pipeline_uri` that has a reuse key."""

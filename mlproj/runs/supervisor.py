@@ -94,6 +94,8 @@ class Supervisor:
         self._stop_signal: str | None = None
         self._log_offset = 0
         self._next_poll = 0.0
+        self._awaiting_start = False
+        self._native: str | None = None
 
     # --- signals ---------------------------------------------------------------------------------
 
@@ -131,9 +133,12 @@ class Supervisor:
         request = dict(record.request or {})
         log_path = Path(record.log_path or self.store.home.run_dir(self.run_id) / "output.log")
         try:
-            exec_request, manager = self._prepare(record, request, log_path)
+            from mlproj.backends import get_backend
+
+            backend = get_backend(record.backend or "local")
+            exec_request, manager = self._prepare(record, request, log_path, backend.prepares_environment)
             self._log_offset = log_path.stat().st_size if log_path.exists() else 0
-            workload = manager.launch(self.run_id, exec_request, request)
+            workload = backend.launch(record, exec_request, request, manager)
         except Canceled as canceled:
             self.store.transition(
                 self.run_id, RunStatus.CANCELED, error=canceled.reason, ended_at=time.time()
@@ -152,41 +157,64 @@ class Supervisor:
             self._status(None)
         started = time.time()
         pid = workload.pid
-        moved = self.store.transition(
-            self.run_id,
-            RunStatus.RUNNING,
-            pid=pid,
-            pid_identity=None if pid is None else process.identity(pid),
-            started_at=started,
-        )
-        if not moved:  # canceled (or reconciled) while we were starting it
-            self.store.update(self.run_id, pid=pid, started_at=started)
+        if workload.job_id is not None:
+            self._native = workload.native_state
+            self.store.update(self.run_id, job_id=workload.job_id, backend_state=self._native)
+        if workload.started:
+            moved = self.store.transition(
+                self.run_id,
+                RunStatus.RUNNING,
+                pid=pid,
+                pid_identity=None if pid is None else process.identity(pid),
+                started_at=started,
+            )
+            if not moved:  # canceled (or reconciled) while we were starting it
+                self.store.update(self.run_id, pid=pid, started_at=started)
+        else:  # a cluster's job waiting for its scheduler: Queued until it starts
+            current = self.store.get(self.run_id).status
+            moved = current is RunStatus.QUEUED or self.store.transition(self.run_id, RunStatus.QUEUED)
+            self._awaiting_start = True
         return self._watch(workload, record, log_path, started, canceled_early=not moved)
 
+    def _note_progress(self, workload: Workload) -> None:
+        """A cluster job's state: recorded when it changes; `Running` once it has started."""
+        native = workload.native_state
+        if native is not None and native != self._native:
+            self._native = native
+            self.store.update(self.run_id, backend_state=native)
+        if self._awaiting_start and workload.started:
+            self._awaiting_start = False
+            self.store.transition(self.run_id, RunStatus.RUNNING, started_at=time.time())
+
     def _prepare(
-        self, record: RunRecord, request: dict[str, Any], log_path: Path
+        self, record: RunRecord, request: dict[str, Any], log_path: Path, build: bool = True
     ) -> tuple[process.ExecRequest, EnvManager]:
-        """The workload's environment: built (while the run is `Preparing`) or taken from the cache."""
+        """The workload's environment: built (while the run is `Preparing`) or taken from the cache.
+        Without `build`, the backend has the cluster build it from the run's environment spec."""
         from mlproj.envs import get_manager
+        from mlproj.envs.base import PreparedEnv
         from mlproj.envs.build import prepare_environment
         from mlproj.envs.envspec import EnvSpec
 
         base_env = dict(os.environ)
         base_env[process.RUN_ID_VARIABLE] = self.run_id
         spec_data = request.get("env_spec")
-        prepared = prepare_environment(
-            self.store.home,
-            record.env_manager or "local",
-            EnvSpec.from_dict(spec_data) if spec_data else None,
-            base_env,
-            run_step=lambda step: run_build_step(
-                self.run_id, step, base_env, log_path, self._status, self._poll_stop
-            ),
-            on_build=self._mark_preparing,
-            on_status=self._status,
-            check_cancel=self._raise_if_stopped,
-            rebuild=bool(request.get("rebuild_env")),
-        )
+        if build:
+            prepared = prepare_environment(
+                self.store.home,
+                record.env_manager or "local",
+                EnvSpec.from_dict(spec_data) if spec_data else None,
+                base_env,
+                run_step=lambda step: run_build_step(
+                    self.run_id, step, base_env, log_path, self._status, self._poll_stop
+                ),
+                on_build=self._mark_preparing,
+                on_status=self._status,
+                check_cancel=self._raise_if_stopped,
+                rebuild=bool(request.get("rebuild_env")),
+            )
+        else:
+            prepared = PreparedEnv(manager=record.env_manager or "local")
         if prepared.fingerprint is not None:
             self.store.update(
                 self.run_id,
@@ -236,6 +264,7 @@ class Supervisor:
             while True:
                 returncode = workload.wait(OUTPUT_INTERVAL)
                 self._pump(log)
+                self._note_progress(workload)
                 if returncode is not None:
                     break
                 if stop is None:
@@ -252,7 +281,7 @@ class Supervisor:
             else:
                 workload.finish(stop.ladder[stop.stage][0], max(0.0, stop.deadline - time.monotonic()))
             self._pump(log)
-        return self._record_end(returncode, stop)
+        return self._record_end(returncode, stop, workload)
 
     def _check_stop(self, deadline: float | None) -> Stop | None:
         """Why the run must stop now, or None. The store is read at most every CANCEL_POLL seconds."""
@@ -289,11 +318,14 @@ class Supervisor:
             except OSError:  # the reader went away (`mlproj run … | head`): the run goes on
                 self.output = None
 
-    def _record_end(self, returncode: int, stop: Stop | None) -> RunRecord:
+    def _record_end(self, returncode: int, stop: Stop | None, workload: Workload) -> RunRecord:
         ended = time.time()
         code = process.exit_status(returncode)
         error: str | None
-        if stop is not None:
+        ending = workload.end() if stop is None else None
+        if ending is not None:  # the cluster says how it ended: canceled there, a time limit, forgotten
+            status, error = ending
+        elif stop is not None:
             status, error = RunStatus.CANCELED, stop.reason
             if stop.reason.startswith(TIMED_OUT) and self.store.get(self.run_id).kind == "step":
                 status = RunStatus.FAILED  # a pipeline step's timeout fails the step (and may be retried)

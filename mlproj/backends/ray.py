@@ -1,0 +1,266 @@
+"""`ray`: runs submitted through the Ray Job Submission API (`pip install 'mlproj[ray]'`).
+
+The project folder is uploaded as the job's `working_dir`, and its Python environment becomes the job's
+`runtime_env` (`pip` for virtualenv, `uv` for uv, `conda` for conda), so the cluster builds it; nothing
+is built where mlproj runs. The job's output is tailed into the run's log; `cancel` is `stop_job`.
+The job is named `mlproj-<run id>`, so any shell can find it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlproj.backends.base import (
+    Backend,
+    ClusterWorkload,
+    JobState,
+    mapping,
+    positive_int,
+    positive_number,
+    text,
+)
+from mlproj.errors import InputError, MlprojError
+from mlproj.process import RUN_DIR_VARIABLE, RUN_ID_VARIABLE
+from mlproj.runs.status import RunStatus
+
+if TYPE_CHECKING:
+    from mlproj.envs.base import EnvManager
+    from mlproj.envs.envspec import EnvSpec
+    from mlproj.process import ExecRequest
+    from mlproj.runs.record import RunRecord
+    from mlproj.workload import Workload
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+STATES = {
+    "PENDING": RunStatus.QUEUED,
+    "RUNNING": RunStatus.RUNNING,
+    "SUCCEEDED": RunStatus.FINISHED,
+    "FAILED": RunStatus.FAILED,
+    "STOPPED": RunStatus.CANCELED,
+}
+# mlproj's variables that travel with the job (the rest of this machine's environment does not).
+CARRIED = (RUN_ID_VARIABLE, RUN_DIR_VARIABLE, "PYTHONUNBUFFERED", "MLPROJ_PIPELINE_RUN_ID", "MLPROJ_STEP")
+LOG_WAIT = 10.0  # seconds to let the log tail catch up once the job has ended
+_CLIENTS: dict[str, Any] = {}
+
+
+def address_of(config: Mapping[str, Any]) -> str:
+    return str(config.get("address") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS)
+
+
+def submission_id(run_id: str) -> str:
+    return f"mlproj-{run_id}"
+
+
+def client(address: str, error: type[MlprojError] = InputError) -> Any:
+    """A Job Submission client for the cluster at `address` (one per address per process)."""
+    if address in _CLIENTS:
+        return _CLIENTS[address]
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError:
+        raise error("backend ray: the ray package is not installed: pip install 'mlproj[ray]'") from None
+    import logging
+
+    for name in list(logging.root.manager.loggerDict):  # Ray's INFO lines are not for our users
+        if name == "ray" or name.startswith("ray."):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        # Ray's client prefers RAY_ADDRESS to the address it is given: the address chosen here wins.
+        with _environment_without("RAY_ADDRESS"):
+            made = JobSubmissionClient(address)
+    except Exception as exc:  # ConnectionError, or Ray's own errors for a bad address
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise error(f"backend ray: no Ray cluster answers at {address}: {reason[:300]}") from None
+    _CLIENTS[address] = made
+    return made
+
+
+@contextlib.contextmanager
+def _environment_without(name: str) -> Iterator[None]:
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
+
+
+class RayBackend(Backend):
+    name = "ray"
+    prepares_environment = False  # the cluster builds the job's runtime_env
+    config_fields = {  # noqa: RUF012 - read-only table
+        "address": (text, "the address of the Ray dashboard, such as http://127.0.0.1:8265"),
+        "num_cpus": (positive_number, "a number of CPUs for the job's entrypoint"),
+        "num_gpus": (positive_number, "a number of GPUs for the job's entrypoint"),
+        "memory": (positive_int, "bytes of memory for the job's entrypoint"),
+        "resources": (mapping, "custom resources, name → amount"),
+        "runtime_env": (mapping, "runtime_env settings merged over the ones mlproj makes"),
+    }
+
+    def check(self, config: Mapping[str, Any], env_spec: EnvSpec | None, manager: EnvManager) -> None:
+        runtime_env(env_spec, manager.name)  # an environment Ray cannot build is an input error now
+        client(address_of(config))
+
+    def launch(
+        self, record: RunRecord, request: ExecRequest, run_request: Mapping[str, Any], manager: EnvManager
+    ) -> Workload:
+        from mlproj.envs.envspec import EnvSpec
+
+        config = dict(run_request.get("backend_config") or {})
+        spec_data = run_request.get("env_spec")
+        env = runtime_env(EnvSpec.from_dict(spec_data) if spec_data else None, manager.name)
+        env["working_dir"] = str(request.cwd)
+        env["env_vars"] = {name: request.env[name] for name in CARRIED if name in request.env}
+        for key, value in (config.get("runtime_env") or {}).items():
+            env[key] = (
+                {**env[key], **value} if isinstance(env.get(key), dict) and isinstance(value, dict) else value
+            )
+        argv = [Path(request.argv[0]).name, *request.argv[1:]]  # the cluster's own bash
+        jobs = client(address_of(config), MlprojError)
+        options: dict[str, Any] = {}
+        for key, option in (("num_cpus", "entrypoint_num_cpus"), ("num_gpus", "entrypoint_num_gpus")):
+            if key in config:
+                options[option] = config[key]
+        if "memory" in config:
+            options["entrypoint_memory"] = config["memory"]
+        if "resources" in config:
+            options["entrypoint_resources"] = config["resources"]
+        try:
+            job_id = jobs.submit_job(
+                entrypoint=" ".join(shlex.quote(arg) for arg in argv),
+                runtime_env=env,
+                submission_id=submission_id(record.run_id),
+                metadata={"mlproj_run_id": record.run_id},
+                **options,
+            )
+        except Exception as exc:
+            raise MlprojError(f"backend ray: the cluster refused the job: {_reason(exc)}") from None
+        return RayJob(self, record, str(job_id), jobs, request.log_path)
+
+    def job_state(self, record: RunRecord) -> JobState | None:
+        jobs = client(address_of((record.request or {}).get("backend_config") or {}), MlprojError)
+        return query(jobs, record.job_id or submission_id(record.run_id))
+
+    def cancel_job(self, record: RunRecord, grace: float) -> None:
+        jobs = client(address_of((record.request or {}).get("backend_config") or {}), MlprojError)
+        with contextlib.suppress(Exception):  # it has ended, or the cluster forgot it: nothing to stop
+            jobs.stop_job(record.job_id or submission_id(record.run_id))
+
+    def collect_logs(self, record: RunRecord) -> None:
+        if not record.log_path:
+            return
+        jobs = client(address_of((record.request or {}).get("backend_config") or {}), MlprojError)
+        try:
+            text_now = jobs.get_job_logs(record.job_id or submission_id(record.run_id))
+        except Exception:
+            return
+        _append_missing(Path(record.log_path), text_now)
+
+
+def runtime_env(spec: EnvSpec | None, manager: str) -> dict[str, Any]:
+    """The project's environment as a Ray runtime_env the cluster builds; what Ray cannot build is an
+    input error that says so."""
+    if spec is None or manager == "local" or (spec.kind == "none" and not spec.dependencies):
+        return {}
+    if spec.synced_from_lock:
+        raise InputError("backend ray: projects synced from uv.lock are not supported; use python_env.yaml")
+    if spec.constraints:
+        raise InputError("backend ray: -c constraint files in the environment are not supported")
+    packages = [*spec.build_dependencies, *spec.dependencies]
+    if manager == "conda":
+        import yaml
+
+        return {"conda": yaml.safe_load(spec.conda_text or "") or {}}
+    if manager == "uv":
+        return {"uv": packages} if packages else {}
+    return {"pip": packages} if packages else {}
+
+
+def query(jobs: Any, job_id: str) -> JobState | None:
+    try:
+        info = jobs.get_job_info(job_id)
+    except Exception as exc:
+        if "does not exist" in str(exc) or "404" in str(exc):
+            return None
+        raise MlprojError(f"backend ray: cannot ask about job {job_id}: {_reason(exc)}") from None
+    native = str(getattr(info.status, "value", info.status))
+    status = STATES.get(native, RunStatus.RUNNING)
+    exit_code = getattr(info, "driver_exit_code", None)
+    reason = None
+    if status is RunStatus.FAILED and info.message and not exit_code:
+        reason = f"Ray: {info.message.strip().splitlines()[-1][:300]}"
+    if status is RunStatus.CANCELED:
+        reason = "stopped on the cluster (STOPPED)"
+    return JobState(status, native, exit_code, reason)
+
+
+class RayJob(ClusterWorkload):
+    """A Ray job whose output a thread tails into the run's log."""
+
+    def __init__(self, backend: Backend, record: RunRecord, job_id: str, jobs: Any, log_path: Path) -> None:
+        super().__init__(backend, record, job_id, poll=0.25)
+        self.jobs = jobs
+        self.log_path = log_path
+        self.written = 0  # bytes of the job's output in the log so far
+        self._tail = threading.Thread(target=self._follow, name=f"ray-logs-{job_id}", daemon=True)
+        self._tail.start()
+
+    def fetch_state(self) -> JobState | None:
+        return query(self.jobs, self.job_id or "")
+
+    def _follow(self) -> None:
+        import asyncio
+
+        async def tail() -> None:
+            with self.log_path.open("ab") as log:
+                async for chunk in self.jobs.tail_job_logs(self.job_id):
+                    data = chunk.encode("utf-8")
+                    log.write(data)
+                    log.flush()
+                    self.written += len(data)
+
+        with contextlib.suppress(Exception):  # the final read in `finish` catches up whatever was missed
+            asyncio.run(tail())
+
+    def signal(self, sig: int) -> None:
+        self.stopped_by_us = True
+        with contextlib.suppress(Exception):  # it has ended meanwhile
+            self.jobs.stop_job(self.job_id)
+
+    def finish(self, first_signal: int | None, grace: float) -> None:
+        super().finish(first_signal, grace)
+        self._tail.join(LOG_WAIT)
+        try:
+            complete = self.jobs.get_job_logs(self.job_id)
+        except Exception:
+            return
+        _append_missing(self.log_path, complete, self.written)
+
+
+def _append_missing(log_path: Path, complete: str, written: int | None = None) -> None:
+    """Append to the run's log what it lacks of the job's complete output. `written`: how many bytes
+    of it the log already has (default: the log holds the start of it, and nothing else)."""
+    data = complete.encode("utf-8")
+    if written is None:
+        try:
+            have = log_path.read_bytes()
+        except OSError:
+            have = b""
+        if not data.startswith(have):
+            return  # not a prefix of the job's output: leave the log as it is
+        written = len(have)
+    if len(data) > written:
+        with log_path.open("ab") as log:
+            log.write(data[written:])
+
+
+def _reason(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return message.splitlines()[-1][:300] if message else type(exc).__name__
