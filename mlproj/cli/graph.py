@@ -21,6 +21,8 @@ def graph_command(uri_or_run_id: str, fmt: str) -> int:
     from mlproj.errors import InputError
     from mlproj.pipelines.graph import render
     from mlproj.pipelines.spec import is_pipeline_file, load_pipeline
+    from mlproj.pipelines.submit import names_pipeline
+    from mlproj.sources import is_git_uri
 
     path = Path(uri_or_run_id)
     if is_pipeline_file(path):
@@ -28,6 +30,13 @@ def graph_command(uri_or_run_id: str, fmt: str) -> int:
         return 0
     if path.exists():
         raise InputError(f"{uri_or_run_id}: expected a pipeline file (.yml/.yaml with `type: pipeline`)")
+    if is_git_uri(uri_or_run_id.partition("#")[0]) and names_pipeline(uri_or_run_id):
+        from mlproj.home import Home
+        from mlproj.sources import fetch
+
+        source = fetch(uri_or_run_id, None, Home.from_env(), Path.cwd())
+        click.echo(render(load_pipeline(source.path), fmt))
+        return 0
     from mlproj.cli.common import find, open_store
     from mlproj.pipelines.submit import load_recorded
 

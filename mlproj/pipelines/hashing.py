@@ -3,7 +3,11 @@
 A file's digest is kept in the run store with what `stat` said of it (size, modification time in
 nanoseconds, inode): while those are the same, the file is not read again, so an unchanged 1 GB input
 costs one `stat` per file. A folder's digest covers the relative path, kind and digest of everything
-in it (symbolic links by their target), so a renamed, added or removed file changes it.
+in it (symbolic links inside it by their target), so a renamed, added or removed file changes it. A
+link given as the path itself is followed: its digest is that of what it points at.
+
+A file modified less than `RACY_SECONDS` before it is read is not kept in the cache ("racy git"): a
+file system whose clock ticks coarsely could give a second write the very same `stat` as the first.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from pathlib import Path
 
 from mlproj.runs.store import Store
@@ -18,6 +23,7 @@ from mlproj.runs.store import Store
 IGNORED = frozenset({".git", "__pycache__", ".mlproj", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 CHUNK = 1 << 20
 MISSING = "missing"
+RACY_SECONDS = 2  # a file modified this recently may change again without its `stat` changing
 
 
 class ContentHasher:
@@ -29,13 +35,11 @@ class ContentHasher:
         """`sha256:<hex>` of a file or folder, or `missing` when there is nothing at `path`."""
         target = Path(path)
         try:
-            info = target.lstat()
+            info = target.stat()  # a link given as the path is followed: a step reads what it points at
         except OSError:
             return MISSING
         if stat.S_ISDIR(info.st_mode):
             return self._folder(target)
-        if stat.S_ISLNK(info.st_mode):
-            return "link:" + str(target.readlink())
         return self._files({str(target): info}).get(str(target), MISSING)
 
     def content_key(self, path: str) -> str:
@@ -80,6 +84,7 @@ class ContentHasher:
         cached = self.store.cached_hashes(prefix) if prefix else self.store.cached_hashes_for(list(infos))
         result: dict[str, str] = {}
         fresh: list[tuple[str, int, int, int, str]] = []
+        settled = time.time_ns() - RACY_SECONDS * 1_000_000_000  # modified before this: safe to cache
         for path, info in infos.items():
             signature = (info.st_size, info.st_mtime_ns, info.st_ino)
             hit = cached.get(path)
@@ -91,7 +96,8 @@ class ContentHasher:
                 continue
             self.files_read += 1
             result[path] = digest
-            fresh.append((path, *signature, digest))
+            if info.st_mtime_ns < settled:
+                fresh.append((path, *signature, digest))
         if fresh:
             self.store.save_hashes(fresh)
         return result

@@ -52,6 +52,11 @@ class _Stop:
     reason: str
     interactive: bool
 
+    @property
+    def step_reason(self) -> str:
+        """Why the steps stop: the pipeline's timeout cancels them (their own timeout fails them)."""
+        return f"canceled: the pipeline {self.reason}" if self.reason.startswith(TIMED_OUT) else self.reason
+
 
 class PipelineSupervisor:
     def __init__(
@@ -213,7 +218,7 @@ class PipelineSupervisor:
                     grace = self.store.get(self.run_id).grace
                     for name in running:  # the steps stop with the grace period the pipeline was given
                         self.store.update(self.latest[name].run_id, grace=grace)
-                    self._cancel_pending(pending, self._stop.reason)
+                    self._cancel_pending(pending, self._stop.step_reason)
                     pending = []
             if self._stop is None:
                 pending = self._start_ready(plan, pending, running, done, halted)
@@ -353,7 +358,7 @@ class PipelineSupervisor:
     def step_stop(self) -> tuple[str, bool] | None:
         """For the steps' supervisors: (reason, interactive) once the pipeline is being stopped."""
         stop = self._stop
-        return None if stop is None else (stop.reason, stop.interactive)
+        return None if stop is None else (stop.step_reason, stop.interactive)
 
     # --- the end -----------------------------------------------------------------------------------
 
@@ -366,7 +371,7 @@ class PipelineSupervisor:
 
             (ref,) = bindings(binding)
             producer = self.latest.get(ref[2])
-            if producer is not None and ref[4] in producer.outputs:
+            if producer is not None and producer.status is RunStatus.FINISHED and ref[4] in producer.outputs:
                 outputs[out_name] = producer.outputs[ref[4]]
         if self._stop is not None:
             status, error = RunStatus.CANCELED, self._stop.reason
@@ -469,6 +474,7 @@ class StepWorker:
         self.name = name
         self.record = record
         self.upstream = upstream
+        self.parameters: dict[str, str] = {}
 
     def run(self) -> RunRecord:
         store = Store.open(self.owner.home)
@@ -487,6 +493,7 @@ class StepWorker:
     def _run(self, store: Store) -> RunRecord:
         from mlproj.pipelines.hashing import ContentHasher
         from mlproj.pipelines.reuse import decide
+        from mlproj.pipelines.spec import bindings as spec_bindings
 
         plan, step_plan = self.plan, self.plan.steps[self.name]
         step = step_plan.step
@@ -503,11 +510,16 @@ class StepWorker:
         )
         bindings.bind_step_inputs(step)
         parts: dict[str, str] = {"definition": _definition(step_plan)}
+        # The step run's `parameters` (design.md §5): its entry point's, or a command step's inputs.
+        self.parameters = {name: value for name, (value, _key) in bindings.step_inputs.items()}
         if step_plan.entry_point is not None:
             command = self._project_command(bindings, hasher, parts)
         else:
             assert step.command is not None  # noqa: S101 - a command step has a command
             command, _key = bindings.render_command(step.command)
+            for ref in spec_bindings(step.command):  # pipeline values written into the command itself
+                if ref[0] == "parent":
+                    parts[".".join(ref)] = bindings.lookup(ref)[1]
         for input_name, (_value, key) in bindings.step_inputs.items():
             parts[f"inputs.{input_name}"] = key
         parts["code"] = self._code_part(step_plan, hasher)
@@ -543,8 +555,9 @@ class StepWorker:
         assert step_plan.entry_point is not None  # noqa: S101
         resolved_values = {p: bindings.resolve(v) for p, v in step_plan.step.parameters.items()}
         given = {p: value for p, (value, _key) in resolved_values.items()}
+        own_outputs = Path(self.record.run_dir or "") / "outputs"  # made when the step starts
         try:
-            resolved = resolve_step_parameters(step_plan, given, self.plan.pipeline.folder)
+            resolved = resolve_step_parameters(step_plan, given, self.plan.pipeline.folder, own_outputs)
         except MlprojError as exc:
             raise MlprojError(f"{step_plan.key}.parameters: {exc}") from None
         declared = step_plan.entry_point.parameters
@@ -553,6 +566,7 @@ class StepWorker:
             if param in declared and declared[param].type == "path" and not key.startswith("<outputs."):
                 key = hasher.content_key(resolved.rendered[param])
             parts[f"parameters.{param}"] = key
+        self.parameters = dict(resolved.values)
         return str(render_command(step_plan.entry_point, resolved))
 
     def _code_part(self, step_plan: StepPlan, hasher: Any) -> str:
@@ -588,6 +602,7 @@ class StepWorker:
         store.transition(
             self.record.run_id,
             RunStatus.FINISHED,
+            parameters=self.parameters,
             reused_from=producer.run_id,
             outputs=dict(producer.outputs),
             reuse_key=key or make_key(parts),
@@ -629,6 +644,7 @@ class StepWorker:
         }
         store.update(
             self.record.run_id,
+            parameters=self.parameters,
             command=command,
             request=request,
             outputs=own,

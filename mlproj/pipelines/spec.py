@@ -18,6 +18,8 @@ INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder
 OUTPUT_TYPES = ("uri_folder", "uri_file")
 STEP_TYPES = ("mlflow_project", "command")
 BINDING = re.compile(r"\$\{\{\s*([^{}]*?)\s*\}\}")
+# Step, input and output names: parts of `${{...}}` bindings, and of folder names in a run.
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _TOP_KEYS = {
     "type",
     "name",
@@ -112,9 +114,10 @@ class Step:
         return body
 
     def upstream(self) -> set[str]:
-        """Steps this one depends on: `depends_on` and `${{parent.jobs.S.outputs.O}}` bindings."""
+        """Steps this one depends on: `depends_on` and `${{parent.jobs.S.outputs.O}}` bindings (in its
+        inputs, its parameters or its command)."""
         found = set(self.depends_on)
-        for value in [*self.inputs.values(), *self.parameters.values()]:
+        for value in [*self.inputs.values(), *self.parameters.values(), self.command]:
             for ref in bindings(value):
                 if ref[:2] == ("parent", "jobs"):
                     found.add(ref[2])
@@ -167,7 +170,10 @@ class Pipeline:
             document["tags"] = dict(self.tags)
         if self.inputs:
             document["inputs"] = {
-                name: {"type": item.type, **({} if item.default is None else {"default": item.default})}
+                name: {
+                    "type": item.type,
+                    **({} if item.default is None else {"default": self._default(item)}),
+                }
                 for name, item in self.inputs.items()
             }
         if self.outputs:
@@ -183,6 +189,17 @@ class Pipeline:
         document["settings"] = settings
         document["jobs"] = {name: step.to_document(self.folder) for name, step in self.steps.items()}
         return document
+
+    def _default(self, item: PipelineInput) -> Any:
+        """An input's default for `to_document`: a relative local path made absolute."""
+        from mlproj.params import uri_scheme
+
+        if item.type not in ("uri_file", "uri_folder") or item.default is None:
+            return item.default
+        text = str(item.default)
+        if uri_scheme(text) is not None or Path(text).expanduser().is_absolute():
+            return item.default
+        return str((self.folder / text).absolute())
 
 
 def bindings(value: Any) -> list[tuple[str, ...]]:
@@ -254,7 +271,10 @@ class _Loader:
                 raise self.error(
                     f"settings.{key}", f"unknown setting (expected one of: {', '.join(sorted(_SETTINGS))})"
                 )
-        steps = {str(name): self.step(jobs_key, str(name), body) for name, body in raw_steps.items()}
+        steps = {
+            self.name(jobs_key, name): self.step(jobs_key, str(name), body)
+            for name, body in raw_steps.items()
+        }
         pipeline = Pipeline(
             file=self.path,
             name=str(data.get("name") or data.get("display_name") or self.path.stem),
@@ -262,7 +282,9 @@ class _Loader:
             experiment_name=self.optional_str(data, "experiment_name"),
             tags={str(k): str(v) for k, v in self.mapping(data.get("tags"), "tags").items()},
             inputs=inputs,
-            outputs={str(k): v for k, v in self.mapping(data.get("outputs"), "outputs").items()},
+            outputs={
+                self.name("outputs", k): v for k, v in self.mapping(data.get("outputs"), "outputs").items()
+            },
             continue_on_step_failure=self.boolean(settings, "continue_on_step_failure", "settings", False),
             force_rerun=self.boolean(settings, "force_rerun", "settings", False),
             max_parallel=self.positive_int(settings, "max_parallel", "settings"),
@@ -276,7 +298,7 @@ class _Loader:
     def inputs(self, raw: Any) -> dict[str, PipelineInput]:
         result = {}
         for name, body in self.mapping(raw, "inputs").items():
-            key = f"inputs.{name}"
+            key = f"inputs.{self.name('inputs', name)}"
             if isinstance(body, dict):
                 type_name = body.get("type", "string")
                 if type_name not in INPUT_TYPES:
@@ -319,7 +341,10 @@ class _Loader:
         common: dict[str, Any] = {
             "name": name,
             "type": step_type,
-            "inputs": {str(k): v for k, v in self.mapping(body.get("inputs"), f"{key}.inputs").items()},
+            "inputs": {
+                self.name(f"{key}.inputs", k): v
+                for k, v in self.mapping(body.get("inputs"), f"{key}.inputs").items()
+            },
             "outputs": outputs,
             "depends_on": tuple(depends_on),
             "retries": self.positive_int(body, "retries", key, minimum=0) or 0,
@@ -357,6 +382,7 @@ class _Loader:
     def step_outputs(self, raw: Any, key: str) -> dict[str, str]:
         outputs = {}
         for out_name, out_body in self.mapping(raw, key).items():
+            self.name(key, out_name)
             out_type = out_body.get("type", "uri_folder") if isinstance(out_body, dict) else out_body
             if out_type not in OUTPUT_TYPES:
                 raise self.error(
@@ -437,6 +463,16 @@ class _Loader:
                 visit(name)
 
     # --- scalars -------------------------------------------------------------------------------------
+
+    def name(self, where: str, value: Any) -> str:
+        """A step, input or output name: it stands in bindings and names folders of the run."""
+        text = str(value)
+        if not NAME.fullmatch(text):
+            raise self.error(
+                f"{where}.{text}",
+                f"{text!r}: a name is letters, digits, '_' and '-', starting with a letter or '_'",
+            )
+        return text
 
     def mapping(self, value: Any, key: str) -> dict[Any, Any]:
         if value is None:

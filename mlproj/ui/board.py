@@ -65,6 +65,7 @@ class BoardView:
 
     def _table(self, steps: list[RunRecord]) -> Any:
         from rich.table import Table
+        from rich.text import Text as RichText
 
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         for header in ("STEP", "STATUS", "DURATION", "REUSED / WHY", "LAST LINE"):
@@ -74,14 +75,14 @@ class BoardView:
         if len(steps) > MAX_ROWS:
             shown = [s for s in steps if s.status is not RunStatus.FINISHED][:MAX_ROWS]
             hidden = len(steps) - len(shown)
-        for step in shown:
+        for step in shown:  # rich Text, not markup: a step's name or output may hold "[...]"
             style = "bold " + _rich_color(STATUS_STYLES[step.status])
             table.add_row(
-                step.step or step.run_id[:8],
-                f"[{style}]{step.status.value}[/]",
+                RichText(step.step or step.run_id[:8]),
+                RichText(step.status.value, style=style),
                 format_duration(step.duration_s),
-                _why(step),
-                last_line(step),
+                RichText(_why(step)),
+                RichText(last_line(step)),
             )
         if hidden:
             table.add_row(f"… {hidden} more", "", "", "", "")
