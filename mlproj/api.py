@@ -116,7 +116,6 @@ def run(
     if names_pipeline(str(uri)):
         from mlproj.pipelines.plan import PipelineOptions
 
-        launch.resolve_backend(backend, config)
         if entry_point != "main" or docker_args or build_image or docker_auth or storage_dir:
             raise NotSupportedError(
                 "entry_point, storage_dir and the docker options apply to projects, not to pipelines"
@@ -135,6 +134,8 @@ def run(
             timeout=timeout,
             run_id=run_id,
             rebuild_env=rebuild_env,
+            backend=backend if backend != "local" or config else None,
+            backend_config=dict(config) if config else None,
         )
         return _run_pipeline(pipeline_options, resolved_home, experiment_id, synchronous)
     if max_parallel is not None or force_rerun or continue_on_step_failure:

@@ -71,6 +71,7 @@ def resolve_parameters(
     caller_dir: Path,
     download: Downloader | None = None,
     pending: Path | None = None,
+    missing_hint: str | None = None,
 ) -> ResolvedParameters:
     """Check and resolve `given` against the entry point. Raises `ParameterError` naming the parameter.
 
@@ -79,7 +80,7 @@ def resolve_parameters(
     missing = [p.name for p in entry_point.parameters.values() if p.required and p.name not in given]
     if missing:
         names = ", ".join(missing)
-        hint = " ".join(f"-P {name}=VALUE" for name in missing)
+        hint = " ".join(f"-P {name}=VALUE" for name in missing) if missing_hint is None else missing_hint
         raise ParameterError(f"entry point {entry_point.name!r}: no value for {names} (give {hint})")
     values: dict[str, str] = {}
     rendered: dict[str, str] = {}

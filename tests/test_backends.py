@@ -163,3 +163,32 @@ def test_a_cluster_that_does_not_answer_is_an_input_error(tmp_path: Path, home: 
     assert ray.returncode == 2, ray.stderr
     assert ray.stderr.startswith("mlproj: error: backend ray: "), ray.stderr
     assert mlproj_json("runs") == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "step", "needle"),
+    [
+        (
+            "  backend: moon\n",
+            "",
+            ":3: settings.backend: unknown backend 'moon' (available: local, slurm, ray",
+        ),
+        ("", "    backend: 7\n", ":7: jobs.a.backend: expected the name of a backend, got 7"),
+        ("", "    backend_config: [1]\n", ":7: jobs.a.backend_config: expected a mapping"),
+        (
+            "",
+            "    backend: slurm\n    backend_config: {partitoin: x}\n",
+            "jobs.a: backend_config: backend slurm:",
+        ),
+        ("  backend: ray\n  backend_config: {num_cpus: none}\n", "", "settings.backend_config: backend ray:"),
+    ],
+)
+def test_bad_pipeline_backends_are_input_errors(
+    tmp_path: Path, home: Home, settings: str, step: str, needle: str
+) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    settings = settings or "  max_parallel: 1\n"
+    pipeline.write_text(f"type: pipeline\nsettings:\n{settings}jobs:\n  a:\n    command: echo hi\n{step}")
+    done = mlproj("run", str(pipeline))
+    assert_input_error(done, str(pipeline), needle)
+    assert mlproj_json("runs") == []

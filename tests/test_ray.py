@@ -176,3 +176,21 @@ def test_python_api_runs_on_ray(tmp_path: Path, home: Home) -> None:
     submitted = api.run(str(project), parameters={"n": 2}, backend="ray", synchronous=False)
     assert submitted.wait() is True
     assert "n=2" in Path(submitted.get_record()["log_path"]).read_text()
+
+
+def test_a_pipeline_step_runs_on_ray(tmp_path: Path, home: Home) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(
+        "type: pipeline\nname: r\njobs:\n"
+        "  make:\n    command: echo made > ${{outputs.out}}/x.txt\n"
+        "    outputs:\n      out: {type: uri_folder}\n"
+        "  read:\n    command: cat ${{inputs.x}}/x.txt; echo step=$MLPROJ_STEP\n    backend: ray\n"
+        "    inputs:\n      x: ${{parent.jobs.make.outputs.out}}\n"
+    )
+    done = mlproj("run", str(pipeline), "--json", timeout=240)
+    assert done.returncode == 0, done.stderr
+    steps = {step["step"]: step for step in json.loads(done.stdout)["steps"]}
+    assert (steps["make"]["backend"], steps["read"]["backend"]) == ("local", "ray")
+    assert steps["read"]["backend_state"] == "SUCCEEDED"
+    log = Path(steps["read"]["log_path"]).read_text()
+    assert "made\nstep=read\n" in log  # the single-node cluster reads the outputs mlproj made here

@@ -301,3 +301,74 @@ def test_python_api_runs_on_slurm(tmp_path: Path, home: Home, capfd: pytest.Capt
     assert submitted.get_record()["backend"] == "slurm"
     background = api.run(str(project), parameters={"x": 1}, backend="slurm", synchronous=False)
     assert background.wait() is True
+
+
+PIPELINE = """
+type: pipeline
+name: on-slurm
+settings:
+  backend: slurm
+  backend_config: {{time: "5"}}
+jobs:
+  prepare:
+    command: echo prepared > ${{{{outputs.data}}}}/d.txt
+    backend: local
+    outputs:
+      data: {{type: uri_folder}}
+  train:
+    command: cat ${{{{inputs.d}}}}/d.txt > ${{{{outputs.model}}}}/m.txt; echo job=$SLURM_JOB_ID {extra}
+    inputs:
+      d: ${{{{parent.jobs.prepare.outputs.data}}}}
+    outputs:
+      model: {{type: uri_folder}}
+"""
+
+
+def test_a_pipeline_prepares_here_and_trains_on_slurm(tmp_path: Path, home: Home) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(PIPELINE.format(extra=""))
+    done = mlproj("run", str(pipeline), "--json", timeout=180)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["status"], record["backend"]) == ("Finished", "slurm")
+    steps = {step["step"]: step for step in record["steps"]}
+    assert (steps["prepare"]["backend"], steps["prepare"]["job_id"]) == ("local", None)
+    train = steps["train"]
+    assert (train["backend"], train["backend_state"], train["status"]) == ("slurm", "COMPLETED", "Finished")
+    assert train["backend_config"] == {"time": "5"}
+    assert Path(train["log_path"]).read_text() == f"job={train['job_id']}\n"
+    assert (Path(train["outputs"]["model"]) / "m.txt").read_text() == "prepared\n"
+    assert "TimeLimit=00:05:00" in scontrol(train["job_id"])
+
+
+def test_canceling_a_pipeline_cancels_its_slurm_job(tmp_path: Path, home: Home) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(PIPELINE.format(extra="; sleep 300"))
+    done = mlproj("run", str(pipeline), "-d")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip()
+
+    def train() -> dict[str, object]:
+        return next(s for s in status(run_id)["steps"] if s["step"] == "train")  # type: ignore[attr-defined]
+
+    wait_until(lambda: train()["status"] == "Running", timeout=120)
+    job = str(train()["job_id"])
+    assert mlproj("cancel", run_id, "--grace", "1").returncode == 0
+    assert status(run_id)["status"] == "Canceled"
+    assert train()["status"] == "Canceled"
+    wait_until(lambda: "JobState=RUNNING" not in scontrol(job), timeout=60)
+
+
+def test_a_bad_step_backend_config_names_the_step(tmp_path: Path, home: Home) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(
+        "type: pipeline\njobs:\n  a:\n    command: echo hi\n    backend: slurm\n"
+        "    backend_config: {partition: nope}\n"
+    )
+    done = mlproj("run", str(pipeline))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mlproj: error: {pipeline}: jobs.a: backend slurm: partition 'nope' does not exist "
+        "(partitions: debug)"
+    )
+    assert mlproj_json("runs") == []

@@ -92,8 +92,6 @@ def run_command(
         for flag, given in project_only.items():
             if given:
                 raise InputError(f"{flag}: applies to projects, not to the pipeline {uri}")
-        if backend != "local" or backend_config:
-            launch.resolve_backend(backend, load_backend_config(backend_config))
         from mlproj.cli.pipeline import run_pipeline
         from mlproj.pipelines.plan import PipelineOptions
 
@@ -110,6 +108,8 @@ def run_command(
             continue_on_step_failure=continue_on_step_failure,
             timeout=timeout,
             rebuild_env=rebuild_env,
+            backend=backend if backend != "local" or backend_config else None,
+            backend_config=load_backend_config(backend_config),
         )
         return run_pipeline(pipeline_options, detach=detach, as_json=as_json)
     pipeline_only = {

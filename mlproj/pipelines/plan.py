@@ -45,6 +45,8 @@ class PipelineOptions:
     run_id: str | None = None
     rebuild_env: bool = False
     resume_from: str | None = None  # `mlproj resume`: the run whose finished steps are reused
+    backend: str | None = None  # -b: where steps run unless they say (over settings.backend)
+    backend_config: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +60,8 @@ class PipelineOptions:
             "caller_dir": str(self.caller_dir),
             "rebuild_env": self.rebuild_env,
             "resume_from": self.resume_from,
+            "backend": self.backend,
+            "backend_config": dict(self.backend_config) if self.backend_config is not None else None,
         }
 
 
@@ -76,6 +80,8 @@ class StepPlan:
     env_manager: str
     env_spec: EnvSpec | None
     code_ref: str | None = None  # a Git project: `git:<uri>@<commit>#<subdirectory>`, its content's name
+    backend: str = "local"
+    backend_config: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,10 @@ def plan_pipeline(
     pipeline = pipeline or load_pipeline(source.path)
     inputs, recorded = resolve_inputs(pipeline, options)
     copies: dict[str, Path] | None = {} if materialize else None
-    steps = {name: plan_step(pipeline, name, options, home, run_dir, copies) for name in pipeline.order()}
+    checked: set[tuple[str, str, str]] = set()  # backends asked once per configuration and environment
+    steps = {
+        name: plan_step(pipeline, name, options, home, run_dir, copies, checked) for name in pipeline.order()
+    }
     plan = PipelinePlan(
         run_id=run_id,
         options=options,
@@ -291,6 +300,7 @@ def plan_step(
     home: Home,
     run_dir: Path,
     copies: dict[str, Path] | None = None,
+    checked: set[tuple[str, str, str]] | None = None,
 ) -> StepPlan:
     from mlproj.spec import load_project
 
@@ -321,9 +331,16 @@ def plan_step(
             project = load_project(code) if code is not None else None
             entry_point, work_dir, uri, commit = None, code, str(code) if code else None, None
             code_ref = None
+        backend_name, backend_config, backend = step_backend(pipeline, step, options)
         env_manager, env_spec = choose_step_environment(
-            manager_given, project, home, options.rebuild_env, pipeline.folder
+            manager_given, project, home, options.rebuild_env, pipeline.folder, backend
         )
+        if checked is None or (backend_name, repr(backend_config), env_manager) not in checked:
+            from mlproj.envs import get_manager
+
+            backend.check(backend_config, env_spec, get_manager(env_manager))
+            if checked is not None:
+                checked.add((backend_name, repr(backend_config), env_manager))
     except SpecError:
         raise
     except MlprojError as exc:
@@ -340,24 +357,48 @@ def plan_step(
         env_manager=env_manager,
         env_spec=env_spec,
         code_ref=code_ref,
+        backend=backend_name,
+        backend_config=backend_config,
     )
 
 
+def step_backend(pipeline: Pipeline, step: Step, options: PipelineOptions) -> tuple[str, dict[str, Any], Any]:
+    """Where a step runs: its own `backend`, else `-b`, else `settings.backend`, else local; with the
+    configuration that goes with it, checked."""
+    from mlproj.backends import get_backend
+
+    if step.backend is not None:
+        name, config, where = step.backend, step.backend_config, "backend_config"
+    elif options.backend is not None:
+        name, config, where = options.backend, options.backend_config, "--backend-config"
+    elif pipeline.backend is not None:
+        name, config, where = pipeline.backend, pipeline.backend_config, "settings.backend_config"
+    else:
+        name, config, where = "local", step.backend_config or pipeline.backend_config, "backend_config"
+    backend = get_backend(name)
+    try:
+        return name, backend.validate_config(config), backend
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
 def choose_step_environment(
-    given: str | None, project: Project | None, home: Home, rebuild: bool, folder: Path
+    given: str | None, project: Project | None, home: Home, rebuild: bool, folder: Path, backend: Any = None
 ) -> tuple[str, EnvSpec | None]:
     """A step's environment: its `env_manager`, else the pipeline's, else the project's own (MLflow's
     rule). A command step without `code` has no environment file: an empty environment, or `local`."""
     from mlproj.launch import choose_environment
 
     if project is not None:
-        return choose_environment(given, project, home, rebuild, {})
+        return choose_environment(given, project, home, rebuild, {}, backend)
     from mlproj.envs import choose_manager, get_manager
     from mlproj.envs.envspec import EnvSpec
 
     name = choose_manager(given, "none")
     if name == "docker":
         raise InputError("a command step runs with docker only with `code` whose MLproject has a docker_env")
+    if backend is not None:
+        backend.accept_manager(get_manager(name))
     if not get_manager(name).builds:
         return name, None
     return name, EnvSpec(kind="none", project_dir=str(folder))
@@ -412,4 +453,5 @@ def resolve_step_parameters(
         project_dir=step_plan.project.directory,
         caller_dir=pipeline_folder,
         pending=pending,
+        missing_hint="it a value in the step's parameters",
     )

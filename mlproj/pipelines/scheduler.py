@@ -80,6 +80,8 @@ class PipelineSupervisor:
         self._log_lock = threading.Lock()
         self.latest: dict[str, RunRecord] = {}  # each step's latest attempt
         self.first_failure: RunRecord | None = None
+        self.crashed: str | None = None
+        self._running: dict[str, threading.Thread] = {}
 
     # --- signals ---------------------------------------------------------------------------------
 
@@ -128,8 +130,22 @@ class PipelineSupervisor:
             self._status(None)
         self.started = time.time()
         self.store.transition(self.run_id, RunStatus.RUNNING, started_at=self.started)
-        self._schedule(plan, record)
+        try:
+            self._schedule(plan, record)
+        except Exception as exc:  # never leave steps running behind a scheduler that failed
+            self._abandon(f"the pipeline's scheduler failed: {type(exc).__name__}: {exc}")
         return self._finish(plan)
+
+    def _abandon(self, error: str) -> None:
+        """Stop every running step, wait for their supervisors, and end the steps that did not run."""
+        self.crashed = error
+        self._stop = _Stop(error, False)
+        for thread in list(self._running.values()):
+            thread.join()
+        for step in self.store.steps_of(self.run_id):
+            if not step.is_final:
+                self.store.transition(step.run_id, RunStatus.CANCELED, error=error, ended_at=time.time())
+        self.latest = {r.step or "": r for r in self.store.steps_of(self.run_id)}
 
     def _end_unstarted(self, status: RunStatus, error: str) -> RunRecord:
         """The pipeline ends before any step started: every step ends with it."""
@@ -152,10 +168,14 @@ class PipelineSupervisor:
         from mlproj.runs.supervisor import run_build_step
 
         wanted: dict[str, StepPlan] = {}
+        from mlproj.backends import get_backend
+
         for step_plan in plan.steps.values():
             spec = step_plan.env_spec
             if spec is None or not get_manager(step_plan.env_manager).cached:
                 continue
+            if not get_backend(step_plan.backend).prepares_environment:
+                continue  # the cluster builds it
             wanted.setdefault(spec.fingerprint(step_plan.env_manager), step_plan)
         if not wanted:
             return
@@ -206,7 +226,7 @@ class PipelineSupervisor:
         done: queue.Queue[tuple[str, RunRecord]] = queue.Queue()
         order = list(plan.pipeline.order())
         pending = [name for name in order if not self.latest[name].is_final]
-        running: dict[str, threading.Thread] = {}
+        running = self._running
         halted = False  # a step failed and the pipeline does not continue past failures
         deadline = self.started + record.timeout if record.timeout else None
         next_refresh = 0.0
@@ -373,7 +393,9 @@ class PipelineSupervisor:
             producer = self.latest.get(ref[2])
             if producer is not None and producer.status is RunStatus.FINISHED and ref[4] in producer.outputs:
                 outputs[out_name] = producer.outputs[ref[4]]
-        if self._stop is not None:
+        if self.crashed is not None:
+            status, error = RunStatus.FAILED, self.crashed
+        elif self._stop is not None:
             status, error = RunStatus.CANCELED, self._stop.reason
         elif any(step.status is not RunStatus.FINISHED for step in steps):
             status = RunStatus.FAILED
@@ -444,6 +466,8 @@ def replan(home: Home, record: RunRecord) -> PipelinePlan:
         run_id=record.run_id,
         rebuild_env=bool(options_data.get("rebuild_env")),
         resume_from=options_data.get("resume_from"),
+        backend=options_data.get("backend"),
+        backend_config=options_data.get("backend_config"),
     )
     source = FetchedSource(
         uri=record.uri or str(file),
@@ -641,6 +665,7 @@ class StepWorker:
             "env": {"MLPROJ_PIPELINE_RUN_ID": self.plan.run_id, "MLPROJ_STEP": self.name},
             "env_spec": step_plan.env_spec.to_dict() if step_plan.env_spec else None,
             "rebuild_env": False,
+            "backend_config": dict(step_plan.backend_config),
         }
         store.update(
             self.record.run_id,

@@ -34,7 +34,15 @@ _TOP_KEYS = {
     "steps",
     "$schema",
 }
-_SETTINGS = {"continue_on_step_failure", "force_rerun", "max_parallel", "env_manager", "default_compute"}
+_SETTINGS = {
+    "continue_on_step_failure",
+    "force_rerun",
+    "max_parallel",
+    "env_manager",
+    "default_compute",
+    "backend",
+    "backend_config",
+}
 _COMMON_STEP_KEYS = {
     "type",
     "inputs",
@@ -46,6 +54,8 @@ _COMMON_STEP_KEYS = {
     "display_name",
     "description",
     "env_manager",
+    "backend",
+    "backend_config",
 }
 _STEP_KEYS = {
     "mlflow_project": _COMMON_STEP_KEYS | {"uri", "version", "entry_point", "parameters"},
@@ -71,6 +81,8 @@ class Step:
     timeout: float | None = None
     allow_reuse: bool = True
     env_manager: str | None = None
+    backend: str | None = None  # where it runs (None: the pipeline's)
+    backend_config: Mapping[str, Any] | None = None
     # mlflow_project
     uri: str | None = None
     version: str | None = None
@@ -97,20 +109,20 @@ class Step:
             if self.code is not None:
                 body["code"] = str((folder / self.code).absolute())
             body["command"] = self.command
-        if self.inputs:
-            body["inputs"] = dict(self.inputs)
-        if self.outputs:
-            body["outputs"] = {name: {"type": kind} for name, kind in self.outputs.items()}
-        if self.depends_on:
-            body["depends_on"] = list(self.depends_on)
-        if self.retries:
-            body["retries"] = self.retries
-        if self.timeout is not None:
-            body["timeout"] = self.timeout
-        if not self.allow_reuse:
-            body["allow_reuse"] = False
-        if self.env_manager is not None:
-            body["env_manager"] = self.env_manager
+        optional: dict[str, Any] = {
+            "inputs": dict(self.inputs) if self.inputs else None,
+            "outputs": {name: {"type": kind} for name, kind in self.outputs.items()}
+            if self.outputs
+            else None,
+            "depends_on": list(self.depends_on) if self.depends_on else None,
+            "retries": self.retries or None,
+            "timeout": self.timeout,
+            "allow_reuse": False if not self.allow_reuse else None,
+            "env_manager": self.env_manager,
+            "backend": self.backend,
+            "backend_config": dict(self.backend_config) if self.backend_config is not None else None,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
         return body
 
     def upstream(self) -> set[str]:
@@ -137,6 +149,8 @@ class Pipeline:
     force_rerun: bool = False
     max_parallel: int | None = None
     env_manager: str | None = None
+    backend: str | None = None  # where steps run unless they say (None: local)
+    backend_config: Mapping[str, Any] | None = None
     steps: Mapping[str, Step] = field(default_factory=dict)
 
     @property
@@ -186,6 +200,10 @@ class Pipeline:
             settings["max_parallel"] = self.max_parallel
         if self.env_manager is not None:
             settings["env_manager"] = self.env_manager
+        if self.backend is not None:
+            settings["backend"] = self.backend
+        if self.backend_config is not None:
+            settings["backend_config"] = dict(self.backend_config)
         document["settings"] = settings
         document["jobs"] = {name: step.to_document(self.folder) for name, step in self.steps.items()}
         return document
@@ -289,6 +307,8 @@ class _Loader:
             force_rerun=self.boolean(settings, "force_rerun", "settings", False),
             max_parallel=self.positive_int(settings, "max_parallel", "settings"),
             env_manager=self.env_manager(settings.get("env_manager"), "settings.env_manager"),
+            backend=self.backend(settings, "settings"),
+            backend_config=self.backend_config(settings, "settings"),
             steps=steps,
         )
         self.check_bindings(pipeline, jobs_key)
@@ -351,6 +371,8 @@ class _Loader:
             "timeout": self.positive_number(body, "timeout", key),
             "allow_reuse": self.boolean(body, "allow_reuse", key, True),
             "env_manager": self.env_manager(body.get("env_manager"), f"{key}.env_manager"),
+            "backend": self.backend(body, key),
+            "backend_config": self.backend_config(body, key),
         }
         if step_type == "mlflow_project":
             uri = body.get("uri")
@@ -508,6 +530,28 @@ class _Loader:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise self.error(f"{where}.{key}", f"expected a positive number of seconds, got {value!r}")
         return float(value)
+
+    def backend(self, data: Mapping[str, Any], where: str) -> str | None:
+        """A backend name; unknown ones are errors here (their configuration is checked in `plan`)."""
+        from mlproj.backends import get_backend
+        from mlproj.errors import InputError
+
+        value = data.get("backend")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(f"{where}.backend", f"expected the name of a backend, got {value!r}")
+        try:
+            get_backend(value.strip())
+        except InputError as exc:
+            raise self.error(f"{where}.backend", str(exc)) from None
+        return value.strip()
+
+    def backend_config(self, data: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+        value = data.get("backend_config")
+        if value is None:
+            return None
+        return dict(self.mapping(value, f"{where}.backend_config"))
 
     def env_manager(self, value: Any, key: str) -> str | None:
         from mlproj.envs import MANAGERS

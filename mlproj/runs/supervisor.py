@@ -132,6 +132,8 @@ class Supervisor:
             return record
         request = dict(record.request or {})
         log_path = Path(record.log_path or self.store.home.run_dir(self.run_id) / "output.log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.touch()  # a cluster's job may create it only when it starts
         try:
             from mlproj.backends import get_backend
 
