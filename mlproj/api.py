@@ -175,12 +175,7 @@ def run(
         final = Supervisor(store, record.run_id, _write_stdout).run()
     finally:
         store.close()
-    if final.status is not RunStatus.FINISHED:
-        raise ExecutionError(
-            f"run {final.run_id} {final.status.value}: {final.error or 'no reason recorded'}",
-            run_id=final.run_id,
-            status=final.status.value,
-        )
+    ExecutionError.unless_finished(final)
     return submitted
 
 
@@ -208,12 +203,7 @@ def _run_pipeline(
         final = PipelineSupervisor(store, record.run_id, plan, view=PlainView(Text(sys.stdout))).run()
     finally:
         store.close()
-    if final.status is not RunStatus.FINISHED:
-        raise ExecutionError(
-            f"pipeline run {final.run_id} {final.status.value}: {final.error or 'no reason recorded'}",
-            run_id=final.run_id,
-            status=final.status.value,
-        )
+    ExecutionError.unless_finished(final, "pipeline run")
     return PipelineRun(None, final.run_id, home)
 
 

@@ -21,7 +21,6 @@ from mlproj.api import SubmittedRun
 from mlproj.errors import ExecutionError, InputError, RunNotFoundError
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
 
 _MANAGED = "a pipeline run's status is managed by its steps: it cannot be {0} by hand"
@@ -219,12 +218,8 @@ class PipelineRun(SubmittedRun, _RunView):
                 final = control.wait(store, self.run_id, timeout=timeout)
         if final is None:
             raise TimeoutError(f"pipeline run {self.run_id} did not end within {timeout_seconds} s")
-        if raise_on_error and final.status is not RunStatus.FINISHED:
-            raise ExecutionError(
-                f"pipeline run {final.run_id} {final.status.value}: {final.error or 'no reason recorded'}",
-                run_id=final.run_id,
-                status=final.status.value,
-            )
+        if raise_on_error:
+            ExecutionError.unless_finished(final, "pipeline run")
         return final.status.value
 
     def child_run(self, *args: Any, **kwargs: Any) -> Any:

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any, Protocol
 
 from mlproj import process
@@ -32,6 +30,7 @@ from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
+from mlproj.runs.supervisor import SignalFlags
 
 REFRESH = 0.25  # how often the view and the pipeline's cancel flag are looked at
 _FAILED = (RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SKIPPED)
@@ -58,7 +57,7 @@ class _Stop:
         return f"canceled: the pipeline {self.reason}" if self.reason.startswith(TIMED_OUT) else self.reason
 
 
-class PipelineSupervisor:
+class PipelineSupervisor(SignalFlags):
     def __init__(
         self,
         store: Store,
@@ -73,8 +72,7 @@ class PipelineSupervisor:
         self.plan = plan
         self.view = view
         self.on_status = on_status
-        self._interrupts = 0
-        self._stop_signal: str | None = None
+        super().__init__()
         self._stop: _Stop | None = None
         self._next_poll = 0.0
         self._log_lock = threading.Lock()
@@ -83,25 +81,12 @@ class PipelineSupervisor:
         self.crashed: str | None = None
         self._running: dict[str, threading.Thread] = {}
 
-    # --- signals ---------------------------------------------------------------------------------
-
-    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
-        self._interrupts += 1
-
-    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop_signal = signal.Signals(signum).name
-
     def run(self) -> RunRecord:
-        previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_interrupt)
-            for stop_signal in (signal.SIGTERM, signal.SIGHUP):
-                previous[stop_signal] = signal.signal(stop_signal, self._on_stop_signal)
+        previous = self._install_handlers()
         try:
             return self._run()
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            self._restore_handlers(previous)
             if self.view is not None:
                 self.view.close()
 

@@ -69,7 +69,36 @@ class Canceled(Exception):
         self.reason = reason
 
 
-class Supervisor:
+class SignalFlags:
+    """What Ctrl-C (SIGINT) and SIGTERM/SIGHUP asked of a supervisor, noted by its handlers (installed
+    only in the main thread) and acted on by its loop."""
+
+    def __init__(self) -> None:
+        self._interrupts = 0
+        self._stop_signal: str | None = None
+
+    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+        self._interrupts += 1
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop_signal = signal.Signals(signum).name
+
+    def _install_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, self._on_interrupt)}
+        for name in _STOP_SIGNALS:
+            signum = getattr(signal, name)
+            previous[signum] = signal.signal(signum, self._on_stop_signal)
+        return previous
+
+    @staticmethod
+    def _restore_handlers(previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class Supervisor(SignalFlags):
     def __init__(
         self,
         store: Store,
@@ -88,31 +117,13 @@ class Supervisor:
         self.run_id = run_id
         self.output = output
         self.on_status = on_status
+        super().__init__()
         self.check_outputs = check_outputs
         self.external_stop = external_stop
-        self._interrupts = 0
-        self._stop_signal: str | None = None
         self._log_offset = 0
         self._next_poll = 0.0
         self._awaiting_start = False
         self._native: str | None = None
-
-    # --- signals ---------------------------------------------------------------------------------
-
-    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
-        self._interrupts += 1
-
-    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop_signal = signal.Signals(signum).name
-
-    def _install_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, self._on_interrupt)}
-        for name in _STOP_SIGNALS:
-            signum = getattr(signal, name)
-            previous[signum] = signal.signal(signum, self._on_stop_signal)
-        return previous
 
     # --- the run ---------------------------------------------------------------------------------
 
@@ -121,8 +132,7 @@ class Supervisor:
         try:
             return self._run()
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            self._restore_handlers(previous)
 
     def _run(self) -> RunRecord:
         me = os.getpid()
