@@ -28,7 +28,9 @@ def runs_command(experiment_name: str | None, status_name: str | None, limit: in
     records = store.list_runs(experiment=experiment_name, status=status, limit=limit)
     records = [reconcile(store, record) for record in records]
     if as_json:
-        print_json([record.to_dict() for record in records])
+        from mlproj.runs.documents import run_document
+
+        print_json([run_document(store, record) for record in records])
         return 0
     if not records:
         click.echo("No runs.")
