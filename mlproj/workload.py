@@ -31,6 +31,16 @@ class Workload(ABC):
         """The cluster's own name for the job's state, if there is a cluster."""
         return None
 
+    @property
+    def started_at(self) -> float | None:
+        """When a cluster says the job started (None: when the supervisor saw it start)."""
+        return None
+
+    @property
+    def ended_at(self) -> float | None:
+        """When a cluster says the job ended (None: when the supervisor saw it end)."""
+        return None
+
     def end(self) -> tuple[RunStatus, str | None] | None:
         """How it ended when its exit code alone does not say (canceled on a cluster, forgotten by
         it); None otherwise."""

@@ -37,6 +37,8 @@ class JobState:
     native: str  # the cluster's own state name (PENDING, RUNNING, COMPLETED…)
     exit_code: int | None = None
     reason: str | None = None  # why it failed or was canceled, when the cluster says
+    started_at: float | None = None  # the cluster's own times (epoch seconds), when it gives them
+    ended_at: float | None = None
 
     @property
     def started(self) -> bool:
@@ -163,6 +165,15 @@ class ClusterWorkload(Workload):
     @property
     def native_state(self) -> str | None:
         return self.state.native if self.state is not None else None
+
+    @property
+    def started_at(self) -> float | None:
+        return self.state.started_at if self.state is not None else None
+
+    @property
+    def ended_at(self) -> float | None:
+        state = self.state
+        return state.ended_at if state is not None and state.status.is_final else None
 
     def end(self) -> tuple[RunStatus, str | None] | None:
         """How the job ended when it was not by its own exit code alone: canceled or failed on the

@@ -198,7 +198,15 @@ def query(jobs: Any, job_id: str) -> JobState | None:
         reason = f"Ray: {info.message.strip().splitlines()[-1][:300]}"
     if status is RunStatus.CANCELED:
         reason = "stopped on the cluster (STOPPED)"
-    return JobState(status, native, exit_code, reason)
+    started, ended = getattr(info, "start_time", None), getattr(info, "end_time", None)
+    return JobState(
+        status,
+        native,
+        exit_code,
+        reason,
+        started_at=started / 1000 if started and status is not RunStatus.QUEUED else None,
+        ended_at=ended / 1000 if ended else None,
+    )
 
 
 class RayJob(ClusterWorkload):
@@ -209,6 +217,8 @@ class RayJob(ClusterWorkload):
         self.jobs = jobs
         self.log_path = log_path
         self.written = 0  # bytes of the job's output in the log so far
+        self._lock = threading.Lock()
+        self._closed = False
         self._tail = threading.Thread(target=self._follow, name=f"ray-logs-{job_id}", daemon=True)
         self._tail.start()
 
@@ -222,9 +232,12 @@ class RayJob(ClusterWorkload):
             with self.log_path.open("ab") as log:
                 async for chunk in self.jobs.tail_job_logs(self.job_id):
                     data = chunk.encode("utf-8")
-                    log.write(data)
-                    log.flush()
-                    self.written += len(data)
+                    with self._lock:
+                        if self._closed:  # `finish` has written the rest
+                            return
+                        log.write(data)
+                        log.flush()
+                        self.written += len(data)
 
         with contextlib.suppress(Exception):  # the final read in `finish` catches up whatever was missed
             asyncio.run(tail())
@@ -235,13 +248,17 @@ class RayJob(ClusterWorkload):
             self.jobs.stop_job(self.job_id)
 
     def finish(self, first_signal: int | None, grace: float) -> None:
+        """The job has ended: its complete output is one request away, while Ray's log stream closes
+        seconds later. The tail is told to stop, and the log completed from the full output."""
         super().finish(first_signal, grace)
-        self._tail.join(LOG_WAIT)
         try:
             complete = self.jobs.get_job_logs(self.job_id)
         except Exception:
+            self._tail.join(LOG_WAIT)  # the stream is all there is
             return
-        _append_missing(self.log_path, complete, self.written)
+        with self._lock:
+            self._closed = True
+            _append_missing(self.log_path, complete, self.written)
 
 
 def _append_missing(log_path: Path, complete: str, written: int | None = None) -> None:

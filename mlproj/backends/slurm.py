@@ -12,7 +12,9 @@ from __future__ import annotations
 import shlex
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.base import (
@@ -168,7 +170,10 @@ def query(job_id: str) -> JobState | None:
     if done is not None and done.returncode == 0 and "JobState=" in done.stdout:
         fields = _fields(done.stdout)
         native = fields.get("JobState", "UNKNOWN")
-        return _state(native, fields.get("ExitCode", ""), fields.get("Reason"))
+        state = _state(native, fields.get("ExitCode", ""), fields.get("Reason"))
+        return replace(
+            state, started_at=_stamp(fields.get("StartTime")), ended_at=_stamp(fields.get("EndTime"))
+        )
     done = _run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State,ExitCode"])
     if done is not None and done.returncode == 0 and done.stdout.strip():
         native, _, exit_text = done.stdout.strip().splitlines()[0].partition("|")
@@ -190,6 +195,18 @@ def _state(native: str, exit_text: str, reason: str | None) -> JobState:
     if native == "CANCELLED":
         explained = "canceled on the cluster (CANCELLED)"
     return JobState(status, native, exit_code, explained)
+
+
+def _stamp(text: str | None) -> float | None:
+    """A Slurm time (`2026-11-29T08:14:34`, this machine's local time) as epoch seconds; None for
+    `Unknown`, `None` or a time to come."""
+    if not text or not text[:1].isdigit():
+        return None
+    try:
+        stamp = time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    return stamp if stamp <= time.time() + 1 else None
 
 
 def _fields(line: str) -> dict[str, str]:

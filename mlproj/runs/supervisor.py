@@ -196,7 +196,9 @@ class Supervisor(SignalFlags):
             self.store.update(self.run_id, backend_state=native)
         if self._awaiting_start and workload.started:
             self._awaiting_start = False
-            self.store.transition(self.run_id, RunStatus.RUNNING, started_at=time.time())
+            self.store.transition(
+                self.run_id, RunStatus.RUNNING, started_at=workload.started_at or time.time()
+            )
 
     def _prepare(
         self, record: RunRecord, request: dict[str, Any], log_path: Path, build: bool = True
@@ -278,6 +280,7 @@ class Supervisor(SignalFlags):
                 self._pump(log)
                 self._note_progress(workload)
                 if returncode is not None:
+                    exited_at = time.time()  # the end, before whatever cleaning up takes
                     break
                 if stop is None:
                     stop = self._check_stop(deadline)
@@ -293,7 +296,7 @@ class Supervisor(SignalFlags):
             else:
                 workload.finish(stop.ladder[stop.stage][0], max(0.0, stop.deadline - time.monotonic()))
             self._pump(log)
-        return self._record_end(returncode, stop, workload)
+        return self._record_end(returncode, stop, workload, workload.ended_at or exited_at)
 
     def _check_stop(self, deadline: float | None) -> Stop | None:
         """Why the run must stop now, or None. The store is read at most every CANCEL_POLL seconds."""
@@ -330,9 +333,10 @@ class Supervisor(SignalFlags):
             except OSError:  # the reader went away (`mlproj run … | head`): the run goes on
                 self.output = None
 
-    def _record_end(self, returncode: int, stop: Stop | None, workload: Workload) -> RunRecord:
-        ended = time.time()
+    def _record_end(self, returncode: int, stop: Stop | None, workload: Workload, ended: float) -> RunRecord:
         code = process.exit_status(returncode)
+        if workload.started_at is not None and not self._awaiting_start:  # the cluster's own start time
+            self.store.update(self.run_id, started_at=workload.started_at)
         error: str | None
         ending = workload.end() if stop is None else None
         if ending is not None:  # the cluster says how it ended: canceled there, a time limit, forgotten
