@@ -28,6 +28,7 @@ MLFLOW_VENV = WORK / "mlflow-venv"
 MLFLOW_REQUIREMENT = "mlflow>=3,<4"
 DVC_VENV = WORK / "dvc-venv"
 DVC_REQUIREMENT = "dvc"
+MLPROJ_RAY_VENV = WORK / "mlproj-ray-venv"
 _READY = ".bench-ready"  # written into a venv once its installation has succeeded
 
 
@@ -67,6 +68,23 @@ def ensure_mlproj_venv() -> Path:
     print(f"installing mlproj from {ROOT} into {MLPROJ_VENV}", file=sys.stderr)
     _pip_install(MLPROJ_VENV, str(ROOT))
     return MLPROJ_VENV
+
+
+def ensure_mlproj_ray_venv(ray_version: str) -> Path:
+    """bench/.work/mlproj-ray-venv: mlproj with its `ray` extra, Ray pinned to `ray_version` (the
+    cluster's), installed once and reused while the pin is the same; mlproj itself is reinstalled (not
+    editable, without its dependencies) from this checkout every time."""
+    wanted = f"ray[default]=={ray_version}"
+    marker = MLPROJ_RAY_VENV / _READY
+    if marker.exists() and marker.read_text().strip() == wanted:
+        print(f"reinstalling mlproj from {ROOT} into {MLPROJ_RAY_VENV}", file=sys.stderr)
+        _pip(MLPROJ_RAY_VENV, "install", "--no-deps", "--force-reinstall", str(ROOT))
+    else:
+        print(f"installing mlproj[ray] and {wanted} into {MLPROJ_RAY_VENV} (once)", file=sys.stderr)
+        shutil.rmtree(MLPROJ_RAY_VENV, ignore_errors=True)
+        _pip_install(MLPROJ_RAY_VENV, f"{ROOT}[ray]", wanted)
+        marker.write_text(wanted + "\n")
+    return MLPROJ_RAY_VENV
 
 
 def ensure_mlflow_venv() -> Path:
