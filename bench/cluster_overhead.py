@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    ORDER,
     WORK,
     bin_path,
     child_env,
@@ -418,8 +419,9 @@ def ray_side(rounds: int, project: Path, address: str, version: str) -> str:
         ),
         "",
         "- ended → exit: `ray job submit` follows the job's logs (`tail_job_logs`, a stream the dashboard "
-        "closes some time after the job's end) and exits when the stream closes; mlproj's run waits for "
-        "the same stream (up to 10 s, `LOG_WAIT` in mlproj/backends/ray.py) before recording its end.",
+        "closes some time after the job's end) and exits when the stream closes; mlproj follows the same "
+        "stream, but once the job has ended it completes the run's log from the job's whole output "
+        "(`get_job_logs`) instead of waiting for the stream to close.",
         record_line(series.samples[names["mlproj"]], recorded_end, "Ray's `end_time`"),
     ]
     return "\n".join(lines)
@@ -467,8 +469,8 @@ def main() -> None:
         [
             f"Project `bench/.work/cluster-overhead/project`, entry point `main`: `{COMMAND}`; the same "
             "command by hand. Timed: from starting the command to its exit, each showing the job's "
-            f"output (checked). {rounds} rounds after one warm-up each, commands in an order rotating from "
-            "round to round, each side in its own series. Afterwards `mlproj runs --json` must list every "
+            f"output (checked). {rounds} rounds after one warm-up each, commands {ORDER}, each side in "
+            "its own series. Afterwards `mlproj runs --json` must list every "
             "mlproj run (warm-ups included) as Finished, with its job.",
             *(f"\n- {line}" for line in skipped),
             *(f"\n{section}" for section in sections),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
@@ -120,6 +121,12 @@ def package_version(venv: Path, name: str) -> str:
 # --- timing --------------------------------------------------------------------------------------
 
 
+# A rotating order would keep each command right after the same other one in every round, so that
+# whatever one leaves warm (the page cache, a tool's cache) always helps the same next command.
+SEED = 20261129
+ORDER = "in an order shuffled anew each round (seeded), so that no command always runs after the same one"
+
+
 def run_once(argv: Sequence[str], env: Mapping[str, str], cwd: Path = WORK) -> float:
     """Wall time of one command, in seconds; a failing command stops the benchmark."""
     start = time.perf_counter()
@@ -133,8 +140,8 @@ def run_once(argv: Sequence[str], env: Mapping[str, str], cwd: Path = WORK) -> f
 def measure(
     commands: Mapping[str, tuple[Sequence[str], Mapping[str, str]]], rounds: int
 ) -> dict[str, list[float]]:
-    """One warm-up of each command, then `rounds` rounds in which every command runs once; the order
-    rotates from round to round so that no command always follows the same one."""
+    """One warm-up of each command, then `rounds` rounds in which every command runs once, in an order
+    shuffled anew each round (see `ORDER`)."""
     return measure_timed({name: partial(run_once, *command) for name, command in commands.items()}, rounds)
 
 
@@ -144,9 +151,35 @@ def measure_timed(timed: Mapping[str, Callable[[], float]], rounds: int) -> dict
     for name in names:
         timed[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
+    shuffler = random.Random(SEED)  # noqa: S311 - an order of commands, not a secret
     for i in range(rounds):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
+        order = names[:]
+        shuffler.shuffle(order)
+        for name in order:
             times[name].append(timed[name]())
+        print(f"round {i + 1}/{rounds} done", file=sys.stderr)
+    return times
+
+
+def measure_grouped(
+    groups: Mapping[str, Mapping[str, Callable[[], float]]], rounds: int
+) -> dict[str, list[float]]:
+    """`measure_timed` where the commands of a group always run one right after the other (in a
+    shuffled order), so that whatever drifts during a benchmark (a throttled CPU, caches) touches the
+    commands to be compared alike; the groups run in a shuffled order too."""
+    everything = {name: call for group in groups.values() for name, call in group.items()}
+    for call in everything.values():
+        call()
+    times: dict[str, list[float]] = {name: [] for name in everything}
+    shuffler = random.Random(SEED)  # noqa: S311 - an order of commands, not a secret
+    for i in range(rounds):
+        order = list(groups)
+        shuffler.shuffle(order)
+        for group in order:
+            members = list(groups[group])
+            shuffler.shuffle(members)
+            for name in members:
+                times[name].append(groups[group][name]())
         print(f"round {i + 1}/{rounds} done", file=sys.stderr)
     return times
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 
-from common import WORK, bin_path, child_env, ensure_mlproj_venv, measure, median, ms, write_section
+from common import ORDER, WORK, bin_path, child_env, ensure_mlproj_venv, measure, median, ms, write_section
 
 TITLE = "docker_overhead: mlproj run (docker_env) vs docker run"
 COMMAND = "echo hello from the container"
@@ -57,7 +57,7 @@ def main() -> None:
             f"Image `{image}`, command `sh -c '{COMMAND}'`, project folder mounted as the working directory; "
             f"engine: Docker API at `{os.environ['DOCKER_HOST']}` "
             f"(server {engine.stdout.strip() or 'unknown'}). "
-            f"{rounds} rounds after one warm-up each, order rotating.",
+            f"{rounds} rounds after one warm-up each, commands {ORDER}.",
             "",
             "| command | median | min | max |",
             "|---|---|---|---|",

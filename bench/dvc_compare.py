@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from common import (
+    ORDER,
     WORK,
     bin_path,
     child_env,
@@ -179,7 +180,7 @@ def main() -> None:
             "git + DVC repository in bench/.work. mlproj: a pipeline of command steps, each with a "
             "`uri_file` output and an input bound to the previous step's "
             "(`${{parent.jobs.sN.outputs.out}}`), run with `--max-parallel 1` when cold. "
-            f"{rounds} rounds after one warm-up each, in an order rotating from round to round.",
+            f"{rounds} rounds after one warm-up each, commands {ORDER}.",
             "",
             "Cold (every stage runs; checked, untimed, from DVC's output and from `mlproj status <id> "
             "--json`): DVC in two ways, `dvc repro --force` with its lock file and cache in place, and "

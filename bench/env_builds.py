@@ -9,19 +9,23 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
 from common import (
+    ORDER,
     WORK,
     bin_path,
     child_env,
     ensure_mlflow_venv,
     ensure_mlproj_venv,
+    measure_grouped,
     measure_timed,
     median,
     ms,
@@ -57,9 +61,16 @@ def timed(*steps: Step, before: Callable[[], object] | None = None) -> Callable[
     def call() -> float:
         if before is not None:
             before()
+        settle()
         return sum(run_once(argv, env, BASE) for argv, env in steps)
 
     return call
+
+
+def settle() -> None:
+    """Untimed, before each measurement: what earlier builds wrote reaches the disk now, so that their
+    write-back does not slow down the build measured next (builds write tens of megabytes)."""
+    os.sync()
 
 
 def removing(folder: Path) -> Callable[[], None]:
@@ -76,10 +87,10 @@ def mlflow_failure(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
     return "\n".join(line for line in dict.fromkeys(lines) if not line.startswith(" ")) or "no output"
 
 
-def preparation_times(mlproj: str, env: Mapping[str, str], manager: str) -> list[float]:
-    """From record to workload start, for each run that built a `manager` environment."""
+def preparation_times(mlproj: str, env: Mapping[str, str], manager: str, limit: int = 1000) -> list[float]:
+    """From record to workload start, for each run that built a `manager` environment, newest first."""
     out = subprocess.run(
-        [mlproj, "runs", "--json", "--limit", "1000"], env=env, check=True, capture_output=True, text=True
+        [mlproj, "runs", "--json", "--limit", str(limit)], env=env, check=True, capture_output=True, text=True
     ).stdout
 
     def stamp(text: str) -> float:
@@ -120,7 +131,24 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
     # Every side shares these caches (warm after the warm-up round) and settings, and writes nothing
     # outside bench/.work.
     cache = BASE / "cache"
+    # The packages come from a folder of wheels downloaded once, with every index off, for every
+    # side: what is timed is the tools and mlproj, not the network (PyPI's answers vary by tenths
+    # of a second from one request to the next).
+    wheels = BASE / "wheels"
+    if not all(any(wheels.glob(f"{name}-*.whl")) for name in DEPENDENCIES):
+        subprocess.run(
+            [interp, "-m", "pip", "download", "-q", "-d", str(wheels), *DEPENDENCIES],
+            check=True,
+            stdout=sys.stderr,
+            env=child_env(),
+        )
     shared = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheels),
+        "UV_NO_CONFIG": "1",
+        "UV_NO_INDEX": "1",
+        "UV_FIND_LINKS": str(wheels),
         "UV_CACHE_DIR": str(cache / "uv"),
         "PIP_CACHE_DIR": str(cache / "pip"),
         "VIRTUALENV_OVERRIDE_APP_DATA": str(cache / "virtualenv"),
@@ -162,38 +190,66 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
     hand_builds: dict[str, list[float]] = {"uv": [], "virtualenv": []}
 
     def by_hand(manager: str) -> Callable[[], float]:
-        """Create + install + `python -c pass`; the create + install part is also kept on its own."""
-        folder = BASE / "by-hand" / manager
-        python = str(folder / "bin" / "python")
-        if manager == "uv":
-            create = [uv, "venv", str(folder), "--python", interp]
-            install = [uv, "pip", "install", "--python", python, "-r", str(requirements)]
-        else:
-            create = [interp, "-m", "virtualenv", str(folder), "--python", interp]
-            install = [python, "-m", "pip", "install", "-r", str(requirements)]
+        """Create + install + `python -c pass`; the create + install part is also kept on its own.
+
+        Each build goes to a folder never used before, as a cold build's does (mlproj builds each
+        environment in a new folder): uv keeps what it learnt of an interpreter by its path, so
+        rebuilding at the same path would let it skip querying the new environment's interpreter."""
 
         def call() -> float:
-            removing(folder)()
+            removing(BASE / "by-hand")()
+            settle()
+            folder = BASE / "by-hand" / f"{manager}-{secrets.token_hex(6)}"  # never used, in any run
+            python = str(folder / "bin" / "python")
+            if manager == "uv":
+                create = [uv, "venv", str(folder), "--python", interp]
+                install = [uv, "pip", "install", "--python", python, "-r", str(requirements)]
+            else:
+                create = [interp, "-m", "virtualenv", str(folder), "--python", interp]
+                install = [python, "-m", "pip", "install", "-r", str(requirements)]
             build = run_once(create, mlproj_env, BASE) + run_once(install, mlproj_env, BASE)
             hand_builds[manager].append(build)
             return build + run_once([python, "-c", "pass"], mlproj_env, BASE)
 
         return call
 
-    cold = measure_timed(
+    mlproj_builds: dict[str, list[float]] = {"uv": [], "virtualenv": []}
+
+    def cold_mlproj(manager: str) -> Callable[[], float]:
+        """A cold mlproj run; its build (the run's record to its workload's start) is kept on its own."""
+        measure = timed(run(manager, "--rebuild-env"), before=prune)
+
+        def call() -> float:
+            seconds = measure()
+            mlproj_builds[manager].append(preparation_times(mlproj, mlproj_env, manager, limit=1)[0])
+            return seconds
+
+        return call
+
+    cold = measure_grouped(
         {
-            "mlproj uv --rebuild-env": timed(run("uv", "--rebuild-env"), before=prune),
-            "uv by hand": by_hand("uv"),
-            "mlproj virtualenv --rebuild-env": timed(run("virtualenv", "--rebuild-env"), before=prune),
-            "virtualenv by hand": by_hand("virtualenv"),
-            "mlflow uv (cold)": timed(mlflow_run("uv", project), before=removing(mlflow_envs["uv"])),
-            "mlflow virtualenv (cold)": timed(
-                mlflow_run("virtualenv", mlflow_venv_project), before=removing(mlflow_envs["virtualenv"])
-            ),
+            "uv": {"mlproj uv --rebuild-env": cold_mlproj("uv"), "uv by hand": by_hand("uv")},
+            "virtualenv": {
+                "mlproj virtualenv --rebuild-env": cold_mlproj("virtualenv"),
+                "virtualenv by hand": by_hand("virtualenv"),
+            },
+            "mlflow uv": {
+                "mlflow uv (cold)": timed(mlflow_run("uv", project), before=removing(mlflow_envs["uv"]))
+            },
+            "mlflow virtualenv": {
+                "mlflow virtualenv (cold)": timed(
+                    mlflow_run("virtualenv", mlflow_venv_project), before=removing(mlflow_envs["virtualenv"])
+                )
+            },
         },
         rounds,
     )
-    prep = {m: median(preparation_times(mlproj, mlproj_env, m)) for m in ("uv", "virtualenv")}
+    # Each round's mlproj build against the by-hand build of the same round (they ran back to back).
+    pair_ratios = {
+        m: median([a / b for a, b in zip(mlproj_builds[m], hand_builds[m], strict=True)])
+        for m in ("uv", "virtualenv")
+    }
+    prep = {m: median(values) for m, values in mlproj_builds.items()}
     hand = {m: median(values) for m, values in hand_builds.items()}
 
     warm = measure_timed(
@@ -250,20 +306,27 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             f'"{minor}" and {", ".join(f"`{d}`" for d in DEPENDENCIES)}. '
             f"uv {package_version(mlproj_venv, 'uv')} (the binary of mlproj's `uv` package, for every "
             f"side, MLflow included), virtualenv {package_version(mlproj_venv, 'virtualenv')}. "
-            f"{rounds} rounds after one warm-up each, commands in an order rotating from round to round: "
-            "cold builds in one series, warm runs in another.",
+            f"{rounds} rounds after one warm-up each, commands {ORDER}: cold builds in one series (each "
+            "mlproj build right before or after the same build by hand, in a shuffled order), warm runs "
+            "in another.",
             "",
             "Cold means the environment does not exist: before each timed command (untimed) mlproj's "
             "cache is emptied with `mlproj envs prune`, the by-hand folder removed, or MLflow's "
-            "`MLFLOW_ENV_ROOT` (one per manager, in bench/.work) removed. **Package caches are shared "
-            "and warm**: every side uses the same `UV_CACHE_DIR`, `PIP_CACHE_DIR` and virtualenv app "
-            "data in bench/.work, filled by the warm-up round, so what is timed is the tools and "
-            "mlproj, not downloads (uv still asks the index for the versions). The pip version check "
+            "`MLFLOW_ENV_ROOT` (one per manager, in bench/.work) removed. **No network, caches shared "
+            "and warm**: every side installs from the same folder of wheels (downloaded once beforehand; "
+            "`PIP_NO_INDEX`/`PIP_FIND_LINKS`, `UV_NO_INDEX`/`UV_FIND_LINKS`, machine configuration "
+            "ignored) and uses the same `UV_CACHE_DIR`, `PIP_CACHE_DIR` and virtualenv app data in "
+            "bench/.work, filled by the warm-up round, so what is timed is the tools and mlproj, not "
+            "the network (PyPI's answers vary by tenths of a second). Before each timed command, "
+            "`sync` (untimed) writes out what earlier builds left in memory, so that it does not slow "
+            "the next one down. The pip version check "
             "and virtualenv's periodic update are off for every side. By hand: `uv venv DIR --python "
             "PY` + `uv pip install --python DIR/bin/python -r requirements.txt` + `DIR/bin/python -c "
             "pass`, and `PY -m virtualenv DIR --python PY` + `DIR/bin/python -m pip install -r "
             "requirements.txt` + `DIR/bin/python -c pass`, PY being the interpreter mlproj builds from "
-            "(its venv's).",
+            "(its venv's), DIR a folder never used before in each round, as mlproj's builds are (uv "
+            "remembers an interpreter by its path: rebuilding at the same path lets it skip querying the "
+            "new environment's interpreter, about 45 ms here, which no first build can skip).",
             *([""] if why else []),
             *why,
             "",
@@ -274,11 +337,12 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             f"- warm uv minus local: {over_local('mlproj uv (warm)')}; warm virtualenv minus local: "
             f"{over_local('mlproj virtualenv (warm)')} (target: at most +50 ms)",
             "- cold build, mlproj / by hand (target: at most 1.2x): mlproj's build is the run's "
-            "record to its workload's start (median; it includes finding the interpreter, the lock, "
-            "publishing the environment and starting the workload), by hand the create and install "
-            f"commands alone: uv {ms(prep['uv'])} / {ms(hand['uv'])} = "
-            f"{verdict(prep['uv'] / hand['uv'], 1.2)}, virtualenv {ms(prep['virtualenv'])} / "
-            f"{ms(hand['virtualenv'])} = {verdict(prep['virtualenv'] / hand['virtualenv'], 1.2)}",
+            "record to its workload's start (it includes finding the interpreter, the lock, publishing "
+            "the environment and starting the workload), by hand the create and install commands "
+            "alone; the two ran back to back in each round, and the figure is the median of the rounds' "
+            f"ratios: uv {verdict(pair_ratios['uv'], 1.2)} (medians {ms(prep['uv'])} and "
+            f"{ms(hand['uv'])}), virtualenv {verdict(pair_ratios['virtualenv'], 1.2)} (medians "
+            f"{ms(prep['virtualenv'])} and {ms(hand['virtualenv'])})",
             "- whole cold run, mlproj / by hand (build + `python -c pass`), for context: uv "
             f"**{med['mlproj uv --rebuild-env'] / med['uv by hand']:.2f}x**, virtualenv "
             f"**{med['mlproj virtualenv --rebuild-env'] / med['virtualenv by hand']:.2f}x**; the "

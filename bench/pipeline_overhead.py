@@ -14,6 +14,7 @@ from typing import Any
 
 from common import (
     BENCH,
+    ORDER,
     WORK,
     bin_path,
     child_env,
@@ -162,7 +163,7 @@ def main() -> None:
             "(after every run, cold or reused, `mlproj status <id> --json` checks it, untimed). Direct: the "
             f"{n} step commands started one after the other from the mlproj venv's Python as mlproj starts "
             "them (`bash -c`, own session, output to a log file), timed inside that Python (without its "
-            f"start-up). {rounds} rounds after one warm-up each, in an order rotating from round to round; "
+            f"start-up). {rounds} rounds after one warm-up each, commands {ORDER}; "
             "`MLPROJ_HOME` in bench/.work, one per pipeline.",
             "",
             "| measured | median | min | max |",
