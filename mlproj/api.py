@@ -108,7 +108,7 @@ def run(
     """
     from mlproj import launch
     from mlproj.backends import load_backend_config
-    from mlproj.pipelines.submit import names_pipeline
+    from mlproj.pipelines import names_pipeline
     from mlproj.runs.supervisor import Supervisor
 
     config = load_backend_config(backend_config) if isinstance(backend_config, str) else backend_config

@@ -92,7 +92,8 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         get_manager(options.env_manager)  # an unknown manager is an input error, found before fetching
     source = fetch(options.uri, options.version, home, options.caller_dir)
     if not source.path.is_dir():
-        from mlproj.pipelines.spec import is_pipeline_file, load_pipeline
+        from mlproj.pipelines import is_pipeline_file
+        from mlproj.pipelines.spec import load_pipeline
 
         if is_pipeline_file(source.path):
             load_pipeline(source.path)  # its errors first

@@ -234,7 +234,7 @@ def test_cancel_with_the_supervisor_gone_cancels_the_job(tmp_path: Path, home: H
     started = time.monotonic()
     done = mlproj("cancel", run_id, "--grace", "1")
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 60  # not the supervisor's whole grace margin, nor the sleep
+    assert time.monotonic() - started < 60  # it did not wait for the 300 s sleep to end
     assert status(run_id)["status"] == "Canceled"
     wait_until(lambda: "JobState=CANCELLED" in scontrol(record.job_id or ""), timeout=30)
 

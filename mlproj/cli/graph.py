@@ -19,9 +19,9 @@ import click
 def graph_command(uri_or_run_id: str, fmt: str) -> int:
     """Print the DAG of a pipeline file, or of the pipeline a run ran."""
     from mlproj.errors import InputError
+    from mlproj.pipelines import is_pipeline_file, names_pipeline
     from mlproj.pipelines.graph import render
-    from mlproj.pipelines.spec import is_pipeline_file, load_pipeline
-    from mlproj.pipelines.submit import names_pipeline
+    from mlproj.pipelines.spec import load_pipeline
     from mlproj.sources import is_git_uri
 
     path = Path(uri_or_run_id)

@@ -75,7 +75,7 @@ def run_command(
     from mlproj.backends import load_backend_config
     from mlproj.errors import InputError
     from mlproj.params import parse_assignments
-    from mlproj.pipelines.submit import names_pipeline
+    from mlproj.pipelines import names_pipeline
     from mlproj.runs.outcome import exit_code_for
     from mlproj.runs.status import RunStatus
     from mlproj.runs.supervisor import Supervisor

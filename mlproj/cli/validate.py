@@ -29,7 +29,7 @@ def validate_command(
     from mlproj import launch
     from mlproj.home import Home
     from mlproj.params import parse_assignments
-    from mlproj.pipelines.submit import names_pipeline
+    from mlproj.pipelines import names_pipeline
     from mlproj.ui.text import Text
 
     if names_pipeline(uri):

@@ -30,7 +30,7 @@ from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
-from mlproj.runs.supervisor import SignalFlags
+from mlproj.runs.supervisor import Canceled, SignalFlags, Stop, run_build_step
 
 REFRESH = 0.25  # how often the view and the pipeline's cancel flag are looked at
 _FAILED = (RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SKIPPED)
@@ -107,7 +107,7 @@ class PipelineSupervisor(SignalFlags):
         self.latest = {r.step or "": r for r in self.store.steps_of(self.run_id)}
         try:
             self._build_environments(plan)
-        except _Canceled as canceled:
+        except Canceled as canceled:
             return self._end_unstarted(RunStatus.CANCELED, canceled.reason)
         except MlprojError as exc:
             return self._end_unstarted(RunStatus.FAILED, str(exc))
@@ -149,8 +149,6 @@ class PipelineSupervisor(SignalFlags):
         step starts; the builds' output goes to the pipeline's log."""
         from mlproj.envs import get_manager
         from mlproj.envs.build import prepare_environment
-        from mlproj.runs.supervisor import Canceled as StepCanceled
-        from mlproj.runs.supervisor import run_build_step
 
         wanted: dict[str, StepPlan] = {}
         from mlproj.backends import get_backend
@@ -176,32 +174,27 @@ class PipelineSupervisor(SignalFlags):
         def check_cancel() -> None:
             stop = self._check_stop()
             if stop is not None:
-                raise _Canceled(stop.reason)
+                raise Canceled(stop.reason)
 
         for step_plan in wanted.values():
             assert step_plan.env_spec is not None  # noqa: S101 - filtered above
-            try:
-                prepared = prepare_environment(
-                    self.home,
-                    step_plan.env_manager,
-                    step_plan.env_spec,
-                    base_env,
-                    run_step=lambda build_step: run_build_step(
-                        self.run_id, build_step, base_env, self.log_path, self._status, self._build_stop
-                    ),
-                    on_build=mark_preparing,
-                    on_status=self._status,
-                    check_cancel=check_cancel,
-                    rebuild=plan.options.rebuild_env,
-                )
-            except StepCanceled as canceled:
-                raise _Canceled(canceled.reason) from None
+            prepared = prepare_environment(
+                self.home,
+                step_plan.env_manager,
+                step_plan.env_spec,
+                base_env,
+                run_step=lambda build_step: run_build_step(
+                    self.run_id, build_step, base_env, self.log_path, self._status, self._build_stop
+                ),
+                on_build=mark_preparing,
+                on_status=self._status,
+                check_cancel=check_cancel,
+                rebuild=plan.options.rebuild_env,
+            )
             what = "reused" if prepared.reused else "built"
             self.log_event(f"environment {step_plan.env_manager} {prepared.fingerprint} {what}")
 
-    def _build_stop(self) -> Any:
-        from mlproj.runs.supervisor import Stop
-
+    def _build_stop(self) -> Stop | None:
         stop = self._check_stop()
         return None if stop is None else Stop.ladder_for(stop.reason, process.LEFTOVER_GRACE, False)
 
@@ -410,12 +403,6 @@ class PipelineSupervisor(SignalFlags):
                 log.write(f"mlproj: {line}\n")
             if self.view is not None:
                 self.view.event(line)
-
-
-class _Canceled(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _seconds(record: RunRecord) -> str:

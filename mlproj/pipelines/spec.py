@@ -227,17 +227,6 @@ def bindings(value: Any) -> list[tuple[str, ...]]:
     return [tuple(part.strip() for part in match.split(".")) for match in BINDING.findall(value)]
 
 
-def is_pipeline_file(path: Path) -> bool:
-    """A `.yml`/`.yaml` file whose top level says `type: pipeline` (read cheaply, without YAML)."""
-    if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
-        return False
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return re.search(r"^type\s*:\s*['\"]?pipeline['\"]?\s*(#.*)?$", text, re.MULTILINE) is not None
-
-
 def load_pipeline(path: Path, *, as_file: Path | None = None, check_paths: bool = True) -> Pipeline:
     """Load and check a pipeline file. With `as_file`, the text of `path` (a run's copy of the file) is
     read as if it were `as_file`: errors name it, and relative paths resolve against its folder.

@@ -21,18 +21,6 @@ from mlproj.runs.store import Store, is_run_id, new_run_id
 SNAPSHOT = "pipeline.yml"  # the run's copy of its pipeline file
 
 
-def names_pipeline(uri: str) -> bool:
-    """Whether `uri` names a pipeline file: a local .yml/.yaml file with `type: pipeline`, or a Git URI
-    whose #fragment is a .yml/.yaml file."""
-    from mlproj.pipelines.spec import is_pipeline_file
-    from mlproj.sources import is_git_uri
-
-    base, _, fragment = uri.partition("#")
-    if is_git_uri(base):
-        return fragment.strip().lower().endswith((".yml", ".yaml"))
-    return is_pipeline_file(Path(base).expanduser())
-
-
 def plan_run(options: PipelineOptions, home: Home, *, materialize: bool = True) -> PipelinePlan:
     """Fetch and check the pipeline; raises `InputError` for any bad input, leaving nothing behind."""
     from mlproj.launch import copy_checkout
@@ -50,7 +38,7 @@ def plan_run(options: PipelineOptions, home: Home, *, materialize: bool = True) 
 
         get_manager(options.env_manager)
     source = fetch(options.uri, options.version, home, options.caller_dir)
-    from mlproj.pipelines.spec import is_pipeline_file
+    from mlproj.pipelines import is_pipeline_file
 
     if not is_pipeline_file(source.path):
         raise InputError(f"{source.path}: expected a pipeline file (.yml/.yaml with `type: pipeline`)")
