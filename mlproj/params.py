@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.errors import ParameterError
+from mlproj.quoting import UnsafeValue
 from mlproj.spec import EntryPoint, is_name
 
 _BOOLS = {"true", "false", "1", "0", "yes", "no"}
@@ -133,55 +134,17 @@ def _resolve_path(
 
 
 def render_command(entry_point: EntryPoint, params: ResolvedParameters) -> str:
-    """The entry point's command with every value quoted, and extra parameters appended.
-
-    Each value is quoted for the place it lands in: bare, inside '…' or inside "…" (authors often
-    write `"{path}"`), so that it always reaches the program as exactly the literal string.
-    """
-    import string
-
-    parts: list[str] = []
-    state = _QuoteState()
-    for literal, field_name, _spec, _conversion in string.Formatter().parse(entry_point.command):
-        parts.append(literal)
-        state.scan(literal)
-        if field_name is not None:
-            parts.append(state.quote(params.rendered[field_name]))
-    command = "".join(parts)
+    """The entry point's command with every value quoted for where its placeholder stands (see
+    `mlproj.quoting`), and extra parameters appended as `--name value`."""
+    try:
+        command = entry_point.template.render(params.rendered)
+    except UnsafeValue as exc:
+        raise ParameterError(
+            f"parameter {exc.name!r}: its value cannot be placed in the command: {exc}"
+        ) from None
     for name in params.extra:
         command += f" {shlex.quote('--' + name)} {shlex.quote(params.rendered[name])}"
     return command
-
-
-def quote_state() -> _QuoteState:
-    """A tracker of the quoting at a position of a shell command, to quote values for where they land."""
-    return _QuoteState()
-
-
-class _QuoteState:
-    """Tracks whether a position in a shell command is bare, single-quoted or double-quoted."""
-
-    def __init__(self) -> None:
-        self.quote_char = ""
-        self.escaped = False
-
-    def scan(self, text: str) -> None:
-        for char in text:
-            if self.escaped:
-                self.escaped = False
-            elif char == "\\" and self.quote_char != "'":
-                self.escaped = True
-            elif not self.quote_char and char in "'\"":
-                self.quote_char = char
-            elif char == self.quote_char:
-                self.quote_char = ""
-
-    def quote(self, value: str) -> str:
-        if self.quote_char == "'":
-            return value.replace("'", "'\\''")
-        if self.quote_char == '"':
-            return "".join("\\" + c if c in '\\"$`' else c for c in value)
-        return shlex.quote(value)
 
 
 def parse_assignments(pairs: tuple[str, ...] | list[str], what: str = "-P") -> dict[str, str]:

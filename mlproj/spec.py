@@ -11,6 +11,7 @@ malformed templates and ill-typed defaults are errors that name the file and the
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import string
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlproj.errors import InputError, SpecError
+from mlproj.quoting import Template, TemplateError
 
 PARAMETER_TYPES = ("string", "float", "int", "bool", "path", "uri")
 _TYPE_ALIASES = {"str": "string", "integer": "int", "double": "float", "number": "float", "boolean": "bool"}
@@ -48,6 +50,12 @@ class EntryPoint:
     name: str
     command: str
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
+    checked_template: Template | None = field(default=None, compare=False, repr=False)  # from the loader
+
+    @functools.cached_property
+    def template(self) -> Template:
+        """The command as a template (the loader's, which it checked, or read now)."""
+        return self.checked_template or parse_template(self.command)
 
 
 @dataclass(frozen=True)
@@ -102,17 +110,19 @@ def load_project(directory: Path) -> Project:
     spec_file = find_spec_file(directory)
     if spec_file is None:
         return Project(directory=directory)
-    from mlproj.yamlio import load_yaml_file
+    from mlproj.yamlio import load_yaml_with_lines
 
-    data = load_yaml_file(spec_file)
+    data, lines = load_yaml_with_lines(spec_file)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(spec_file, None, f"expected a mapping at the top level, got {_kind(data)}")
-    return _parse_project(directory, spec_file, data)
+    return _parse_project(directory, spec_file, data, lines)
 
 
-def _parse_project(directory: Path, spec_file: Path, data: dict[str, Any]) -> Project:
+def _parse_project(
+    directory: Path, spec_file: Path, data: dict[str, Any], lines: Mapping[str, int]
+) -> Project:
     name = data.get("name")
     if name is not None and not isinstance(name, (str, int, float)):
         raise SpecError(spec_file, "name", f"expected a string, got {_kind(name)}")
@@ -128,7 +138,7 @@ def _parse_project(directory: Path, spec_file: Path, data: dict[str, Any]) -> Pr
     if not isinstance(raw_entry_points, dict):
         raise SpecError(spec_file, "entry_points", f"expected a mapping, got {_kind(raw_entry_points)}")
     entry_points = {
-        str(ep_name): _parse_entry_point(spec_file, str(ep_name), body)
+        str(ep_name): _parse_entry_point(spec_file, str(ep_name), body, lines)
         for ep_name, body in raw_entry_points.items()
     }
     return Project(
@@ -180,7 +190,7 @@ def _parse_docker_env(spec_file: Path, body: Any) -> dict[str, Any]:
     return {"image": image.strip(), "volumes": list(volumes), "environment": environment}
 
 
-def _parse_entry_point(spec_file: Path, name: str, body: Any) -> EntryPoint:
+def _parse_entry_point(spec_file: Path, name: str, body: Any, lines: Mapping[str, int]) -> EntryPoint:
     key = f"entry_points.{name}"
     if not isinstance(body, dict):
         raise SpecError(spec_file, key, f"expected a mapping with a command, got {_kind(body)}")
@@ -203,7 +213,8 @@ def _parse_entry_point(spec_file: Path, name: str, body: Any) -> EntryPoint:
                 f"placeholder {{{placeholder}}} names no parameter (declared: {declared}); "
                 "write {{ and }} for literal braces",
             )
-    return EntryPoint(name=name, command=command, parameters=parameters)
+    template = command_template(spec_file, f"{key}.command", command, parameters, lines.get(f"{key}.command"))
+    return EntryPoint(name=name, command=command, parameters=parameters, checked_template=template)
 
 
 def _parse_parameter(spec_file: Path, key: str, name: str, body: Any) -> Parameter:
@@ -265,6 +276,46 @@ def command_placeholders(spec_file: Path, key: str, command: str) -> list[str]:
             )
         names.append(base)
     return names
+
+
+def parse_template(command: str) -> Template:
+    """A `str.format` command template read as a shell command (raises `TemplateError`)."""
+    parts, names = [""], []
+    for literal, field_name, _spec, _conversion in string.Formatter().parse(command):
+        parts[-1] += literal
+        if field_name is not None:
+            names.append(field_name)
+            parts.append("")
+    return Template.parse(parts, names)
+
+
+def command_template(
+    spec_file: Path, key: str, command: str, parameters: Mapping[str, Parameter], line: int | None
+) -> Template:
+    """The command as a template whose every placeholder stands where a value can be quoted; where
+    none can (or only an integer can, for a parameter that is not an `int`), a `SpecError` names the
+    placeholder, the line and the reason."""
+
+    def file_line(command_line: int) -> int | None:
+        # A command on several lines is a block scalar (`command: |`), whose text starts below its key.
+        return None if line is None else line + (command_line if "\n" in command.strip() else 0)
+
+    try:
+        template = parse_template(command)
+    except TemplateError as exc:
+        raise SpecError(spec_file, key, str(exc), line=file_line(exc.line)) from None
+
+    def integer(name: str) -> bool:
+        return parameters[name].type == "int"
+
+    for name, slot, why in template.problems(integer):
+        raise SpecError(
+            spec_file,
+            key,
+            f"placeholder {{{name}}} cannot take a value safely: {why}",
+            line=file_line(slot.line),
+        )
+    return template
 
 
 def _optional_str(spec_file: Path, data: Mapping[str, Any], key: str) -> str | None:

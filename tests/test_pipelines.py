@@ -860,6 +860,35 @@ GOOD_STEP = """
             "'a/b': a name is",
         ),
         ("inputs:\n  x.y: 1\njobs:\n  a: {command: echo}\n", [], "inputs", "'x.y': a name is"),
+        # A parameter the entry point does not declare: refused before anything runs, with its line.
+        (
+            "jobs:\n  train:\n    type: mlflow_project\n    uri: ./proj\n"
+            "    parameters:\n      lr: 0.1\n      out: '${{outputs.m}}'\n      epohcs: 3\n"
+            "    outputs: {m: {type: uri_folder}}\n",
+            [],
+            "bad.yml:10: jobs.train.parameters.epohcs",
+            "declares no parameter 'epohcs'",
+        ),
+        # A job defined twice: YAML would keep the second silently.
+        (
+            "jobs:\n  a: {command: echo one}\n  a: {command: echo two}\n",
+            [],
+            "bad.yml:5: jobs.a",
+            "duplicate key 'a' (first given on line 4)",
+        ),
+        # A binding where no value can be quoted, and a string where only an integer is safe.
+        (
+            "inputs:\n  x: hi\njobs:\n  a: {command: 'eval echo ${{parent.inputs.x}}'}\n",
+            [],
+            "jobs.a.command",
+            "argument of `eval`",
+        ),
+        (
+            "inputs:\n  x: hi\njobs:\n  a: {command: 'echo $(( ${{parent.inputs.x}} + 1 ))'}\n",
+            [],
+            "jobs.a.command",
+            "only an integer is safe",
+        ),
     ],
 )
 def test_bad_input_is_exit_2_naming_the_key_and_nothing_is_recorded(
@@ -1094,3 +1123,21 @@ def test_a_pipeline_file_in_a_git_repository(tmp_path: Path, home: Home) -> None
     assert git(repo, "status", "--porcelain") == ""
     done = mlproj("validate", uri, "-v", commit[:10])
     assert done.returncode == 0, done.stderr
+
+
+def test_an_integer_input_may_stand_in_arithmetic(tmp_path: Path, home: Home) -> None:
+    pipeline = write_pipeline(
+        tmp_path / "p.yml",
+        """
+        type: pipeline
+        inputs:
+          n: {type: integer, default: 20}
+        jobs:
+          twice:
+            command: echo $(( ${{inputs.n}} * 2 )) > ${{outputs.out}}/n.txt
+            inputs: {n: '${{parent.inputs.n}}'}
+            outputs: {out: {type: uri_folder}}
+        """,
+    )
+    document = run_ok(pipeline, "-P", "n=21")
+    assert (Path(steps(document)["twice"]["outputs"]["out"]) / "n.txt").read_text() == "42\n"

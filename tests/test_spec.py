@@ -653,3 +653,25 @@ def test_spec_error_message_format(key: str | None, line: int | None, expected: 
     assert error.line == line
     assert error.exit_code == 2
     assert isinstance(error, InputError)
+
+
+def test_an_entry_point_defined_twice_is_refused_with_the_line_of_the_second(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "MLproject").write_text(
+        "name: t\nentry_points:\n  main:\n    command: echo one\n  main:\n    command: echo two\n"
+    )
+    with pytest.raises(
+        SpecError, match=r"MLproject:5: entry_points\.main: duplicate key 'main' \(first given on line 3\)"
+    ):
+        load_project(folder)
+
+
+def test_a_parameter_declared_twice_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "MLproject").write_text(
+        "entry_points:\n  main:\n    parameters:\n      lr: float\n      lr: int\n    command: echo {lr}\n"
+    )
+    with pytest.raises(SpecError, match=r"MLproject:5: entry_points\.main\.parameters\.lr: duplicate key"):
+        load_project(folder)

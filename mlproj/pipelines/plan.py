@@ -167,19 +167,23 @@ class Bindings:
         self.step_inputs = {name: self.resolve(value) for name, value in step.inputs.items()}
 
     def render_command(self, command: str) -> tuple[str, str]:
-        """A command step's command with each bound value quoted for where it stands: (command, key)."""
-        from mlproj.params import quote_state
+        """A command step's command with each bound value quoted for where it stands (see
+        mlproj.quoting): (command, key). A value that cannot stand there raises `InputError`."""
+        from mlproj.pipelines.spec import command_template
+        from mlproj.quoting import UnsafeValue
 
-        state = quote_state()
-        parts, keys, last = [], [], 0
-        for match in BINDING.finditer(command):
-            literal = command[last : match.start()]
-            state.scan(literal)
-            bound, key = self.lookup(_parts(match.group(1)))
-            parts += [literal, state.quote(bound)]
-            keys += [literal, key]
-            last = match.end()
-        return "".join([*parts, command[last:]]), "".join([*keys, command[last:]])
+        template = command_template(command)
+        looked_up = {name: self.lookup(_parts(name)) for name in template.names}
+        try:
+            rendered = template.render({name: value for name, (value, _key) in looked_up.items()})
+        except UnsafeValue as exc:
+            raise InputError(
+                f"the value of ${{{{{exc.name}}}}} cannot be placed in the command: {exc}"
+            ) from None
+        key = template.parts[0] + "".join(
+            looked_up[name][1] + part for name, part in zip(template.names, template.parts[1:], strict=True)
+        )
+        return rendered, key
 
 
 def _parts(expression: str) -> tuple[str, ...]:
@@ -305,7 +309,7 @@ def plan_step(
     from mlproj.spec import load_project
 
     step = pipeline.steps[name]
-    key = f"jobs.{name}"
+    key = f"{pipeline.jobs_key}.{name}"
     manager_given = step.env_manager or options.env_manager or pipeline.env_manager
     try:
         if step.type == "mlflow_project":
@@ -426,7 +430,25 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
             )
     bindings.bind_step_inputs(step_plan.step)
     if step_plan.entry_point is None:
+        if step_plan.step.command is not None:  # the values must stand where they can be quoted
+            try:
+                bindings.render_command(step_plan.step.command)
+            except InputError as exc:
+                raise InputError(f"{where}.command: {exc}") from None
         return
+    declared = step_plan.entry_point.parameters
+    project = step_plan.project
+    if project is not None and step_plan.entry_point.name in project.entry_points:
+        for param in step_plan.step.parameters:
+            if param not in declared:
+                names = ", ".join(sorted(declared)) or "none"
+                raise SpecError(
+                    plan.pipeline.file,
+                    f"{step_plan.key}.parameters.{param}",
+                    f"entry point {step_plan.entry_point.name!r} of {project.spec_file or project.directory} "
+                    f"declares no parameter {param!r} (declared: {names})",
+                    line=plan.pipeline.lines.get(f"{step_plan.key}.parameters.{param}"),
+                )
     for param, value in step_plan.step.parameters.items():
         if isinstance(value, (dict, list)):
             raise InputError(

@@ -6,6 +6,7 @@ Errors name the file, the key path (`jobs.train.inputs.data`) and, where YAML gi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlproj.errors import SpecError
+from mlproj.quoting import Template, TemplateError
 
 INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder")
 OUTPUT_TYPES = ("uri_folder", "uri_file")
@@ -152,6 +154,8 @@ class Pipeline:
     backend: str | None = None  # where steps run unless they say (None: local)
     backend_config: Mapping[str, Any] | None = None
     steps: Mapping[str, Step] = field(default_factory=dict)
+    jobs_key: str = "jobs"  # `jobs`, or its alias `steps`, as the file says
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)  # key path → line
 
     @property
     def folder(self) -> Path:
@@ -218,6 +222,19 @@ class Pipeline:
         if uri_scheme(text) is not None or Path(text).expanduser().is_absolute():
             return item.default
         return str((self.folder / text).absolute())
+
+
+@functools.lru_cache(maxsize=256)
+def command_template(command: str) -> Template:
+    """A command step's command as a template whose placeholders are its `${{...}}` bindings (named by
+    their expression, `parent.inputs.lr`); raises `TemplateError` when it cannot be read."""
+    parts, names, last = [], [], 0
+    for match in BINDING.finditer(command):
+        parts.append(command[last : match.start()])
+        names.append(".".join(part.strip() for part in match.group(1).split(".")))
+        last = match.end()
+    parts.append(command[last:])
+    return Template.parse(parts, names)
 
 
 def bindings(value: Any) -> list[tuple[str, ...]]:
@@ -299,6 +316,8 @@ class _Loader:
             backend=self.backend(settings, "settings"),
             backend_config=self.backend_config(settings, "settings"),
             steps=steps,
+            jobs_key=jobs_key,
+            lines=self.lines,
         )
         self.check_bindings(pipeline, jobs_key)
         self.check_cycles(pipeline, jobs_key)
@@ -419,6 +438,7 @@ class _Loader:
                     )
             if step.command is not None:
                 self.check_refs(pipeline, step, f"{key}.command", step.command, inside_step=True)
+                self.check_command(pipeline, step, f"{key}.command")
         for out_name, value in pipeline.outputs.items():
             refs = bindings(value)
             if len(refs) != 1 or refs[0][:2] != ("parent", "jobs"):
@@ -452,6 +472,36 @@ class _Loader:
                     raise self.error(key, f"{text}: this step declares no output {ref[1]!r}")
             else:
                 raise self.error(key, f"{text}: not a binding this place understands")
+
+    def check_command(self, pipeline: Pipeline, step: Step, key: str) -> None:
+        """Every binding of a command must stand where a value can be quoted (see mlproj.quoting);
+        where only an integer is safe, it must be bound to an integer."""
+        command = step.command or ""
+        line = self.lines.get(key)
+
+        def file_line(command_line: int) -> int | None:
+            return None if line is None else line + (command_line if "\n" in command.strip() else 0)
+
+        try:
+            template = command_template(command)
+        except TemplateError as exc:
+            raise SpecError(self.path, key, str(exc), line=file_line(exc.line)) from None
+
+        def integer(name: str) -> bool:
+            ref = tuple(name.split("."))
+            if ref[:2] == ("parent", "inputs"):
+                return pipeline.inputs[ref[2]].type == "integer"
+            if ref[0] == "inputs":
+                value = step.inputs[ref[1]]
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return True
+                whole = BINDING.fullmatch(value.strip()) if isinstance(value, str) else None
+                return whole is not None and integer(".".join(p.strip() for p in whole.group(1).split(".")))
+            return False
+
+        for name, slot, why in template.problems(integer):
+            message = f"${{{{{name}}}}} cannot take a value safely: {why}"
+            raise SpecError(self.path, key, message, line=file_line(slot.line))
 
     def check_cycles(self, pipeline: Pipeline, jobs_key: str) -> None:
         state: dict[str, int] = {}  # 1: on the current path, 2: done
