@@ -48,6 +48,15 @@ class NotSupportedError(InputError):
     """An option this version of mlproj does not support yet."""
 
 
+class HomeError(InputError):
+    """MLPROJ_HOME cannot be used (not a folder, not writable): exit code 2, nothing ran."""
+
+
+class StoreError(MlprojError):
+    """The run store cannot be read or written (damaged, or the disk is full); the message names the
+    file and says what to do."""
+
+
 class ExecutionError(MlprojError):
     """A run that did not finish (raised by the synchronous Python API, like MLflow's ExecutionException)."""
 

@@ -1,29 +1,23 @@
-"""Every process mlproj starts goes through here: new sessions, identities, and ending process trees.
+"""Every process mlproj starts goes through here, and every signal it sends (`signal_process`).
 
 An *identity* is a PID together with its start time (and, on Linux, the boot it belongs to), so that a
-PID the kernel has handed to another program since is never signalled as ours.
-
-Ending a run's processes finds them three ways, since any one alone can miss some: the process group of
-the workload's main process, the descendants of that process, and every process whose environment
-carries `MLPROJ_RUN_ID=<run id>` (which survives re-parenting and `setsid`).
+PID the kernel has handed to another program since is never signalled as ours: `signal_process` opens
+a pidfd, checks the identity, and signals through the pidfd, so the check and the signal cannot race
+with the PID being reused. Which processes belong to a run is `mlproj.proctree`'s business.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import subprocess
-
-    import psutil
 
 RUN_ID_VARIABLE = "MLPROJ_RUN_ID"
 RUN_DIR_VARIABLE = "MLPROJ_RUN_DIR"  # the run's own folder, for outputs
@@ -33,6 +27,9 @@ DEFAULT_GRACE = 10.0  # SIGTERM, then SIGKILL after this long (`cancel --grace`)
 LEFTOVER_GRACE = 2.0  # processes left in a finished run's group: SIGTERM, then SIGKILL
 KILL_WAIT = 5.0  # how long to wait for SIGKILLed processes to disappear
 POLL_INTERVAL = 0.02
+# Starts a program inside a cgroup: the shell moves itself in (`$$` is its PID, which `exec` keeps), then
+# becomes the program, so that nothing the program starts is ever outside the cgroup.
+_INTO_CGROUP = 'echo $$ > "$0" 2>/dev/null; exec "$@"'
 
 _PROC = Path("/proc")
 _LINUX = sys.platform.startswith("linux")
@@ -47,20 +44,33 @@ class ExecRequest:
     cwd: Path
     env: Mapping[str, str]
     log_path: Path
-    extra: Mapping[str, str] = field(default_factory=dict)
+    cgroup: Path | None = None  # the run's cgroup, to start it in (see mlproj.proctree)
+    # Started by a dedicated supervisor, a child subreaper: its descendants are the run's processes.
+    adopts: bool = False
+
+
+class Proc(NamedTuple):
+    """A process as found: its PID and its identity then."""
+
+    pid: int
+    identity: str
 
 
 def spawn(request: ExecRequest) -> subprocess.Popen[bytes]:
-    """Start the workload in a session of its own, stdout and stderr appended to its log file.
+    """Start the workload in a session of its own, stdout and stderr appended to its log file, and
+    inside the request's cgroup (a folder of the cgroup v2 tree) when it has one.
 
     The output goes straight to the file (not through us), so nothing is lost if mlproj dies.
     """
     import subprocess
 
+    argv = list(request.argv)
+    if request.cgroup is not None:
+        argv = ["/bin/sh", "-c", _INTO_CGROUP, str(request.cgroup / "cgroup.procs"), *argv]
     request.log_path.parent.mkdir(parents=True, exist_ok=True)
     with request.log_path.open("ab") as log:
         return subprocess.Popen(
-            list(request.argv),
+            argv,
             cwd=request.cwd,
             env=dict(request.env),
             stdin=subprocess.DEVNULL,
@@ -75,41 +85,66 @@ class Waiter:
     """Waits for a child to exit, waking the moment it does (a pidfd on Linux), or after `timeout`.
 
     `Popen.wait(timeout)` polls with growing sleeps and notices an exit up to tens of milliseconds late.
+    On Linux the exit status is read without reaping the child (`waitid(P_PIDFD, WNOWAIT)`): until
+    `close`, its PID stays a zombie that no other process can be given, so its process group is still
+    surely ours while what the child left behind is stopped.
     """
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         self._fd: int | None = None
+        self._code: int | None = None
         pidfd_open = getattr(os, "pidfd_open", None)
         if pidfd_open is not None:
             try:
                 self._fd = pidfd_open(proc.pid)
             except OSError:
                 self._fd = None
+        _OWN.add(proc.pid)
 
     def wait(self, timeout: float) -> int | None:
-        """The return code, or None if the child is still running after `timeout` seconds."""
+        """The return code (negative for a signal, as Popen's), or None if the child is still running
+        after `timeout` seconds."""
+        if self._code is not None:
+            return self._code
         if self._fd is None:
             import subprocess
 
             try:
-                return self.proc.wait(timeout=timeout)
+                self._code = self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 return None
+            return self._code
         import select
 
         try:
             ready, _, _ = select.select([self._fd], [], [], timeout)
         except InterruptedError:  # a signal: let the caller look at its flags
             ready = []
-        return self.proc.wait() if ready else self.proc.poll()
+        if ready:
+            self._code = self._peek()
+        return self._code
+
+    def _peek(self) -> int:
+        try:
+            info = os.waitid(os.P_PIDFD, self._fd, os.WEXITED | os.WNOWAIT)  # type: ignore[arg-type]
+        except (AttributeError, OSError):  # no P_PIDFD (an older kernel): reap it
+            return self.proc.wait()
+        if info is None:  # pragma: no cover - ready means exited
+            return self.proc.wait()
+        return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
     def close(self) -> None:
+        """Reap the child (once it has exited) and release the pidfd."""
+        if self._code is not None or self.proc.poll() is not None:
+            self.proc.wait()
+        _OWN.discard(self.proc.pid)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
 
+_OWN: set[int] = set()  # children started here and waited for by their Popen (never reaped elsewhere)
 _DETACHED: list[subprocess.Popen[bytes]] = []
 
 
@@ -183,6 +218,41 @@ def is_alive(pid: int | None, expected_identity: str | None) -> bool:
     return identity(pid) == expected_identity
 
 
+def signal_process(proc: Proc, sig: int) -> bool:
+    """Send `sig` to `proc` if, and only if, its PID still runs that very process (same start time and
+    boot); never to ourselves. The one place mlproj signals a process. True when the signal was sent."""
+    if proc.pid <= 1 or proc.pid == os.getpid():
+        return False
+    pidfd_open = getattr(os, "pidfd_open", None)
+    send = getattr(signal, "pidfd_send_signal", None)
+    if pidfd_open is not None and send is not None:
+        try:
+            fd = pidfd_open(proc.pid)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            fd = None  # no pidfds here (an old kernel): the check and the signal below
+        if fd is not None:
+            try:
+                # The pidfd holds the process that had the PID when it was opened: if the identity read
+                # now matches, that is the process the pidfd holds, and the signal cannot go elsewhere.
+                if identity(proc.pid) != proc.identity:
+                    return False
+                send(fd, sig)
+            except ProcessLookupError:
+                return False
+            finally:
+                os.close(fd)
+            return True
+    if identity(proc.pid) != proc.identity:
+        return False
+    try:
+        os.kill(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def _boot_id() -> str:
     global _BOOT_ID  # noqa: PLW0603 - read once per process
     if _BOOT_ID is None:
@@ -193,182 +263,40 @@ def _boot_id() -> str:
     return _BOOT_ID
 
 
-def become_subreaper() -> None:
-    """Adopt orphaned descendants (Linux), so a run's tree stays below its supervisor."""
-    if not sys.platform.startswith("linux"):
-        return
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux), so a run's tree stays below its supervisor. True if done."""
+    if not _LINUX:
+        return False
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_child_subreaper = 36
-        libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+        return int(libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)) == 0
     except (OSError, AttributeError):
+        return False
+
+
+def reap_adopted() -> None:
+    """Collect adopted children that have exited (zombies), never those we started ourselves (their
+    Popen objects wait for them)."""
+    if not _LINUX:
         return
-
-
-def reap_adopted(main_pid: int | None = None) -> None:
-    """Collect exited adopted children (never the workload's main process: Popen waits for that one)."""
-    import psutil
-
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return
-    for child in children:
-        if child.pid == main_pid:
-            continue
-        try:
-            os.waitpid(child.pid, os.WNOHANG)
-        except ChildProcessError:
-            continue
-
-
-# --- finding and ending a run's processes ------------------------------------------------------------
-
-
-def find_run_processes(run_id: str, pgid: int | None, root_pid: int | None = None) -> list[psutil.Process]:
-    """Live processes that belong to the run (see the module docstring), never ourselves or our parents."""
-    pids = _scan_proc(run_id, pgid, root_pid) if _LINUX else _scan_psutil(run_id, pgid, root_pid)
-    if not pids:
-        return []  # the common case, answered without importing psutil
-    import psutil
-
-    found = []
-    for pid in pids:
-        try:
-            found.append(psutil.Process(pid))
-        except psutil.Error:
-            continue
-    return [proc for proc in found if _running(proc)]
-
-
-def _scan_proc(run_id: str, pgid: int | None, root_pid: int | None) -> set[int]:
-    """Linux: one pass over /proc for group members, descendants and environment markers."""
-    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
-    parents: dict[int, int] = {}
-    found: set[int] = set()
+    me = str(os.getpid()).encode()
+    own = set(_OWN) | {proc.pid for proc in _DETACHED}
     for entry in os.scandir(_PROC):
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) in own:
             continue
-        pid = int(entry.name)
         try:
             stat = (_PROC / entry.name / "stat").read_bytes()
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if fields[0] in (b"Z", b"X"):
-            continue
-        parents[pid] = int(fields[1])
-        if (pgid is not None and int(fields[2]) == pgid) or _environ_has(pid, marker):
-            found.add(pid)
-    if root_pid is not None and root_pid in parents:
-        found.add(root_pid)
-        children: dict[int, list[int]] = {}
-        for pid, ppid in parents.items():
-            children.setdefault(ppid, []).append(pid)
-        stack = [root_pid]
-        while stack:
-            for child in children.get(stack.pop(), []):
-                if child not in found:
-                    found.add(child)
-                    stack.append(child)
-    spared, pid = set(), os.getpid()
-    while pid > 0 and pid not in spared:
-        spared.add(pid)
-        pid = parents.get(pid, 0)
-    return found - spared
-
-
-def _environ_has(pid: int, marker: bytes) -> bool:
-    try:
-        data = (_PROC / str(pid) / "environ").read_bytes()
-    except OSError:
-        return False
-    return marker in data.split(b"\0")
-
-
-def _scan_psutil(run_id: str, pgid: int | None, root_pid: int | None) -> set[int]:
-    """Elsewhere: the same search through psutil."""
-    import psutil
-
-    spared = {os.getpid()}
-    with contextlib.suppress(psutil.Error):
-        spared.update(p.pid for p in psutil.Process().parents())
-    found: set[int] = set()
-    for proc in psutil.process_iter():
-        try:
-            group = os.getpgid(proc.pid)
-            marked = proc.environ().get(RUN_ID_VARIABLE) == run_id
-        except (OSError, psutil.Error):
-            continue
-        if (pgid is not None and group == pgid) or marked:
-            found.add(proc.pid)
-    if root_pid is not None:
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(root_pid)
-            found.update(p.pid for p in [root, *root.children(recursive=True)])
-    return found - spared
-
-
-def _running(proc: psutil.Process) -> bool:
-    import psutil
-
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def signal_all(procs: Iterable[psutil.Process], sig: int) -> None:
-    """Send `sig` to each process that is still the one we found (psutil checks for PID reuse)."""
-    import psutil
-
-    for proc in procs:
-        try:
-            proc.send_signal(sig)
-        except psutil.Error:
-            continue
-
-
-def wait_gone(
-    procs: Sequence[psutil.Process], timeout: float, tick: Callable[[], None] | None = None
-) -> list[psutil.Process]:
-    """Wait until every process has exited (zombies count as gone); return those still alive."""
-    deadline = time.monotonic() + timeout
-    alive = [p for p in procs if _running(p)]
-    while alive and time.monotonic() < deadline:
-        if tick is not None:
-            tick()
-        time.sleep(POLL_INTERVAL)
-        alive = [p for p in alive if _running(p)]
-    return alive
-
-
-def end_processes(
-    procs: Sequence[psutil.Process],
-    grace: float,
-    first_signal: int = signal.SIGTERM,
-    tick: Callable[[], None] | None = None,
-) -> None:
-    """`first_signal`, then SIGKILL to whatever is left after `grace` seconds."""
-    if not procs:
-        return
-    signal_all(procs, first_signal)
-    left = wait_gone(procs, grace, tick)
-    if left:
-        signal_all(left, signal.SIGKILL)
-        wait_gone(left, KILL_WAIT, tick)
-
-
-def end_run_processes(run_id: str, pgid: int | None, grace: float, root_pid: int | None = None) -> int:
-    """End every process of a run: SIGTERM, then SIGKILL after `grace`. Returns how many were found."""
-    procs = find_run_processes(run_id, pgid, root_pid)
-    end_processes(procs, grace)
-    # Processes started while we were signalling (a fork racing with us) get a last sweep.
-    late = find_run_processes(run_id, pgid, root_pid)
-    end_processes(late, 0.0, signal.SIGKILL)
-    return len(procs) + len(late)
+        if fields[0] == b"Z" and fields[1] == me:
+            try:
+                os.waitpid(int(entry.name), os.WNOHANG)
+            except ChildProcessError:
+                continue
 
 
 def exit_status(returncode: int) -> int:

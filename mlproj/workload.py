@@ -1,16 +1,19 @@
-"""What a run executes, as the supervisor sees it: something to wait for, signal, and clean up after.
+"""What a run executes, as the supervisor sees it: something to wait for, signal, and release.
 
 Most environments run the command as a local process tree (`ProcessWorkload`); an environment may
-run it elsewhere (a container) by returning its own `Workload` from `EnvManager.launch`.
+run it elsewhere (a container) by returning its own `Workload` from `EnvManager.launch`. A workload is
+a target of the stop ladder (`signal`, `alive`): after its main process has exited, whatever it left
+running is stopped the same way.
 """
 
 from __future__ import annotations
 
-import signal
+import os
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from mlproj import process
+from mlproj.proctree import RunProcesses, join_cgroup
 from mlproj.runs.status import RunStatus
 
 if TYPE_CHECKING:
@@ -54,28 +57,45 @@ class Workload(ABC):
     def signal(self, sig: int) -> None:
         """Deliver a stop signal to everything the workload runs."""
 
-    @abstractmethod
-    def finish(self, first_signal: int | None, grace: float) -> None:
-        """After the exit: end what is left (`first_signal`, SIGKILL after `grace`) and release it all."""
+    def alive(self) -> bool:
+        """Whether anything of it still runs here (after the main process exited: what it left)."""
+        return False
+
+    def release(self) -> None:  # noqa: B027 - optional hook
+        """Once everything has ended: release what it holds (a container, a cgroup)."""
 
 
 class ProcessWorkload(Workload):
-    def __init__(self, run_id: str, proc: subprocess.Popen[bytes]) -> None:
-        self.run_id = run_id
+    """A local process tree: its main process, and everything the run's cgroup (or its process group,
+    descendants and environment marker) says is the run's (see mlproj.proctree)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], processes: RunProcesses) -> None:
         self.proc = proc
         self.pid = proc.pid
         self._waiter = process.Waiter(proc)
+        self.processes = processes
+
+    @classmethod
+    def start(
+        cls, run_id: str, proc: subprocess.Popen[bytes], request: process.ExecRequest
+    ) -> ProcessWorkload:
+        """`proc` just started by `request`: in its cgroup (it moved itself in before running anything; we
+        move it too, in case it could not), or followed by its process group if there is none."""
+        cgroup = request.cgroup
+        if cgroup is not None and not join_cgroup(cgroup, proc.pid):
+            cgroup = None
+        leader = process.Proc(proc.pid, process.identity(proc.pid) or "")
+        supervisor = os.getpid() if request.adopts else None
+        return cls(proc, RunProcesses(run_id, cgroup=cgroup, leader=leader, held=True, supervisor=supervisor))
 
     def wait(self, timeout: float) -> int | None:
         return self._waiter.wait(timeout)
 
     def signal(self, sig: int) -> None:
-        process.signal_all(process.find_run_processes(self.run_id, self.proc.pid, self.proc.pid), sig)
+        self.processes.signal(sig)
 
-    def finish(self, first_signal: int | None, grace: float) -> None:
+    def alive(self) -> bool:
+        return self.processes.alive()
+
+    def release(self) -> None:
         self._waiter.close()
-        leftovers = process.find_run_processes(self.run_id, self.proc.pid)
-        if leftovers:
-            process.end_processes(
-                leftovers, grace if first_signal else process.LEFTOVER_GRACE, first_signal or signal.SIGTERM
-            )

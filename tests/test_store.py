@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import resource
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,7 @@ from mlproj.home import Home
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import FINAL, TRANSITIONS, RunStatus, predecessors
 from mlproj.runs.store import SCHEMA_VERSION, Store, new_run_id
+from tests.helpers import mlproj, mlproj_json
 
 
 @pytest.fixture
@@ -120,3 +125,78 @@ def test_duplicate_run_id_is_refused(store: Store) -> None:
     store.insert(RunRecord(run_id=run_id))
     with pytest.raises(MlprojError, match="already in use"):
         store.insert(RunRecord(run_id=run_id))
+
+
+# --- a home or a store that cannot be used: one line, naming it, saying what to do --------------------
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("mlproj: error: ")
+    return line
+
+
+def test_mlproj_home_that_is_a_file(tmp_path: Path) -> None:
+    home_file = tmp_path / "home"
+    home_file.write_text("not a folder")
+    done = mlproj("runs", env={"MLPROJ_HOME": str(home_file)})
+    assert done.returncode == 2
+    assert (
+        one_error_line(done)
+        == f"mlproj: error: MLPROJ_HOME {home_file}: not a folder; point MLPROJ_HOME at a folder"
+    )
+
+
+def test_mlproj_home_below_a_file_or_where_nothing_can_be_written(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for home in (tmp_path / "file" / "home", Path("/proc/mlproj-home")):
+        done = mlproj("run", str(tmp_path), "-e", "x.sh", env={"MLPROJ_HOME": str(home)})
+        assert done.returncode == 2
+        line = one_error_line(done)
+        assert line.startswith(f"mlproj: error: MLPROJ_HOME {home}: cannot create the folder (")
+        assert line.endswith("point MLPROJ_HOME at a folder you can write")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_store_is_named_with_what_to_do(tmp_path: Path, home: Home, damage: str) -> None:
+    store = Store.open(home)
+    for _ in range(200):
+        store.insert(RunRecord(run_id=new_run_id(), tags={"pad": "x" * 500}))
+    store.close()
+    sqlite3.connect(home.db_path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    data = home.db_path.read_bytes()
+    home.db_path.write_bytes(b"this is not SQLite" * 100 if damage == "garbage" else data[: len(data) // 2])
+    done = mlproj("runs", "--limit", "500")
+    assert done.returncode == 1
+    line = one_error_line(done)
+    assert line.startswith(f"mlproj: error: {home.db_path}: the run store failed (")
+    assert line.endswith(
+        f"it is damaged; move it aside (mv {home.db_path} {home.db_path}.damaged) to start an empty run store"
+    )
+
+
+def test_a_full_disk_is_one_line_and_the_run_is_not_left_running(tmp_path: Path, home: Home) -> None:
+    """A file size limit stands in for a full disk: every write past it fails as ENOSPC would."""
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "x.sh").write_text("echo hi\n")
+    assert mlproj("run", str(project), "-e", "x.sh").returncode == 0
+    limit = home.db_path.stat().st_size
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mlproj", "run", str(project), "-e", "x.sh", "--run-name", "x" * 20000],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        check=False,
+    )
+    assert done.returncode == 1
+    line = one_error_line(done)
+    assert line.startswith(f"mlproj: error: {home.db_path}: the run store failed (")
+    assert "full" in line
+    for record in mlproj_json("runs"):  # whatever was recorded has ended, one way or another
+        assert record["status"] in ("Finished", "Failed")

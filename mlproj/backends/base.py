@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError
+from mlproj.proctree import RunProcesses
 from mlproj.runs.status import RunStatus
 from mlproj.workload import Workload
 
@@ -187,12 +188,24 @@ class ClusterWorkload(Workload):
             return RunStatus.FAILED, state.reason
         return None
 
-    def finish(self, first_signal: int | None, grace: float) -> None:
-        """Where the cluster is this machine (a single-node cluster, or a job placed here), what the
-        job left behind still carries the run's marker: end it as a local run's leftovers are."""
-        from mlproj import process
+    def signal(self, sig: int) -> None:
+        """While the job runs: the cluster stops it (`stop_job`). Once it has ended: where the cluster
+        is this machine (a single-node cluster, or a job placed here), what the job left behind still
+        carries the run's marker, and is stopped as a local run's leftovers are."""
+        state = self.state
+        if state is not None and state.status.is_final:
+            RunProcesses(self.record.run_id).signal(sig)
+        else:
+            self.stopped_by_us = True
+            self.stop_job(sig)
 
-        process.end_run_processes(self.record.run_id, None, process.LEFTOVER_GRACE)
+    @abstractmethod
+    def stop_job(self, sig: int) -> None:
+        """Ask the cluster to deliver `sig` to the job (or to cancel it)."""
+
+    def alive(self) -> bool:
+        state = self.state
+        return state is not None and state.status.is_final and RunProcesses(self.record.run_id).alive()
 
 
 # --- config validators -----------------------------------------------------------------------------

@@ -242,15 +242,13 @@ class RayJob(ClusterWorkload):
         with contextlib.suppress(Exception):  # the final read in `finish` catches up whatever was missed
             asyncio.run(tail())
 
-    def signal(self, sig: int) -> None:
-        self.stopped_by_us = True
+    def stop_job(self, sig: int) -> None:
         with contextlib.suppress(Exception):  # it has ended meanwhile
             self.jobs.stop_job(self.job_id)
 
-    def finish(self, first_signal: int | None, grace: float) -> None:
+    def release(self) -> None:
         """The job has ended: its complete output is one request away, while Ray's log stream closes
         seconds later. The tail is told to stop, and the log completed from the full output."""
-        super().finish(first_signal, grace)
         try:
             complete = self.jobs.get_job_logs(self.job_id)
         except Exception:

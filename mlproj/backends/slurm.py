@@ -154,8 +154,7 @@ class SlurmJob(ClusterWorkload):
     def fetch_state(self) -> JobState | None:
         return query(self.job_id or "")
 
-    def signal(self, sig: int) -> None:
-        self.stopped_by_us = True
+    def stop_job(self, sig: int) -> None:
         _scancel(
             self.job_id or "", None if sig == signal.SIGKILL else signal.Signals(sig).name.removeprefix("SIG")
         )

@@ -63,7 +63,7 @@ class EnvManager(ABC):
         from mlproj.process import spawn
         from mlproj.workload import ProcessWorkload
 
-        return ProcessWorkload(run_id, spawn(request))
+        return ProcessWorkload.start(run_id, spawn(request), request)
 
     def cleanup(self, run_id: str) -> None:  # noqa: B027 - optional hook
         """Release what a run left outside its process tree (a container) once its supervisor is gone."""

@@ -214,11 +214,10 @@ class ContainerWorkload(Workload):
         with contextlib.suppress(Exception):  # it exited meanwhile
             self.container.kill(signal=int(sig))
 
-    def finish(self, first_signal: int | None, grace: float) -> None:
-        if not self._done.is_set() and first_signal is not None:
-            self.signal(first_signal)
-            if not self._done.wait(grace):
-                self.signal(9)
+    def alive(self) -> bool:
+        return not self._done.is_set()
+
+    def release(self) -> None:
         self._done.wait(API_TIMEOUT)
         with contextlib.suppress(Exception):  # removed already
             self.container.remove(force=True)

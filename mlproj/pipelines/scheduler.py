@@ -24,13 +24,15 @@ from typing import Any, Protocol
 
 from mlproj import process
 from mlproj.errors import MlprojError
+from mlproj.execution.ladder import LEFTOVERS, Stop, climb
 from mlproj.home import Home
 from mlproj.pipelines.plan import URI_INPUTS, Bindings, PipelineOptions, PipelinePlan, StepPlan
+from mlproj.proctree import RunProcesses, make_cgroup, mechanism, remove_cgroup
 from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
-from mlproj.runs.supervisor import Canceled, SignalFlags, Stop, run_build_step
+from mlproj.runs.supervisor import Canceled, InterruptCounter, SignalFlags, run_build_step, stop_for
 
 REFRESH = 0.25  # how often the view and the pipeline's cancel flag are looked at
 _FAILED = (RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SKIPPED)
@@ -57,7 +59,7 @@ class _Stop:
         return f"canceled: the pipeline {self.reason}" if self.reason.startswith(TIMED_OUT) else self.reason
 
 
-class PipelineSupervisor(SignalFlags):
+class PipelineSupervisor:
     def __init__(
         self,
         store: Store,
@@ -65,14 +67,19 @@ class PipelineSupervisor(SignalFlags):
         plan: PipelinePlan | None = None,
         view: PipelineView | None = None,
         on_status: Callable[[str | None], None] | None = None,
+        *,
+        dedicated: bool = False,
     ) -> None:
+        """`dedicated`: this process exists to supervise the pipeline (detached, or `mlproj run` in the
+        foreground) and adopts the orphans its steps leave."""
         self.store = store
         self.home = store.home
         self.run_id = run_id
         self.plan = plan
         self.view = view
         self.on_status = on_status
-        super().__init__()
+        self.flags = SignalFlags()  # the steps' supervisors share them
+        self.ctrl_c = InterruptCounter(self.flags)
         self._stop: _Stop | None = None
         self._next_poll = 0.0
         self._log_lock = threading.Lock()
@@ -80,13 +87,15 @@ class PipelineSupervisor(SignalFlags):
         self.first_failure: RunRecord | None = None
         self.crashed: str | None = None
         self._running: dict[str, threading.Thread] = {}
+        self.dedicated = dedicated
+        self.cgroup: Path | None = None  # for the environment builds
 
     def run(self) -> RunRecord:
-        previous = self._install_handlers()
+        previous = self.flags.install()
         try:
             return self._run()
         finally:
-            self._restore_handlers(previous)
+            self.flags.restore(previous)
             if self.view is not None:
                 self.view.close()
 
@@ -99,6 +108,26 @@ class PipelineSupervisor(SignalFlags):
         if record.is_final:
             return record
         self.log_path = Path(record.log_path or self.home.run_dir(self.run_id) / "output.log")
+        if self.dedicated and mechanism() == "tree":
+            process.become_subreaper()
+        self.cgroup = make_cgroup(self.run_id)
+        if self.cgroup is not None:
+            self.store.update(self.run_id, cgroup=str(self.cgroup))
+        try:
+            return self._plan_and_run(record)
+        finally:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """What the steps left behind once every step has ended: the pipeline's own cgroup (its builds),
+        and, for a dedicated supervisor without cgroups, the orphans it adopted."""
+        supervisor = os.getpid() if self.dedicated and self.cgroup is None else None
+        climb(RunProcesses(self.run_id, cgroup=self.cgroup, supervisor=supervisor), LEFTOVERS)
+        remove_cgroup(self.cgroup)
+        if self.dedicated:
+            process.reap_adopted()
+
+    def _plan_and_run(self, record: RunRecord) -> RunRecord:
         try:
             plan = self.plan or replan(self.home, record)
         except MlprojError as exc:
@@ -184,7 +213,13 @@ class PipelineSupervisor(SignalFlags):
                 step_plan.env_spec,
                 base_env,
                 run_step=lambda build_step: run_build_step(
-                    self.run_id, build_step, base_env, self.log_path, self._status, self._build_stop
+                    self.run_id,
+                    build_step,
+                    base_env,
+                    self.log_path,
+                    self._status,
+                    self._build_stop,
+                    self.cgroup,
                 ),
                 on_build=mark_preparing,
                 on_status=self._status,
@@ -196,7 +231,7 @@ class PipelineSupervisor(SignalFlags):
 
     def _build_stop(self) -> Stop | None:
         stop = self._check_stop()
-        return None if stop is None else Stop.ladder_for(stop.reason, process.LEFTOVER_GRACE, False)
+        return None if stop is None else stop_for(stop.reason, process.LEFTOVER_GRACE, False)
 
     # --- scheduling --------------------------------------------------------------------------------
 
@@ -341,10 +376,10 @@ class PipelineSupervisor(SignalFlags):
     # --- stopping ----------------------------------------------------------------------------------
 
     def _check_stop(self, deadline: float | None = None) -> _Stop | None:
-        if self._interrupts:
+        if self.ctrl_c.pressed():
             return _Stop("canceled by Ctrl-C", True)
-        if self._stop_signal:
-            return _Stop(f"canceled: the supervisor received {self._stop_signal}", False)
+        if self.flags.stop_signal:
+            return _Stop(f"canceled: the supervisor received {self.flags.stop_signal}", False)
         if deadline is not None and time.time() >= deadline:
             return _Stop(f"{TIMED_OUT} {self.store.get(self.run_id).timeout:g} s", False)
         if time.monotonic() >= self._next_poll:
@@ -666,7 +701,11 @@ class StepWorker:
             return self.owner.step_stop()
 
         return Supervisor(
-            store, self.record.run_id, check_outputs=check_outputs, external_stop=external_stop
+            store,
+            self.record.run_id,
+            check_outputs=check_outputs,
+            external_stop=external_stop,
+            flags=self.owner.flags,
         ).run()
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj import process
+from mlproj.execution.ladder import climb, rungs
+from mlproj.proctree import RunProcesses, remove_cgroup
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
@@ -16,6 +18,20 @@ from mlproj.runs.store import Store
 FOLLOW_POLL = 0.1  # how often a follower reads the log
 STATUS_POLL = 0.25  # how often a follower or waiter reads the run's status
 CANCEL_MARGIN = 10.0  # beyond the grace period, how long `cancel` waits for the supervisor
+
+
+def run_processes(record: RunRecord) -> RunProcesses:
+    """How to find the processes of a recorded run: its cgroup, or its main process (identity-checked)
+    and its environment marker."""
+    leader = process.Proc(record.pid, record.pid_identity) if record.pid and record.pid_identity else None
+    return RunProcesses(record.run_id, cgroup=Path(record.cgroup) if record.cgroup else None, leader=leader)
+
+
+def end_processes(record: RunRecord, grace: float = process.LEFTOVER_GRACE) -> None:
+    """End every process of a run that its supervisor no longer watches: SIGTERM, SIGKILL after `grace`."""
+    target = run_processes(record)
+    climb(target, rungs(grace))
+    remove_cgroup(target.cgroup)
 
 
 def reconcile(store: Store, record: RunRecord) -> RunRecord:
@@ -96,7 +112,7 @@ def _reconcile_job(store: Store, record: RunRecord) -> RunRecord:
 def _lose(store: Store, record: RunRecord, reason: str) -> RunRecord:
     """End what is left of a run whose supervisor is gone and record why: `Failed` if it had started,
     `Skipped` if it was still waiting for its turn (a pipeline step)."""
-    process.end_run_processes(record.run_id, record.pid, process.LEFTOVER_GRACE)
+    end_processes(record)
     _cleanup_outside(record)
     waiting = record.kind == "step" and record.status in (RunStatus.NOT_STARTED, RunStatus.QUEUED)
     status = RunStatus.SKIPPED if waiting else RunStatus.FAILED
@@ -166,11 +182,11 @@ def cancel(store: Store, record: RunRecord, grace: float = process.DEFAULT_GRACE
     # Nobody stopped it: end the processes (and the cluster's job) ourselves and record it.
     current = store.get(record.run_id)
     _cleanup_outside(current, grace)  # a cluster's job first: it is told it was canceled
-    process.end_run_processes(record.run_id, current.pid, 0.0)
+    end_processes(current, 0.0)
     for step in store.steps_of(record.run_id):
         if not step.is_final:
             _cleanup_outside(step, grace)
-            process.end_run_processes(step.run_id, step.pid, 0.0)
+            end_processes(step, 0.0)
             store.transition(
                 step.run_id, RunStatus.CANCELED, error="canceled by mlproj cancel", ended_at=time.time()
             )

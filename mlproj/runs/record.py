@@ -65,6 +65,7 @@ class RunRecord:
     # Cluster backends: the job that runs it, and the cluster's own state name (Slurm's PENDING…).
     job_id: str | None = None
     backend_state: str | None = None
+    cgroup: str | None = None  # the run's cgroup (mlproj.proctree), where the machine gives one
 
     @property
     def is_final(self) -> bool:

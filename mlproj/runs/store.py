@@ -8,14 +8,16 @@ reconciliation) can never move a run out of a final status.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from mlproj.errors import MlprojError, RunNotFoundError
+from mlproj.errors import HomeError, MlprojError, RunNotFoundError, StoreError
 from mlproj.home import Home
 from mlproj.runs.record import COLUMNS, JSON_COLUMNS, RunRecord
 from mlproj.runs.status import RunStatus, predecessors
@@ -104,6 +106,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN job_id TEXT;
     ALTER TABLE runs ADD COLUMN backend_state TEXT;
     """,
+    # Process tracking: the run's cgroup, where the machine gives one (see mlproj.proctree).
+    """
+    ALTER TABLE runs ADD COLUMN cgroup TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -119,26 +125,87 @@ def is_run_id(text: str) -> bool:
     return len(text) == 32 and set(text) <= _HEX
 
 
+class _Guarded:
+    """The store's connection: every SQLite error becomes a `StoreError` that names the database file
+    and says what to do, instead of a traceback."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self.connection = connection
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self.connection.execute(sql, parameters)
+        except sqlite3.IntegrityError:
+            raise  # a constraint: the caller's to handle (a run ID in use)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        try:
+            return self.connection.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """A one-line error for a failure of the database at `path`, saying what to do about it."""
+    reason = str(exc) or type(exc).__name__
+    lowered = reason.lower()
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        advice = f"it is damaged; move it aside (mv {path} {path}.damaged) to start an empty run store"
+    elif "full" in lowered or "too large" in lowered:
+        advice = "the disk is full; free some space and try again"
+    elif "i/o error" in lowered:
+        advice = "the disk may be full or failing; free some space, or check the disk"
+    elif "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        advice = "it cannot be written here; point MLPROJ_HOME at a folder you can write"
+    elif "locked" in lowered or "busy" in lowered:
+        advice = "another mlproj held it too long; try again"
+    else:
+        advice = "check the file and the disk it is on"
+    return StoreError(f"{path}: the run store failed ({reason}): {advice}")
+
+
+def _prepare_home(home: Home) -> None:
+    """MLPROJ_HOME exists and is a folder we can write, or a one-line error says why not."""
+    root = home.root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise HomeError(f"MLPROJ_HOME {root}: not a folder; point MLPROJ_HOME at a folder") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise HomeError(
+            f"MLPROJ_HOME {root}: cannot create the folder ({reason}); "
+            "point MLPROJ_HOME at a folder you can write"
+        ) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise HomeError(f"MLPROJ_HOME {root}: not writable; point MLPROJ_HOME at a folder you can write")
+
+
 class Store:
-    def __init__(self, home: Home, connection: sqlite3.Connection) -> None:
+    def __init__(self, home: Home, connection: _Guarded) -> None:
         self.home = home
         self._db = connection
 
     @classmethod
     def open(cls, home: Home) -> Store:
-        home.root.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(home.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA synchronous = NORMAL")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version < SCHEMA_VERSION:
-            _migrate(db)
-        elif version > SCHEMA_VERSION:
-            raise MlprojError(
-                f"{home.db_path}: the run store has schema version {version}, newer than this mlproj "
-                f"understands ({SCHEMA_VERSION}); upgrade mlproj"
-            )
+        _prepare_home(home)
+        try:
+            connection = sqlite3.connect(home.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise store_error(home.db_path, exc) from None
+        connection.row_factory = sqlite3.Row
+        db = _Guarded(home.db_path, connection)
+        try:
+            _check_schema(home, db)
+        except BaseException:
+            connection.close()
+            raise
         return cls(home, db)
 
     def close(self) -> None:
@@ -342,7 +409,21 @@ def _encoded(changes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+def _check_schema(home: Home, db: _Guarded) -> None:
+    """Settle the connection, and bring the schema to this version (or refuse a newer one)."""
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA synchronous = NORMAL")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version < SCHEMA_VERSION:
+        _migrate(db)
+    elif version > SCHEMA_VERSION:
+        raise MlprojError(
+            f"{home.db_path}: the run store has schema version {version}, newer than this mlproj "
+            f"understands ({SCHEMA_VERSION}); upgrade mlproj"
+        )
+
+
+def _migrate(db: _Guarded) -> None:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("BEGIN IMMEDIATE")
     try:

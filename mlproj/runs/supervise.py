@@ -10,8 +10,8 @@ import sys
 import time
 import traceback
 
-from mlproj import process
 from mlproj.home import Home
+from mlproj.runs.control import end_processes
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
 from mlproj.runs.supervisor import supervise
@@ -20,16 +20,15 @@ from mlproj.runs.supervisor import supervise
 def main(argv: list[str]) -> int:
     run_id = argv[0]
     home = Home.from_env()
-    process.become_subreaper()
     try:
         store = Store.open(home)
         try:
             if store.get(run_id).kind == "pipeline":
                 from mlproj.pipelines.scheduler import PipelineSupervisor
 
-                record = PipelineSupervisor(store, run_id).run()
+                record = PipelineSupervisor(store, run_id, dedicated=True).run()
             else:
-                record = supervise(home, run_id)
+                record = supervise(home, run_id, dedicated=True)
         finally:
             store.close()
     except Exception as exc:
@@ -38,10 +37,10 @@ def main(argv: list[str]) -> int:
         error = f"the supervisor failed: {exc}"
         for step in store.steps_of(run_id):
             if not step.is_final:
-                process.end_run_processes(step.run_id, step.pid, process.LEFTOVER_GRACE)
+                end_processes(step)
                 store.transition(step.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
         store.transition(run_id, RunStatus.FAILED, error=error, ended_at=time.time())
-        process.end_run_processes(run_id, store.get(run_id).pid, process.LEFTOVER_GRACE)
+        end_processes(store.get(run_id))
         return 1
     return 0 if record.status is RunStatus.FINISHED else 1
 

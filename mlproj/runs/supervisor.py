@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlproj import process
 from mlproj.errors import MlprojError
+from mlproj.execution.ladder import LEFTOVERS, Stop, climb, rungs
 from mlproj.home import Home
+from mlproj.proctree import RunProcesses, make_cgroup, mechanism, remove_cgroup
 from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
@@ -32,35 +34,13 @@ if TYPE_CHECKING:
 OutputSink = Callable[[bytes], None]
 CANCEL_POLL = 0.25  # how often the store is checked for a cancel request from another shell
 OUTPUT_INTERVAL = 0.05  # how often new output is copied from the run log to the terminal
+REAP_INTERVAL = 1.0  # how often a subreaper collects the orphans it adopted that have exited
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
-class Stop:
-    """Why and how the workload is being stopped: a ladder of (signal, seconds to wait) stages."""
-
-    def __init__(self, reason: str, ladder: list[tuple[int, float]]) -> None:
-        self.reason = reason
-        self.ladder = ladder
-        self.stage = -1
-        self.deadline = 0.0
-
-    def advance(self, workload: Workload) -> None:
-        self.stage = min(self.stage + 1, len(self.ladder) - 1)
-        sig, wait = self.ladder[self.stage]
-        workload.signal(sig)
-        self.deadline = time.monotonic() + wait
-
-    def escalate(self, workload: Workload) -> None:
-        self.stage = len(self.ladder) - 2
-        self.advance(workload)
-
-    @classmethod
-    def ladder_for(cls, reason: str, grace: float, interactive: bool) -> Stop:
-        """SIGTERM, then SIGKILL after `grace`; SIGINT first when a person pressed Ctrl-C."""
-        ladder = [(int(signal.SIGTERM), grace), (int(signal.SIGKILL), process.KILL_WAIT)]
-        if interactive:
-            ladder.insert(0, (int(signal.SIGINT), process.INTERRUPT_TIMEOUT))
-        return cls(reason, ladder)
+def stop_for(reason: str, grace: float, interactive: bool) -> Stop:
+    """A stop of a run: SIGTERM, then SIGKILL after `grace`; SIGINT first when a person pressed Ctrl-C."""
+    return Stop(reason, rungs(grace, interactive=interactive))
 
 
 class Canceled(Exception):
@@ -70,20 +50,21 @@ class Canceled(Exception):
 
 
 class SignalFlags:
-    """What Ctrl-C (SIGINT) and SIGTERM/SIGHUP asked of a supervisor, noted by its handlers (installed
-    only in the main thread) and acted on by its loop."""
+    """What Ctrl-C (SIGINT) and SIGTERM/SIGHUP asked, noted by handlers installed in the main thread
+    and read by the supervisors' loops (a pipeline's steps share their pipeline's)."""
 
     def __init__(self) -> None:
-        self._interrupts = 0
-        self._stop_signal: str | None = None
+        self.interrupts = 0  # Ctrl-C presses so far
+        self.stop_signal: str | None = None
 
     def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
-        self._interrupts += 1
+        self.interrupts += 1
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop_signal = signal.Signals(signum).name
+        self.stop_signal = signal.Signals(signum).name
 
-    def _install_handlers(self) -> dict[int, Any]:
+    def install(self) -> dict[int, Any]:
+        """Install the handlers (in the main thread only); returns what they replaced."""
         if threading.current_thread() is not threading.main_thread():
             return {}
         previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, self._on_interrupt)}
@@ -93,12 +74,28 @@ class SignalFlags:
         return previous
 
     @staticmethod
-    def _restore_handlers(previous: dict[int, Any]) -> None:
+    def restore(previous: dict[int, Any]) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-class Supervisor(SignalFlags):
+class InterruptCounter:
+    """One supervisor's view of the Ctrl-C presses: each one not yet acted on begins a stop, or
+    climbs the ladder a rung at once."""
+
+    def __init__(self, flags: SignalFlags) -> None:
+        self.flags = flags
+        self.handled = 0
+
+    def pressed(self) -> bool:
+        """True once per Ctrl-C not yet acted on."""
+        if self.flags.interrupts > self.handled:
+            self.handled += 1
+            return True
+        return False
+
+
+class Supervisor:
     def __init__(
         self,
         store: Store,
@@ -108,31 +105,41 @@ class Supervisor(SignalFlags):
         *,
         check_outputs: Callable[[], str | None] | None = None,
         external_stop: Callable[[], tuple[str, bool] | None] | None = None,
+        dedicated: bool = False,
+        flags: SignalFlags | None = None,
     ) -> None:
         """`check_outputs`, called when the workload exits 0, returns why the run failed nonetheless
         (a pipeline step that did not write a declared output), or None. `external_stop` returns
         (reason, interactive) once whoever runs this supervisor wants the run stopped (a pipeline
-        being canceled), or None."""
+        being canceled), or None. `dedicated`: this process exists to supervise the run (a detached
+        supervisor, or `mlproj run` in the foreground), and adopts the orphans the run leaves. `flags`:
+        the signal flags of whoever installed the handlers (a pipeline's), else this supervisor's own."""
         self.store = store
         self.run_id = run_id
         self.output = output
         self.on_status = on_status
-        super().__init__()
+        self._own_flags = flags is None
+        self.flags = flags or SignalFlags()
+        self.ctrl_c = InterruptCounter(self.flags)
         self.check_outputs = check_outputs
         self.external_stop = external_stop
         self._log_offset = 0
         self._next_poll = 0.0
         self._awaiting_start = False
+        self._launched_as: RunStatus | None = None
         self._native: str | None = None
+        self.dedicated = dedicated
+        self.cgroup: Path | None = None
+        self._next_reap = 0.0
 
     # --- the run ---------------------------------------------------------------------------------
 
     def run(self) -> RunRecord:
-        previous = self._install_handlers()
+        previous = self.flags.install() if self._own_flags else {}
         try:
             return self._run()
         finally:
-            self._restore_handlers(previous)
+            self.flags.restore(previous)
 
     def _run(self) -> RunRecord:
         me = os.getpid()
@@ -144,49 +151,72 @@ class Supervisor(SignalFlags):
         log_path = Path(record.log_path or self.store.home.run_dir(self.run_id) / "output.log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.touch()  # a cluster's job may create it only when it starts
+        if self.dedicated and mechanism() == "tree":
+            process.become_subreaper()
+        self.cgroup = make_cgroup(self.run_id)
+        if self.cgroup is not None:
+            self.store.update(self.run_id, cgroup=str(self.cgroup))
+        started = time.time()
         try:
-            from mlproj.backends import get_backend
-
-            backend = get_backend(record.backend or "local")
-            exec_request, manager = self._prepare(record, request, log_path, backend.prepares_environment)
-            self._log_offset = log_path.stat().st_size if log_path.exists() else 0
-            workload = backend.launch(record, exec_request, request, manager)
+            workload = self._launch(record, request, log_path, started)
         except Canceled as canceled:
+            remove_cgroup(self.cgroup)
             self.store.transition(
                 self.run_id, RunStatus.CANCELED, error=canceled.reason, ended_at=time.time()
             )
             return self.store.get(self.run_id)
         except Exception as exc:  # the run is never left unfinished by a failure to start it
-            if isinstance(exc, MlprojError):
-                error = str(exc)
-            elif isinstance(exc, OSError):
-                error = f"cannot start the command: {exc}"
-            else:
-                error = f"cannot start the command: {type(exc).__name__}: {exc}"
-            self.store.transition(self.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
+            remove_cgroup(self.cgroup)
+            self.store.transition(
+                self.run_id, RunStatus.FAILED, error=_start_error(exc), ended_at=time.time()
+            )
             return self.store.get(self.run_id)
         finally:
             self._status(None)
-        started = time.time()
         pid = workload.pid
         if workload.job_id is not None:
             self._native = workload.native_state
             self.store.update(self.run_id, job_id=workload.job_id, backend_state=self._native)
-        if workload.started:
-            moved = self.store.transition(
-                self.run_id,
-                RunStatus.RUNNING,
-                pid=pid,
-                pid_identity=None if pid is None else process.identity(pid),
-                started_at=started,
-            )
-            if not moved:  # canceled (or reconciled) while we were starting it
-                self.store.update(self.run_id, pid=pid, started_at=started)
-        else:  # a cluster's job waiting for its scheduler: Queued until it starts
+        if pid is not None:
+            self.store.update(self.run_id, pid=pid, pid_identity=process.identity(pid))
+        moved = True
+        if not workload.started:  # a cluster's job waiting for its scheduler: Queued until it starts
             current = self.store.get(self.run_id).status
             moved = current is RunStatus.QUEUED or self.store.transition(self.run_id, RunStatus.QUEUED)
             self._awaiting_start = True
+        elif self._launched_as is not RunStatus.RUNNING:
+            moved = self.store.transition(self.run_id, RunStatus.RUNNING, started_at=started)
         return self._watch(workload, record, log_path, started, canceled_early=not moved)
+
+    def _launch(self, record: RunRecord, request: dict[str, Any], log_path: Path, started: float) -> Workload:
+        """Prepare the environment, then start the workload unless the run was canceled meanwhile."""
+        from mlproj.backends import get_backend
+
+        backend = get_backend(record.backend or "local")
+        exec_request, manager = self._prepare(record, request, log_path, backend.prepares_environment)
+        self._log_offset = log_path.stat().st_size if log_path.exists() else 0
+        if not self._claim_start(record, started):
+            raise Canceled(self._canceled_reason())
+        return backend.launch(record, exec_request, request, manager)
+
+    def _claim_start(self, record: RunRecord, started: float) -> bool:
+        """Decide, in one compare-and-set, that the workload starts: a run canceled while it was being
+        prepared never starts. A local workload is recorded `Running` now (its PID follows at once); a
+        cluster's job stays `Queued` until the cluster starts it."""
+        self._launched_as = None
+        if record.backend in (None, "local"):
+            if self.store.transition(self.run_id, RunStatus.RUNNING, started_at=started):
+                self._launched_as = RunStatus.RUNNING
+                return True
+            return False
+        current = self.store.get(self.run_id).status
+        if current is RunStatus.PREPARING:
+            return self.store.transition(self.run_id, RunStatus.QUEUED)
+        return current in (RunStatus.QUEUED, RunStatus.NOT_STARTED)
+
+    def _canceled_reason(self) -> str:
+        stop = self._check_stop(None)
+        return stop.reason if stop is not None and stop.reason else "canceled before it started"
 
     def _note_progress(self, workload: Workload) -> None:
         """A cluster job's state: recorded when it changes; `Running` once it has started."""
@@ -220,7 +250,7 @@ class Supervisor(SignalFlags):
                 EnvSpec.from_dict(spec_data) if spec_data else None,
                 base_env,
                 run_step=lambda step: run_build_step(
-                    self.run_id, step, base_env, log_path, self._status, self._poll_stop
+                    self.run_id, step, base_env, log_path, self._status, self._poll_stop, self.cgroup
                 ),
                 on_build=self._mark_preparing,
                 on_status=self._status,
@@ -242,7 +272,12 @@ class Supervisor(SignalFlags):
         env[process.RUN_DIR_VARIABLE] = str(log_path.parent)
         env.setdefault("PYTHONUNBUFFERED", "1")
         exec_request = process.ExecRequest(
-            argv=request["argv"], cwd=Path(request["cwd"]), env=env, log_path=log_path
+            argv=request["argv"],
+            cwd=Path(request["cwd"]),
+            env=env,
+            log_path=log_path,
+            cgroup=self.cgroup,
+            adopts=self.dedicated,
         )
         return exec_request, get_manager(prepared.manager)
 
@@ -259,7 +294,7 @@ class Supervisor(SignalFlags):
         self._next_poll = 0.0  # waiting for a lock: look at the store now
         stop = self._poll_stop()
         if stop is not None:
-            raise Canceled(stop.reason)
+            raise Canceled(stop.reason or "canceled")
 
     def _poll_stop(self) -> Stop | None:
         return self._check_stop(None)
@@ -267,48 +302,66 @@ class Supervisor(SignalFlags):
     def _watch(
         self, workload: Workload, record: RunRecord, log_path: Path, started: float, canceled_early: bool
     ) -> RunRecord:
+        """Follow the workload until its main process exits and nothing it left runs. A stop (cancel,
+        Ctrl-C, SIGTERM, timeout) climbs the ladder; once the main process has exited, whatever is left
+        climbs the rest of it (or, after a run that ended on its own, the leftovers' ladder)."""
         stop: Stop | None = None
         if canceled_early:
             stop = self._begin_stop("canceled before it started", interactive=False)
             stop.advance(workload)
         deadline = started + record.timeout if record.timeout else None
         self._next_poll = time.monotonic() + CANCEL_POLL
+        returncode: int | None = None
+        cleanup: Stop | None = None  # the ladder after the main process exited
         with log_path.open("rb") as log:
             log.seek(self._log_offset)
             while True:
-                returncode = workload.wait(OUTPUT_INTERVAL)
+                if returncode is None:
+                    returncode = workload.wait(OUTPUT_INTERVAL)
+                    if returncode is not None:
+                        exited_at = time.time()  # the end, before whatever cleaning up takes
+                        cleanup = stop or Stop(None, LEFTOVERS)
+                else:
+                    time.sleep(process.POLL_INTERVAL)
                 self._pump(log)
                 self._note_progress(workload)
-                if returncode is not None:
-                    exited_at = time.time()  # the end, before whatever cleaning up takes
-                    break
+                self._reap()
+                if cleanup is not None:
+                    if not workload.alive() or cleanup.exhausted:
+                        break
+                    if cleanup.due or self.ctrl_c.pressed():
+                        cleanup.advance(workload)
+                    continue
                 if stop is None:
                     stop = self._check_stop(deadline)
                     if stop is not None:
                         stop.advance(workload)
-                elif self._interrupts > 1:
-                    stop.escalate(workload)
-                    self._interrupts = 1
-                elif time.monotonic() >= stop.deadline:
-                    stop.advance(workload)
-            if stop is None:
-                workload.finish(None, process.LEFTOVER_GRACE)
-            else:
-                workload.finish(stop.ladder[stop.stage][0], max(0.0, stop.deadline - time.monotonic()))
+                elif stop.due or self.ctrl_c.pressed():
+                    stop.advance(workload)  # on the last rung, SIGKILL again
+            workload.release()
+            remove_cgroup(self.cgroup)
             self._pump(log)
-        return self._record_end(returncode, stop, workload, workload.ended_at or exited_at)
+        code = 1 if returncode is None else returncode  # the loop ends only after the exit
+        return self._record_end(code, stop, workload, workload.ended_at or exited_at)
+
+    def _reap(self) -> None:
+        """A subreaper collects the orphans it adopted once they have exited."""
+        if self.dedicated and time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + REAP_INTERVAL
+            process.reap_adopted()
 
     def _check_stop(self, deadline: float | None) -> Stop | None:
         """Why the run must stop now, or None. The store is read at most every CANCEL_POLL seconds."""
-        if self._interrupts:
+        if self._own_flags and self.ctrl_c.pressed():
             return self._begin_stop("canceled by Ctrl-C", interactive=True)
-        if self._stop_signal:
+        if self._own_flags and self.flags.stop_signal:
             return self._begin_stop(
-                f"canceled: the supervisor received {self._stop_signal}", interactive=False
+                f"canceled: the supervisor received {self.flags.stop_signal}", interactive=False
             )
-        if self.external_stop is not None:
+        if self.external_stop is not None:  # whoever owns the signals (a pipeline) decides, and says why
             wanted = self.external_stop()
             if wanted is not None:
+                self.ctrl_c.handled = self.flags.interrupts  # the presses so far began this stop
                 return self._begin_stop(wanted[0], interactive=wanted[1])
         if deadline is not None and time.time() >= deadline:
             timeout = self.store.get(self.run_id).timeout
@@ -323,7 +376,7 @@ class Supervisor(SignalFlags):
     def _begin_stop(self, reason: str, interactive: bool) -> Stop:
         self.store.transition(self.run_id, RunStatus.CANCEL_REQUESTED)
         grace = self.store.get(self.run_id).grace
-        return Stop.ladder_for(reason, process.DEFAULT_GRACE if grace is None else grace, interactive)
+        return stop_for(reason, process.DEFAULT_GRACE if grace is None else grace, interactive)
 
     def _pump(self, log: Any) -> None:
         data = log.read()
@@ -341,7 +394,7 @@ class Supervisor(SignalFlags):
         ending = workload.end() if stop is None else None
         if ending is not None:  # the cluster says how it ended: canceled there, a time limit, forgotten
             status, error = ending
-        elif stop is not None:
+        elif stop is not None and stop.reason is not None:
             status, error = RunStatus.CANCELED, stop.reason
             if stop.reason.startswith(TIMED_OUT) and self.store.get(self.run_id).kind == "step":
                 status = RunStatus.FAILED  # a pipeline step's timeout fails the step (and may be retried)
@@ -354,6 +407,14 @@ class Supervisor(SignalFlags):
         return self.store.get(self.run_id)
 
 
+def _start_error(exc: Exception) -> str:
+    if isinstance(exc, MlprojError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"cannot start the command: {exc}"
+    return f"cannot start the command: {type(exc).__name__}: {exc}"
+
+
 def run_build_step(
     run_id: str,
     step: BuildStep,
@@ -361,18 +422,28 @@ def run_build_step(
     log_path: Path,
     on_status: Callable[[str | None], None],
     poll_stop: Callable[[], Stop | None],
+    cgroup: Path | None = None,
 ) -> StepResult:
-    """Run one program of an environment build, its output appended to `log_path`; `poll_stop` is
-    asked between reads, and a stop ends the program's tree and raises `Canceled`."""
+    """Run one program of an environment build (in the run's cgroup), its output appended to
+    `log_path`; `poll_stop` is asked between reads, and a stop ends the program's tree and raises
+    `Canceled`."""
     from mlproj.envs.build import StepResult
 
     with log_path.open("ab") as log:
         log.write(f"mlproj: {step.description}: {' '.join(step.argv)}\n".encode())
     start = log_path.stat().st_size
     proc = process.spawn(
-        process.ExecRequest(argv=step.argv, cwd=step.cwd, env={**base_env, **step.env}, log_path=log_path)
+        process.ExecRequest(
+            argv=step.argv, cwd=step.cwd, env={**base_env, **step.env}, log_path=log_path, cgroup=cgroup
+        )
     )
     waiter = process.Waiter(proc)
+    builder = RunProcesses(
+        run_id,
+        cgroup=cgroup,
+        leader=process.Proc(proc.pid, process.identity(proc.pid) or ""),
+        held=True,
+    )
     try:
         with log_path.open("rb") as log:
             log.seek(start)
@@ -385,11 +456,9 @@ def run_build_step(
                     break
                 stop = poll_stop()
                 if stop is not None:
-                    process.end_run_processes(
-                        run_id, proc.pid, min(stop.ladder[0][1], process.LEFTOVER_GRACE)
-                    )
-                    proc.wait()
-                    raise Canceled(stop.reason)
+                    grace = min(stop.ladder[0].wait, process.LEFTOVER_GRACE)
+                    climb(builder, rungs(grace))
+                    raise Canceled(stop.reason or "canceled")
     finally:
         waiter.close()
     with log_path.open("rb") as log:
@@ -398,10 +467,12 @@ def run_build_step(
     return StepResult(returncode, "\n".join(tail.strip().splitlines()[-5:]))
 
 
-def supervise(home: Home, run_id: str, output: OutputSink | None = None) -> RunRecord:
+def supervise(
+    home: Home, run_id: str, output: OutputSink | None = None, *, dedicated: bool = False
+) -> RunRecord:
     """Supervise a recorded run in this process until it ends; returns its final record."""
     store = Store.open(home)
     try:
-        return Supervisor(store, run_id, output).run()
+        return Supervisor(store, run_id, output, dedicated=dedicated).run()
     finally:
         store.close()
