@@ -1,6 +1,6 @@
 """`python -m mlproj` is the `mlproj` command."""
 
-from mlproj.cli.main import main
+from mlproj.cli import main
 
 if __name__ == "__main__":
     main()

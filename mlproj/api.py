@@ -39,8 +39,10 @@ class SubmittedRun:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends; True if it `Finished`. Raises TimeoutError if `timeout` passes."""
+        from mlproj.launch import check_timeout
         from mlproj.runs.control import wait
 
+        check_timeout(timeout, "timeout")
         store = self._store()
         try:
             final = wait(store, self.run_id, timeout=timeout)

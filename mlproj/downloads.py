@@ -1,36 +1,74 @@
-"""Downloads of `path` parameters given as URIs (`file://`, `http://`, `https://`) into a run's folder."""
+"""Downloads of `path` parameters given as URIs (`file://`, `http://`, `https://`) into a run's folder.
+
+Only regular files and folders are copied (a device, a FIFO or a socket would never end), at most
+`MLPROJ_DOWNLOAD_LIMIT` bytes (default 10 GiB; a size like `500M` or `2G`), into a temporary name that
+is renamed into place once complete and removed on any failure or interruption, so no partial copy is
+ever left behind. Big downloads report their progress through a callback.
+"""
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shutil
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlsplit
 
-from mlproj.errors import ParameterError
+from mlproj.errors import InputError, ParameterError
 
 HTTP_TIMEOUT = 60.0  # seconds without data before an HTTP download fails
 DEFAULT_NAME = "download"  # file name when the URL's path does not end with one
+LIMIT_VARIABLE = "MLPROJ_DOWNLOAD_LIMIT"
+DEFAULT_LIMIT = 10 * 2**30
+CHUNK = 1 << 20
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+Progress = Callable[[str, int, "int | None"], None]
+"""(what is downloaded, bytes so far, total bytes when known)."""
 
 
-def download(name: str, uri: str, dest_dir: Path) -> Path:
-    """Copy or download `uri` into `dest_dir/<name>/` and return the local path of the copy."""
+class TooBig(ValueError):
+    pass
+
+
+def download_limit() -> int:
+    """MLPROJ_DOWNLOAD_LIMIT in bytes (`10G`, `500M`, `1048576`), else DEFAULT_LIMIT."""
+    text = os.environ.get(LIMIT_VARIABLE, "").strip().upper().removesuffix("IB").removesuffix("B")
+    if not text:
+        return DEFAULT_LIMIT
+    unit = text[-1] if text[-1] in _UNITS else ""
     try:
-        return _fetch(uri, dest_dir / _safe_name(name))
+        number = float(text[: len(text) - len(unit)])
+    except ValueError:
+        number = -1.0
+    if not 0 < number < float("inf"):
+        raise InputError(
+            f"{LIMIT_VARIABLE}={os.environ[LIMIT_VARIABLE]!r}: expected a size such as 500M or 10G"
+        )
+    return int(number * _UNITS[unit])
+
+
+def download(name: str, uri: str, dest_dir: Path, progress: Progress | None = None) -> Path:
+    """Copy or download `uri` into `dest_dir/<name>/` and return the local path of the copy."""
+    limit = download_limit()
+    try:
+        return _fetch(uri, dest_dir / _safe_name(name), limit, progress)
     except (OSError, ValueError) as exc:
         if isinstance(exc, HTTPError):
             exc.close()  # it holds the response's socket
         raise ParameterError(f"parameter {name!r} (path): cannot download {uri}: {_reason(exc)}") from None
 
 
-def _fetch(uri: str, target_dir: Path) -> Path:
+def _fetch(uri: str, target_dir: Path, limit: int, progress: Progress | None) -> Path:
     scheme = urlsplit(uri).scheme.lower()
     if scheme == "file":
-        return _copy_file_uri(uri, target_dir)
+        return _copy_file_uri(uri, target_dir, limit, progress)
     if scheme in ("http", "https"):
-        return _fetch_http(uri, target_dir)
+        return _fetch_http(uri, target_dir, limit, progress)
     raise ValueError(f"unsupported scheme {scheme or 'none'!r} (file, http and https are)")
 
 
@@ -41,47 +79,126 @@ def _safe_name(name: str) -> str:
     return name
 
 
-def _copy_file_uri(uri: str, target_dir: Path) -> Path:
-    """Copy the file or folder named by a `file://` URI into `target_dir`."""
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _copy_file_uri(uri: str, target_dir: Path, limit: int, progress: Progress | None) -> Path:
+    """Copy the regular file, or the folder of regular files, named by a `file://` URI."""
     parts = urlsplit(uri)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(f"file URIs on another host ({parts.netloc}) are not supported")
     source = Path(unquote(parts.path))
-    if not source.exists():
-        raise FileNotFoundError(f"no such file or folder: {source}")
+    try:
+        mode = source.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file or folder: {source}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"{source} is {_kind(mode)}, not a file or folder")
+    files = _folder_files(source) if stat.S_ISDIR(mode) else [(source, Path(), source.stat().st_size)]
+    total = sum(size for _path, _rel, size in files)
+    _check_size(total, limit)
     target = target_dir / (source.name or DEFAULT_NAME)
     target_dir.mkdir(parents=True, exist_ok=True)
-    if source.is_dir():
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    else:
-        shutil.copy2(source, target)
+    part = target_dir / f".part-{target.name}"
+    copier = _Copier(str(source), total, limit, progress)
+    try:
+        if stat.S_ISDIR(mode):
+            part.mkdir()
+        for path, relative, _size in files:
+            destination = part / relative if stat.S_ISDIR(mode) else part
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("rb") as reader, destination.open("wb") as writer:
+                copier.copy(reader, writer)
+            shutil.copystat(path, destination)
+        if target.is_dir() and stat.S_ISDIR(mode):
+            shutil.rmtree(target)  # downloaded again: the new copy replaces the old
+        part.replace(target)
+    finally:
+        _discard(part)
     return target
 
 
-def _fetch_http(uri: str, target_dir: Path) -> Path:
+def _folder_files(folder: Path) -> list[tuple[Path, Path, int]]:
+    """Every file of a folder (symlinks followed, but not into folders: no loops): (path, path relative
+    to the folder, size); anything that is not a regular file is refused."""
+    found = []
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            path = Path(root) / name
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(f"{path} is {_kind(info.st_mode)}, not a file")
+            found.append((path, path.relative_to(folder), info.st_size))
+    return found
+
+
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise TooBig(f"{_size(size)} is more than the download limit of {_size(limit)} ({LIMIT_VARIABLE})")
+
+
+class _Copier:
+    """Copies streams by chunks, counting every byte of a download against its limit."""
+
+    def __init__(self, what: str, total: int | None, limit: int, progress: Progress | None) -> None:
+        self.what, self.total, self.limit, self.progress = what, total, limit, progress
+        self.done = 0
+
+    def copy(self, reader: BinaryIO, writer: BinaryIO) -> None:
+        while chunk := reader.read(CHUNK):
+            self.done += len(chunk)
+            if self.done > self.limit:
+                raise TooBig(f"more than the download limit of {_size(self.limit)} ({LIMIT_VARIABLE})")
+            writer.write(chunk)
+            if self.progress is not None:
+                self.progress(self.what, self.done, self.total)
+
+
+def _fetch_http(uri: str, target_dir: Path, limit: int, progress: Progress | None) -> Path:
     """Stream an `http(s)://` URI to a file in `target_dir`, renamed into place once complete."""
     import urllib.request
 
     file_name = posixpath.basename(unquote(urlsplit(uri).path))
     target = target_dir / (file_name if file_name not in ("", ".", "..") else DEFAULT_NAME)
     target_dir.mkdir(parents=True, exist_ok=True)
-    # The scheme was checked by the caller: only http and https reach here.
-    with urllib.request.urlopen(uri, timeout=HTTP_TIMEOUT) as response:  # noqa: S310
-        _save(response, target)
+    part = target_dir / f".part-{target.name}"
+    try:
+        # The scheme was checked by the caller: only http and https reach here.
+        with urllib.request.urlopen(uri, timeout=HTTP_TIMEOUT) as response:  # noqa: S310
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            if total is not None:
+                _check_size(total, limit)
+            with part.open("wb") as writer:
+                _Copier(uri, total, limit, progress).copy(response, writer)
+        part.replace(target)
+    finally:
+        _discard(part)
     return target
 
 
-def _save(stream: BinaryIO, target: Path) -> None:
-    """Write `stream` to a temporary file beside `target`, then rename it: no half-written `target`."""
-    import tempfile
+def _discard(part: Path) -> None:
+    if part.is_dir() and not part.is_symlink():
+        shutil.rmtree(part, ignore_errors=True)
+    else:
+        part.unlink(missing_ok=True)
 
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as part:
-        try:
-            shutil.copyfileobj(stream, part)
-        except BaseException:
-            Path(part.name).unlink(missing_ok=True)
-            raise
-    Path(part.name).replace(target)
+
+def _size(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"  # pragma: no cover
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ will execute; `start_detached` hands it to a background supervisor.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from mlproj import process
 from mlproj.errors import InputError
 from mlproj.home import Home
-from mlproj.params import Downloader, ResolvedParameters, render_command, resolve_parameters
+from mlproj.params import (
+    Downloader,
+    ResolvedParameters,
+    check_command_size,
+    check_passable,
+    render_command,
+    resolve_parameters,
+)
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store, is_run_id, new_run_id
@@ -26,6 +34,7 @@ from mlproj.spec import EntryPoint, Project
 
 if TYPE_CHECKING:
     from mlproj.backends.base import Backend
+    from mlproj.downloads import Progress
     from mlproj.envs.envspec import EnvSpec
     from mlproj.sources import FetchedSource
 
@@ -71,20 +80,23 @@ class Plan:
     backend_config: Mapping[str, Any] = field(default_factory=dict)
 
 
-def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
+def plan(
+    options: RunOptions, home: Home, *, materialize: bool = True, progress: Progress | None = None
+) -> Plan:
     """Fetch the project and resolve everything; raises `InputError` for any bad input.
 
     With `materialize` (a real run, not `validate`), a Git project is copied into the run's folder,
     so that what one run writes next to its code is never seen by another, and `path` parameters
-    given as URIs are downloaded. On bad input, nothing of it is left behind.
+    given as URIs are downloaded (`progress` hears how big downloads go). On bad input, or when
+    interrupted, nothing of it is left behind.
     """
     from mlproj.envs import get_manager
     from mlproj.sources import fetch
     from mlproj.spec import load_project
 
     backend, backend_config = resolve_backend(options.backend, options.backend_config)
-    if options.timeout is not None and options.timeout <= 0:
-        raise InputError(f"--timeout {options.timeout:g}: expected a positive number of seconds")
+    check_timeout(options.timeout)
+    check_labels(options.run_name, options.tags)
     run_id = options.run_id or new_run_id()
     if not is_run_id(run_id):
         raise InputError(f"run ID {run_id!r}: expected 32 lowercase hex characters")
@@ -106,7 +118,8 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         project_dir = _private_copy(source, run_dir) if materialize and source.is_git else source.path
         project = load_project(project_dir)
         entry_point = project.entry_point(options.entry_point)
-        downloader = _downloader(options.storage_dir or run_dir / "downloads") if materialize else None
+        target = options.storage_dir or run_dir / "downloads"
+        downloader = _downloader(target, progress) if materialize else None
         parameters = resolve_parameters(
             entry_point,
             options.parameters,
@@ -125,6 +138,7 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
 
     backend.check(backend_config, env_spec, get_manager(env_manager))
     command = render_command(entry_point, parameters)
+    check_command_size(command, parameters.values)
     return Plan(
         run_id=run_id,
         options=options,
@@ -140,6 +154,20 @@ def plan(options: RunOptions, home: Home, *, materialize: bool = True) -> Plan:
         experiment=options.experiment or os.environ.get("MLPROJ_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
         backend_config=backend_config,
     )
+
+
+def check_timeout(timeout: float | None, flag: str = "--timeout") -> None:
+    """A timeout is a positive, finite number of seconds."""
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise InputError(f"{flag} {timeout:g}: expected a positive number of seconds")
+
+
+def check_labels(run_name: str | None, tags: Mapping[str, str]) -> None:
+    """The run's name and tags are text: no NUL characters."""
+    if run_name is not None:
+        check_passable("--run-name", run_name)
+    for key, value in tags.items():
+        check_passable(f"--tag {key!r}", key + value)
 
 
 def resolve_backend(name: str, config: Mapping[str, Any] | None) -> tuple[Backend, dict[str, Any]]:
@@ -203,11 +231,11 @@ def copy_checkout(source: FetchedSource, target: Path) -> Path:
     return target
 
 
-def _downloader(target: Path) -> Downloader:
+def _downloader(target: Path, progress: Progress | None) -> Downloader:
     from mlproj.downloads import download
 
     def fetch_uri(name: str, uri: str) -> Path:
-        return download(name, uri, target)
+        return download(name, uri, target, progress)
 
     return fetch_uri
 

@@ -20,6 +20,9 @@ _BOOLS = {"true", "false", "1", "0", "yes", "no"}
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 DOWNLOAD_SCHEMES = ("file", "http", "https")
 
+# Linux passes at most this many bytes in one argument (MAX_ARG_STRLEN): the command given to the shell.
+MAX_ARGUMENT_BYTES = 131072
+
 Downloader = Callable[[str, str], Path]
 """(parameter name, URI) → local path of the downloaded copy."""
 
@@ -44,6 +47,30 @@ def check_value(type_name: str, value: str) -> str | None:
     elif type_name == "uri" and uri_scheme(value) is None:
         return f"expected a URI with a scheme (such as file:// or s3://), got {value!r}"
     return None
+
+
+def check_passable(what: str, value: str) -> None:
+    """A value that no program can be given (a NUL byte ends a C string) is an input error now, before
+    anything is recorded."""
+    if "\0" in value:
+        raise ParameterError(f"{what}: a value cannot contain a NUL character (no program can be given one)")
+
+
+def check_command_size(command: str, values: Mapping[str, str]) -> None:
+    """The rendered command must fit in one argument of the shell (MAX_ARGUMENT_BYTES)."""
+    size = len(command.encode("utf-8", "surrogateescape"))
+    if size <= MAX_ARGUMENT_BYTES:
+        return
+    detail = ""
+    if values:
+        biggest = max(values, key=lambda name: len(values[name]))
+        detail = (
+            f" (parameter {biggest!r} is {len(values[biggest].encode('utf-8', 'surrogateescape'))} bytes)"
+        )
+    raise ParameterError(
+        f"the command with its values is {size} bytes, more than the {MAX_ARGUMENT_BYTES} bytes the OS "
+        f"passes to a program in one argument{detail}; pass big values in a file"
+    )
 
 
 def uri_scheme(value: str) -> str | None:
@@ -89,6 +116,7 @@ def resolve_parameters(
         from_user = param.name in given
         value = given[param.name] if from_user else param.default
         assert value is not None  # noqa: S101 - required parameters were checked above
+        check_passable(f"parameter {param.name!r}", value)
         problem = check_value(param.type, value)
         if problem:
             raise ParameterError(f"parameter {param.name!r} ({param.type}): {problem}")
@@ -105,6 +133,7 @@ def resolve_parameters(
             raise ParameterError(
                 f"parameter {name!r}: a name is letters, digits, '_', '.' and '-', starting with a letter"
             )
+        check_passable(f"parameter {name!r}", value)
         values[name] = value
         rendered[name] = value
         extra.append(name)

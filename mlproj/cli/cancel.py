@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from mlproj.cli.common import find, open_store, run_id_argument
+from mlproj.cli.common import Seconds, find, open_store, run_id_argument
 
 
 @click.command("cancel")
 @run_id_argument
 @click.option(
     "--grace",
-    type=click.FloatRange(min=0),
+    type=Seconds(zero=True),
     default=10.0,
     show_default=True,
     metavar="SECONDS",

@@ -66,19 +66,67 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_cli(argv))
+def _os_error(exc: OSError) -> str:
+    import errno
+
+    reason = exc.strerror or str(exc)
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"{where}{reason}: the disk is full; free some space and try again"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}{reason}: mlproj cannot write there"
+    return f"{where}{reason}"
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP reached mlproj outside a supervisor (which handles them itself): raised so that
+    what is under way (a download, a clone) is cleaned up on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 def run_cli(argv: list[str] | None = None) -> int:
-    from mlproj.errors import MlprojError
+    import signal
+    import threading
 
     args = sys.argv[1:] if argv is None else argv
+    previous = {}
+    try:
+        if threading.current_thread() is threading.main_thread():
+            previous = {
+                signum: signal.signal(signum, _terminated) for signum in (signal.SIGTERM, signal.SIGHUP)
+            }
+        return _run(args)
+    except Terminated as exc:
+        click.echo(f"mlproj: stopped by {signal.Signals(exc.signum).name}", err=True)
+        return 128 + exc.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(args: list[str]) -> int:
+    from mlproj.errors import MlprojError
+
     debug = "--debug" in args
     try:
         result: Any = cli.main(args=args, prog_name="mlproj", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.BadParameter as exc:  # `--timeout nan`: the flag, the value, what was expected
+        hint = exc.param.opts[0] if exc.param is not None and exc.param.opts else exc.param_hint
+        click.echo(f"mlproj: error: {hint} {exc.message}", err=True)
+        return 2
+    except click.UsageError as exc:  # bad flags: one line, exit 2, as for every input error
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"mlproj: error: {exc.format_message()}{where}", err=True)
+        return 2
     except click.ClickException as exc:
         exc.show()
         return int(exc.exit_code)
@@ -96,6 +144,11 @@ def run_cli(argv: list[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:  # the file system failed us (full, read-only, gone): say where, in one line
+        if debug:
+            raise
+        click.echo(f"mlproj: error: {_os_error(exc)}", err=True)
         return 1
     except Exception as exc:
         if debug:

@@ -33,9 +33,11 @@ def run_pipeline(options: PipelineOptions, *, detach: bool, as_json: bool) -> in
     people = Text(sys.stderr)
     stream = sys.stderr if as_json else sys.stdout
     try:
-        view = make_view(stream, plain=as_json)
+        view = make_view(
+            stream, plain=as_json, title=record.run_name or plan.pipeline.name, run_id=record.run_id
+        )
         final = PipelineSupervisor(
-            store, record.run_id, plan, view=view, on_status=BuildProgress(sys.stderr).update
+            store, record.run_id, plan, view=view, on_status=BuildProgress(sys.stderr).update, dedicated=True
         ).run()
     except KeyboardInterrupt:  # before the supervisor took over the signals
         from mlproj.runs.control import end_unsupervised

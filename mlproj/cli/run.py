@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mlproj.cli.common import open_store, print_json, stderr_bytes, stdout_bytes
+from mlproj.cli.common import Seconds, open_store, print_json, stderr_bytes, stdout_bytes
 
 
 @click.command("run")
@@ -29,7 +29,9 @@ from mlproj.cli.common import open_store, print_json, stderr_bytes, stdout_bytes
 )
 @click.option("-d", "--detach", is_flag=True, help="Start in the background and print the run ID.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
-@click.option("--timeout", type=float, metavar="SECONDS", help="Cancel the run after this long (exit 124).")
+@click.option(
+    "--timeout", type=Seconds(), metavar="SECONDS", help="Cancel the run after this long (exit 124)."
+)
 @click.option("--rebuild-env", is_flag=True, help="Build the environment again instead of reusing it.")
 @click.option(
     "-A",
@@ -79,7 +81,7 @@ def run_command(
     from mlproj.runs.outcome import exit_code_for
     from mlproj.runs.status import RunStatus
     from mlproj.runs.supervisor import Supervisor
-    from mlproj.ui.progress import BuildProgress
+    from mlproj.ui.progress import BuildProgress, DownloadProgress
     from mlproj.ui.text import Text, summary_line
 
     if names_pipeline(uri):
@@ -137,7 +139,11 @@ def run_command(
         docker={"docker_args": _docker_args(docker_args), "build_image": build_image},
     )
     store = open_store()
-    planned = launch.plan(options, store.home)
+    downloads = DownloadProgress(sys.stderr)
+    try:
+        planned = launch.plan(options, store.home, progress=downloads)
+    finally:
+        downloads.close()
     record = launch.record_run(store, planned)
     people = Text(sys.stderr)
     if detach:
@@ -150,7 +156,7 @@ def run_command(
     try:
         progress = BuildProgress(sys.stderr)
         output = stderr_bytes() if as_json else stdout_bytes()
-        final = Supervisor(store, record.run_id, output, on_status=progress.update).run()
+        final = Supervisor(store, record.run_id, output, on_status=progress.update, dedicated=True).run()
     except KeyboardInterrupt:  # before the supervisor took over the signals
         store.transition(record.run_id, RunStatus.CANCELED, error="canceled by Ctrl-C", ended_at=time.time())
         raise

@@ -25,6 +25,9 @@ def runs_command(experiment_name: str | None, status_name: str | None, limit: in
         except ValueError as exc:
             raise InputError(f"--status: {exc}") from None
     store = open_store()
+    if status is not None:  # statuses first brought up to date, so the filter sees the truth
+        for unfinished in store.unfinished():
+            reconcile(store, unfinished)
     records = store.list_runs(experiment=experiment_name, status=status, limit=limit)
     records = [reconcile(store, record) for record in records]
     if as_json:

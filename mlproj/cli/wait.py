@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from mlproj.cli.common import find, open_store, run_id_argument, stdout_bytes
+from mlproj.cli.common import Seconds, find, open_store, run_id_argument, stdout_bytes
 
 
 @click.command("wait")
 @run_id_argument
-@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long (exit 124).")
+@click.option("--timeout", type=Seconds(), metavar="SECONDS", help="Give up after this long (exit 124).")
 @click.option("--show-output/--no-show-output", default=True, show_default=True, help="Stream the run's log.")
 def wait_command(run_id: str, timeout: float | None, show_output: bool) -> int:
     """Wait until RUN_ID ends; exit 0 if it finished, its exit code if it failed, 130 if canceled."""

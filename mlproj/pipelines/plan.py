@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError, MlprojError, SpecError
 from mlproj.home import Home
+from mlproj.params import check_command_size, check_passable, render_command
 from mlproj.pipelines.spec import BINDING, Pipeline, Step, check_input_value, load_pipeline
 
 if TYPE_CHECKING:
@@ -256,6 +257,7 @@ def resolve_inputs(pipeline: Pipeline, options: PipelineOptions) -> tuple[dict[s
         if not given and item.default is None:
             raise InputError(f"{pipeline.file}: inputs.{name}: no value (give -P {name}=VALUE)")
         value = options.inputs[name] if given else text_of(item.default)
+        check_passable(f"-P {name}" if given else f"{pipeline.file}: inputs.{name}", value)
         problem = check_input_value(item.type, value)
         if problem:
             where = f"-P {name}" if given else f"{pipeline.file}: inputs.{name}.default"
@@ -432,7 +434,8 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
     if step_plan.entry_point is None:
         if step_plan.step.command is not None:  # the values must stand where they can be quoted
             try:
-                bindings.render_command(step_plan.step.command)
+                command, _key = bindings.render_command(step_plan.step.command)
+                check_command_size(command, {k: v for k, (v, _) in bindings.step_inputs.items()})
             except InputError as exc:
                 raise InputError(f"{where}.command: {exc}") from None
         return
@@ -456,7 +459,8 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
             )
     given = {param: bindings.resolve(value)[0] for param, value in step_plan.step.parameters.items()}
     try:
-        resolve_step_parameters(step_plan, given, plan.pipeline.folder, pending=plan.run_dir)
+        resolved = resolve_step_parameters(step_plan, given, plan.pipeline.folder, pending=plan.run_dir)
+        check_command_size(render_command(step_plan.entry_point, resolved), resolved.values)
     except MlprojError as exc:
         raise InputError(f"{where}.parameters: {exc}") from None
 

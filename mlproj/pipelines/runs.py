@@ -208,8 +208,10 @@ class PipelineRun(SubmittedRun, _RunView):
         come; `raise_on_error` raises `ExecutionError` unless it finished; `TimeoutError` if it is still
         running after `timeout_seconds`."""
         from mlproj.api import _write_stdout
+        from mlproj.launch import check_timeout
         from mlproj.runs import control
 
+        check_timeout(timeout_seconds, "timeout_seconds")
         timeout = None if timeout_seconds >= sys.maxsize else timeout_seconds
         with self._opened() as store:
             if show_output:

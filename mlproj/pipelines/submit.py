@@ -23,11 +23,11 @@ SNAPSHOT = "pipeline.yml"  # the run's copy of its pipeline file
 
 def plan_run(options: PipelineOptions, home: Home, *, materialize: bool = True) -> PipelinePlan:
     """Fetch and check the pipeline; raises `InputError` for any bad input, leaving nothing behind."""
-    from mlproj.launch import copy_checkout
+    from mlproj.launch import check_labels, check_timeout, copy_checkout
     from mlproj.sources import fetch
 
-    if options.timeout is not None and options.timeout <= 0:
-        raise InputError(f"--timeout {options.timeout:g}: expected a positive number of seconds")
+    check_timeout(options.timeout)
+    check_labels(options.run_name, options.tags)
     if options.max_parallel is not None and options.max_parallel < 1:
         raise InputError(f"--max-parallel {options.max_parallel}: expected at least 1")
     run_id = options.run_id or new_run_id()

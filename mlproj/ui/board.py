@@ -1,8 +1,9 @@
 """What a person sees while a pipeline runs in the foreground.
 
-On a terminal: a rich live board, one row per step (status, duration, reused or why it ran, the last
-line of its log). Elsewhere (a pipe, a CI log, `--json`): one plain line per event. rich is imported
-only for the board.
+On a terminal: a rich live board under a header (the pipeline's name, run ID and elapsed time), one
+row per step (status, duration, reused or why it ran, the last line of its log). Step names, statuses
+and durations are never cut short: the last two columns get what width is left. Elsewhere (a pipe, a
+CI log, `--json`): one plain line per event. rich is imported only for the board.
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ from typing import Any, TextIO
 
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
-from mlproj.ui.text import STATUS_STYLES, Text, format_duration
+from mlproj.ui.text import STATUS_STYLES, Text, format_duration, printable
 
 MAX_ROWS = 40  # a bigger pipeline shows its unfinished steps and counts the finished ones
 TAIL_BYTES = 2048
 
 
-def make_view(stream: TextIO, plain: bool) -> Any:
+def make_view(stream: TextIO, plain: bool, title: str = "", run_id: str = "") -> Any:
     """The board on a terminal (unless `plain`), plain lines otherwise."""
     import sys
 
     out = Text(stream)
     if plain or not out.color:
         return PlainView(out)
-    return BoardView(stderr=stream is sys.stderr)
+    return BoardView(stderr=stream is sys.stderr, title=title, run_id=run_id)
 
 
 class PlainView:
@@ -43,12 +44,17 @@ class PlainView:
 
 
 class BoardView:
-    def __init__(self, stderr: bool) -> None:
+    def __init__(self, stderr: bool, title: str = "", run_id: str = "", console: Any = None) -> None:
+        import time
+
         from rich.live import Live
 
-        from mlproj.ui.console import console
+        from mlproj.ui.console import console as the_console
 
-        self.console = console(stderr=stderr)
+        self.title = title
+        self.run_id = run_id
+        self.started = time.monotonic()
+        self.console = console or the_console(stderr=stderr)
         self.live = Live(console=self.console, auto_refresh=False, transient=False)
         self.live.start()
 
@@ -64,29 +70,57 @@ class BoardView:
         self.live.stop()
 
     def _table(self, steps: list[RunRecord]) -> Any:
+        import time
+
+        from rich.console import Group
         from rich.table import Table
         from rich.text import Text as RichText
 
-        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-        for header in ("STEP", "STATUS", "DURATION", "REUSED / WHY", "LAST LINE"):
-            table.add_column(header, no_wrap=True, overflow="ellipsis")
         shown = steps
         hidden = 0
         if len(steps) > MAX_ROWS:
             shown = [s for s in steps if s.status is not RunStatus.FINISHED][:MAX_ROWS]
             hidden = len(steps) - len(shown)
-        for step in shown:  # rich Text, not markup: a step's name or output may hold "[...]"
+        rows = [
+            (printable(step.step or step.run_id[:8]), step, format_duration(step.duration_s))
+            for step in shown
+        ]
+        whys = [printable(_why(step)) for _n, step, _d in rows]
+        lasts = [printable(last_line(step, width=TAIL_BYTES)) for _n, step, _d in rows]
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        # The first three columns keep their full width; the last two share what is left.
+        fixed = [
+            max([len(header), *(len(cell) for cell in cells)])
+            for header, cells in (
+                ("STEP", [name for name, _s, _d in rows]),
+                ("STATUS", [step.status.value for _n, step, _d in rows]),
+                ("DURATION", [duration for _n, _s, duration in rows]),
+            )
+        ]
+        left = self.console.width - sum(fixed) - 2 * 4  # two spaces between columns
+        why_width = min(max([len("REUSED / WHY"), *map(len, whys)]), max(12, left // 3))
+        widths = [*fixed, why_width, max(9, left - why_width)]
+        for header, width in zip(
+            ("STEP", "STATUS", "DURATION", "REUSED / WHY", "LAST LINE"), widths, strict=True
+        ):
+            table.add_column(header, no_wrap=True, width=width, overflow="ellipsis")
+        for (name, step, duration), why, last in zip(rows, whys, lasts, strict=True):
             style = "bold " + _rich_color(STATUS_STYLES[step.status])
+            # rich Text, not markup: a name or an output may hold "[...]"
             table.add_row(
-                RichText(step.step or step.run_id[:8]),
+                RichText(name),
                 RichText(step.status.value, style=style),
-                format_duration(step.duration_s),
-                RichText(_why(step)),
-                RichText(last_line(step)),
+                duration,
+                RichText(why),
+                RichText(last),
             )
         if hidden:
             table.add_row(f"… {hidden} more", "", "", "", "")
-        return table
+        elapsed = format_duration(time.monotonic() - self.started)
+        heading = RichText.assemble(
+            (printable(self.title) or "pipeline", "bold"), f"  run {self.run_id}  ", (elapsed, "dim")
+        )
+        return Group(heading, table)
 
 
 def _why(step: RunRecord) -> str:

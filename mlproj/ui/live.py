@@ -11,18 +11,26 @@ def watch_status(store: Store, run_id: str, interval: float) -> None:
     from rich.live import Live
     from rich.text import Text as RichText
 
-    from mlproj.runs.control import reconcile
     from mlproj.ui.console import console
-    from mlproj.ui.text import Text, status_lines
-
-    plain = Text()
-    plain.color = False
 
     def render() -> RichText:
-        record = reconcile(store, store.get(run_id))
-        return RichText("\n".join(status_lines(plain, record)))
+        return RichText("\n".join(watch_lines(store, run_id)))
 
     with Live(render(), console=console(), auto_refresh=False, transient=True) as live:
         while not store.get(run_id).is_final:
             time.sleep(interval)
             live.update(render(), refresh=True)
+
+
+def watch_lines(store: Store, run_id: str) -> list[str]:
+    """What `status --watch` shows now: the run, and a pipeline's steps as they go."""
+    from mlproj.runs.control import reconcile
+    from mlproj.ui.text import Text, status_lines, steps_lines
+
+    plain = Text()
+    plain.color = False
+    record = reconcile(store, store.get(run_id))
+    lines = status_lines(plain, record)
+    if record.kind == "pipeline":
+        lines += ["", *steps_lines(plain, store.steps_of(run_id))]
+    return lines

@@ -41,3 +41,50 @@ class BuildProgress:
             self._status = Status("", console=console(stderr=True))
             self._status.start()
         self._status.update(f"Preparing environment: {text}")
+
+
+class DownloadProgress:
+    """What a person sees of a big download (a `path` parameter given as a URI): from SHOWN_FROM bytes
+    on, a live line on a terminal, or one line when it starts and one when it ends elsewhere."""
+
+    SHOWN_FROM = 64 * 2**20
+    REFRESH = 0.1  # seconds between updates of the live line
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._status: Any = None
+        self._shown: str | None = None
+        self._next = 0.0
+        self._text: Text | None = None
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        import time
+
+        if max(done, total or 0) < self.SHOWN_FROM or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.REFRESH
+        if self._text is None:
+            self._text = Text(self.stream)
+        of = f" of {_mib(total)}" if total else ""
+        line = f"Downloading {what}: {_mib(done)}{of}"
+        if self._text.color:
+            if self._status is None:
+                from rich.status import Status
+
+                from mlproj.ui.console import console
+
+                self._status = Status("", console=console(stderr=True))
+                self._status.start()
+            self._status.update(line)
+        elif self._shown != what:
+            self._shown = what
+            self._text.print(f"Downloading {what}" + (f" ({_mib(total)})" if total else ""))
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def _mib(count: int | None) -> str:
+    return f"{(count or 0) / 2**20:.1f} MiB"

@@ -27,6 +27,16 @@ STATUS_STYLES = {
 }
 
 
+def printable(text: str) -> str:
+    """Text from a run (a name, an error, a tag) made safe to print: control characters, ANSI escapes
+    included, are shown escaped (`\\x1b`), never sent to the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text
+    )
+
+
 def wants_color(stream: TextIO) -> bool:
     if os.environ.get("NO_COLOR"):
         return False
@@ -66,19 +76,17 @@ def summary_line(out: Text, record: RunRecord) -> str:
     """`Run 3f2a… Finished in 0.12 s` with the error, if any: the last line of a foreground run."""
     text = f"Run {record.run_id} {out.status(record.status)} in {format_duration(record.duration_s)}"
     if record.error:
-        text += f": {record.error}"
+        text += f": {printable(record.error)}"
     return text
 
 
 def status_lines(out: Text, record: RunRecord) -> list[str]:
     """Key/value lines describing one run, for `mlproj status`."""
+    status = out.status(record.status)
+    if record.exit_code is not None:
+        status += f" (exit code {record.exit_code})"
     rows: list[tuple[str, str | None]] = [
         ("run", record.run_id),
-        (
-            "status",
-            out.status(record.status)
-            + (f" (exit code {record.exit_code})" if record.exit_code is not None else ""),
-        ),
         ("error", record.error),
         ("name", record.run_name),
         ("experiment", record.experiment),
@@ -98,8 +106,10 @@ def status_lines(out: Text, record: RunRecord) -> list[str]:
         ("why", record.reason if not record.reused_from else None),
         ("log", record.log_path),
     ]
+    rows = [(key, printable(value)) for key, value in rows if value not in (None, "")]
+    rows.insert(1, ("status", status))
     width = max(len(key) for key, _ in rows)
-    return [f"{out.style(key.ljust(width), '2')}  {value}" for key, value in rows if value not in (None, "")]
+    return [f"{out.style(key.ljust(width), '2')}  {value}" for key, value in rows]
 
 
 def table_lines(
@@ -107,6 +117,7 @@ def table_lines(
 ) -> list[str]:
     """Columns padded to their widest cell; the last column is not padded. `styles` holds an ANSI code
     per row for the second column (the status), or "" for none."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: list[str], status_style: str = "") -> str:
