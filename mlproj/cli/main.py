@@ -112,49 +112,55 @@ def run_cli(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
-    from mlproj.errors import MlprojError
-
     debug = "--debug" in args
     try:
         result: Any = cli.main(args=args, prog_name="mlproj", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.BadParameter as exc:  # `--timeout nan`: the flag, the value, what was expected
-        hint = exc.param.opts[0] if exc.param is not None and exc.param.opts else exc.param_hint
-        click.echo(f"mlproj: error: {hint} {exc.message}", err=True)
-        return 2
-    except click.UsageError as exc:  # bad flags: one line, exit 2, as for every input error
-        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"mlproj: error: {exc.format_message()}{where}", err=True)
-        return 2
     except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
+        return _click_error(exc)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
-    except MlprojError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"mlproj: error: {exc}", err=True)
-        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
     except BrokenPipeError:
         return 1
-    except OSError as exc:  # the file system failed us (full, read-only, gone): say where, in one line
-        if debug:
-            raise
+    except Exception as exc:  # the one boundary: every error becomes one line and an exit code
+        return _error(exc, debug)
+    return int(result or 0)
+
+
+def _click_error(exc: click.ClickException) -> int:
+    """Bad flags and values: one line, exit 2, as for every input error."""
+    if isinstance(exc, click.BadParameter):  # `--timeout nan`: the flag, the value, what was expected
+        hint = exc.param.opts[0] if exc.param is not None and exc.param.opts else exc.param_hint
+        click.echo(f"mlproj: error: {hint} {exc.message}", err=True)
+        return 2
+    if isinstance(exc, click.UsageError):
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"mlproj: error: {exc.format_message()}{where}", err=True)
+        return 2
+    exc.show()
+    return int(exc.exit_code)
+
+
+def _error(exc: Exception, debug: bool) -> int:
+    """mlproj's own errors carry their exit code; a file-system failure names the file; anything else
+    is an internal error (its traceback with --debug)."""
+    from mlproj.errors import MlprojError
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    if isinstance(exc, MlprojError):
+        click.echo(f"mlproj: error: {exc}", err=True)
+        return exc.exit_code
+    if isinstance(exc, OSError):  # the file system failed us (full, read-only, gone): say where
         click.echo(f"mlproj: error: {_os_error(exc)}", err=True)
         return 1
-    except Exception as exc:
-        if debug:
-            raise
-        click.echo(
-            f"mlproj: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True
-        )
-        return 1
-    return int(result or 0)
+    hint = "" if debug else " (run with --debug for details)"
+    click.echo(f"mlproj: internal error: {type(exc).__name__}: {exc}{hint}", err=True)
+    return 1
