@@ -22,17 +22,17 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mlproj.api import SubmittedRun, run
+    from mlproj.api.pipeline import PipelineRun, PortDataReference, StepRun
     from mlproj.errors import ExecutionError, MlprojError
-    from mlproj.pipelines.runs import PipelineRun, PortDataReference, StepRun
 
 _LAZY = {
     "run": "mlproj.api",
     "SubmittedRun": "mlproj.api",
     "ExecutionError": "mlproj.errors",
     "MlprojError": "mlproj.errors",
-    "PipelineRun": "mlproj.pipelines.runs",
-    "StepRun": "mlproj.pipelines.runs",
-    "PortDataReference": "mlproj.pipelines.runs",
+    "PipelineRun": "mlproj.api.pipeline",
+    "StepRun": "mlproj.api.pipeline",
+    "PortDataReference": "mlproj.api.pipeline",
 }
 
 

@@ -6,7 +6,6 @@ ever interpreted by a shell. Values are recorded as the strings the user gave (o
 
 from __future__ import annotations
 
-import math
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ from pathlib import Path
 from mlproj.errors import ParameterError
 from mlproj.quoting import UnsafeValue
 from mlproj.spec import EntryPoint, is_name
+from mlproj.values import check, uri_scheme
 
-_BOOLS = {"true", "false", "1", "0", "yes", "no"}
-_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 DOWNLOAD_SCHEMES = ("file", "http", "https")
 
 # Linux passes at most this many bytes in one argument (MAX_ARG_STRLEN): the command given to the shell.
@@ -27,33 +25,19 @@ Downloader = Callable[[str, str], Path]
 """(parameter name, URI) → local path of the downloaded copy."""
 
 
-def check_value(type_name: str, value: str) -> str | None:
-    """Why `value` is not a valid `type_name`, or None when it is. (`path` existence is checked later.)"""
-    if type_name == "float":
-        try:
-            number = float(value)
-        except ValueError:
-            return f"expected a number, got {value!r}"
-        if math.isnan(number):
-            return "expected a number, got NaN"
-    elif type_name == "int":
-        digits = value.strip()
-        digits = digits[1:] if digits[:1] in ("+", "-") else digits
-        if not (digits.isascii() and digits.isdigit()):
-            return f"expected an integer, got {value!r}"
-    elif type_name == "bool":
-        if value.strip().lower() not in _BOOLS:
-            return f"expected true or false, got {value!r}"
-    elif type_name == "uri" and uri_scheme(value) is None:
-        return f"expected a URI with a scheme (such as file:// or s3://), got {value!r}"
-    return None
-
-
 def check_passable(what: str, value: str) -> None:
     """A value that no program can be given (a NUL byte ends a C string) is an input error now, before
     anything is recorded."""
     if "\0" in value:
         raise ParameterError(f"{what}: a value cannot contain a NUL character (no program can be given one)")
+
+
+def check_labels(run_name: str | None, tags: Mapping[str, str]) -> None:
+    """The run's name and tags are text: no NUL characters."""
+    if run_name is not None:
+        check_passable("--run-name", run_name)
+    for key, value in tags.items():
+        check_passable(f"--tag {key!r}", key + value)
 
 
 def check_command_size(command: str, values: Mapping[str, str]) -> None:
@@ -71,14 +55,6 @@ def check_command_size(command: str, values: Mapping[str, str]) -> None:
         f"the command with its values is {size} bytes, more than the {MAX_ARGUMENT_BYTES} bytes the OS "
         f"passes to a program in one argument{detail}; pass big values in a file"
     )
-
-
-def uri_scheme(value: str) -> str | None:
-    """The scheme of a URI (`s3`, `file`…), or None for a plain path. A Windows drive is not a scheme."""
-    scheme, colon, _rest = value.partition(":")
-    if not colon or len(scheme) < 2 or not scheme[0].isalpha() or not set(scheme) <= _SCHEME_CHARS:
-        return None
-    return scheme.lower()
 
 
 @dataclass(frozen=True)
@@ -117,7 +93,7 @@ def resolve_parameters(
         value = given[param.name] if from_user else param.default
         assert value is not None  # noqa: S101 - required parameters were checked above
         check_passable(f"parameter {param.name!r}", value)
-        problem = check_value(param.type, value)
+        problem = check(param.type, value)
         if problem:
             raise ParameterError(f"parameter {param.name!r} ({param.type}): {problem}")
         values[param.name] = value

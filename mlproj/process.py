@@ -172,6 +172,14 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) 
     return proc
 
 
+def shell() -> str:
+    """The shell that runs MLproject commands and pipeline command steps (bash, as MLflow uses; sh where
+    there is no bash)."""
+    import shutil
+
+    return shutil.which("bash") or "/bin/sh"
+
+
 def run_quiet(argv: Sequence[str], cwd: Path | None = None, timeout: float | None = None) -> str | None:
     """Run a short helper command (such as git); its stdout, or None when it fails."""
     import subprocess

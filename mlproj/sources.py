@@ -278,3 +278,11 @@ def _reason(stderr: str) -> str:
             if line.startswith(prefix):
                 return line[len(prefix) :].strip()
     return lines[-1] if lines else "git failed"
+
+
+def copy_checkout(source: FetchedSource, target: Path) -> Path:
+    """Copy the whole checkout that `source` lies in to `target`; returns `target`."""
+    depth = len(Path(source.subdirectory).parts) if source.subdirectory else 0
+    root = source.path.parents[depth - 1] if depth else source.path
+    shutil.copytree(root, target, symlinks=True)
+    return target

@@ -241,9 +241,9 @@ def _parse_parameter(spec_file: Path, key: str, name: str, body: Any) -> Paramet
         raise SpecError(spec_file, f"{key}.default", f"expected a single value, got {_kind(default)}")
     default_text = None if default is None else str(default)
     if default_text is not None:
-        from mlproj.params import check_value
+        from mlproj.values import check
 
-        problem = check_value(type_name, default_text)
+        problem = check(type_name, default_text)
         if problem:
             raise SpecError(spec_file, f"{key}.default", problem)
     return Parameter(name=name, type=type_name, default=default_text)

@@ -62,7 +62,7 @@ def test_given_run_id_and_experiment_id(tmp_path: Path, home: Home) -> None:
     [
         ({"backend": "moon"}, r"unknown backend 'moon' \(available: local, slurm, ray"),
         ({"backend_config": {"partition": "x"}}, "backend local: unknown backend_config key 'partition'"),
-        ({"max_parallel": 2}, "apply to pipelines"),
+        ({"max_parallel": 2}, "max_parallel: applies to pipelines"),
     ],
 )
 def test_bad_arguments_say_so(tmp_path: Path, home: Home, kwargs: dict[str, object], message: str) -> None:

@@ -22,9 +22,9 @@ from mlproj.backends.local import LocalBackend
 class MarkingBackend(LocalBackend):
     name = "marking"
 
-    def launch(self, record, request, run_request, manager):
-        env = {**request.env, "THROUGH_PLUGIN": "yes:" + record.backend}
-        return super().launch(record, replace(request, env=env), run_request, manager)
+    def launch(self, launch):
+        env = {**launch.process.env, "THROUGH_PLUGIN": "yes:" + launch.record.backend}
+        return super().launch(replace(launch, process=replace(launch.process, env=env)))
 
 
 class NotABackend:

@@ -317,7 +317,7 @@ def status(run_id: str) -> dict[str, Any]:
 def supervisor_of(run_id: str) -> psutil.Process:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "mlproj.runs.supervise" in cmdline and run_id in cmdline:
+        if "mlproj.submit.detached" in cmdline and run_id in cmdline:
             return proc
     raise AssertionError(f"no supervisor for {run_id}")
 

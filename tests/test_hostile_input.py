@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 import mlproj
+from mlproj.cli.board import BoardView
+from mlproj.cli.live import watch_lines
 from mlproj.errors import InputError
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store, new_run_id
-from mlproj.ui.board import BoardView
-from mlproj.ui.live import watch_lines
 from tests.helpers import command_project, mlproj_json, wait_until, write_project
 from tests.helpers import mlproj as run_mlproj
 from tests.pipelines import write_pipeline

@@ -14,13 +14,13 @@ from mlproj.errors import InputError, ParameterError, SpecError
 from mlproj.params import (
     Downloader,
     ResolvedParameters,
-    check_value,
     parse_assignments,
     render_command,
     resolve_parameters,
-    uri_scheme,
 )
 from mlproj.spec import EntryPoint, Parameter, load_project
+from mlproj.values import check as check_value
+from mlproj.values import uri_scheme
 
 HOSTILE_VALUES = [
     "; rm -rf ~",

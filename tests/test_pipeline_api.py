@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import mlproj
+from mlproj.api.pipeline import PipelineRun, PortDataReference, StepRun
 from mlproj.errors import InputError, RunNotFoundError
 from mlproj.home import Home
-from mlproj.pipelines.runs import PipelineRun, PortDataReference, StepRun
-from mlproj.pipelines.spec import load_pipeline
+from mlproj.pipelines.loader import load_pipeline
 from tests.helpers import mlproj as mlproj_cli
 from tests.helpers import wait_until, write_project
 from tests.pipelines import write_pipeline
@@ -272,6 +272,6 @@ def test_save_writes_a_pipeline_that_loads_back_the_same(flow: Path, home: Home,
 def test_input_errors_raise_before_anything_runs(flow: Path, home: Home) -> None:
     with pytest.raises(InputError, match="no input 'nope'"):
         mlproj.run(str(flow), parameters={"nope": 1})
-    with pytest.raises(InputError, match="apply to projects"):
+    with pytest.raises(InputError, match="applies to projects"):
         mlproj.run(str(flow), entry_point="other")
     assert mlproj_cli("runs", "--json").stdout.strip() == "[]"

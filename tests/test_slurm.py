@@ -273,7 +273,7 @@ def test_docker_environments_are_refused(tmp_path: Path, home: Home) -> None:
     )
     done = mlproj("run", str(project), "-b", "slurm")
     assert done.returncode == 2, done.stderr
-    assert "runs only with the local backend" in done.stderr
+    assert "runs in a container, which this backend cannot start" in done.stderr
     assert mlproj_json("runs") == []
 
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from mlproj import launch
+from mlproj import submit
+from mlproj.execution.reconcile import end_processes
+from mlproj.execution.supervisor import Supervisor
 from mlproj.home import Home
 from mlproj.process import Proc, identity, signal_process
 from mlproj.proctree import TRACKING_VARIABLE, mechanism
-from mlproj.runs.control import end_processes
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store, new_run_id
-from mlproj.runs.supervisor import Supervisor
 from tests.clusters import need
 from tests.helpers import alive, command_project, mlproj, mlproj_json, wait_until
 
@@ -203,7 +203,7 @@ def test_a_run_canceled_before_its_workload_starts_never_starts_it(tmp_path: Pat
     marker = tmp_path / "started"
     project = command_project(tmp_path / "p", f"touch {marker}")
     store = Store.open(home)
-    record = launch.record_run(store, launch.plan(launch.RunOptions(uri=str(project)), home))
+    record = submit.record(store, submit.plan(submit.RunOptions(uri=str(project)), home))
     assert store.transition(record.run_id, RunStatus.CANCEL_REQUESTED)  # `mlproj cancel` while Queued
     final = Supervisor(store, record.run_id).run()
     assert final.status is RunStatus.CANCELED

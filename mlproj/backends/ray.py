@@ -16,25 +16,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlproj.backends.base import (
-    Backend,
-    ClusterWorkload,
-    JobState,
-    mapping,
-    positive_int,
-    positive_number,
-    text,
-)
+from mlproj.backends.base import Backend, Launch, mapping, positive_int, positive_number, text
+from mlproj.backends.workload import ClusterWorkload, JobState
 from mlproj.errors import InputError, MlprojError
 from mlproj.process import RUN_DIR_VARIABLE, RUN_ID_VARIABLE
+from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunStatus
 
 if TYPE_CHECKING:
-    from mlproj.envs.base import EnvManager
-    from mlproj.envs.envspec import EnvSpec
-    from mlproj.process import ExecRequest
+    from mlproj.backends.workload import Workload
+    from mlproj.envs.base import EnvManager, PortableEnv
+    from mlproj.runs.envspec import EnvSpec
     from mlproj.runs.record import RunRecord
-    from mlproj.workload import Workload
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 STATES = {
@@ -95,6 +88,7 @@ def _environment_without(name: str) -> Iterator[None]:
 class RayBackend(Backend):
     name = "ray"
     prepares_environment = False  # the cluster builds the job's runtime_env
+    queues = True
     config_fields = {  # noqa: RUF012 - read-only table
         "address": (text, "the address of the Ray dashboard, such as http://127.0.0.1:8265"),
         "num_cpus": (positive_number, "a number of CPUs for the job's entrypoint"),
@@ -104,25 +98,25 @@ class RayBackend(Backend):
         "runtime_env": (mapping, "runtime_env settings merged over the ones mlproj makes"),
     }
 
-    def check(self, config: Mapping[str, Any], env_spec: EnvSpec | None, manager: EnvManager) -> None:
-        runtime_env(env_spec, manager.name)  # an environment Ray cannot build is an input error now
+    def check(self, config: Mapping[str, Any], manager: EnvManager, spec: EnvSpec | None) -> None:
+        super().check(config, manager, spec)
+        try:
+            manager.portable(spec)  # an environment Ray cannot build is an input error now
+        except InputError as exc:
+            raise InputError(f"backend ray: {exc}") from None
         client(address_of(config))
 
-    def launch(
-        self, record: RunRecord, request: ExecRequest, run_request: Mapping[str, Any], manager: EnvManager
-    ) -> Workload:
-        from mlproj.envs.envspec import EnvSpec
-
-        config = dict(run_request.get("backend_config") or {})
-        spec_data = run_request.get("env_spec")
-        env = runtime_env(EnvSpec.from_dict(spec_data) if spec_data else None, manager.name)
+    def launch(self, launch: Launch) -> Workload:
+        record, request = launch.record, launch.process
+        config = dict(launch.request.backend_config)
+        env = runtime_env(launch.portable)
         env["working_dir"] = str(request.cwd)
         env["env_vars"] = {name: request.env[name] for name in CARRIED if name in request.env}
         for key, value in (config.get("runtime_env") or {}).items():
             env[key] = (
                 {**env[key], **value} if isinstance(env.get(key), dict) and isinstance(value, dict) else value
             )
-        argv = [Path(request.argv[0]).name, *request.argv[1:]]  # the cluster's own bash
+        argv = [Path(launch.request.shell).name, "-c", launch.request.command]  # the cluster's own shell
         jobs = client(address_of(config), MlprojError)
         options: dict[str, Any] = {}
         for key, option in (("num_cpus", "entrypoint_num_cpus"), ("num_gpus", "entrypoint_num_gpus")):
@@ -142,21 +136,21 @@ class RayBackend(Backend):
             )
         except Exception as exc:
             raise MlprojError(f"backend ray: the cluster refused the job: {_reason(exc)}") from None
-        return RayJob(self, record, str(job_id), jobs, request.log_path)
+        return RayJob(f"ray job {job_id}", record, str(job_id), jobs, request.log_path)
 
     def job_state(self, record: RunRecord) -> JobState | None:
-        jobs = client(address_of((record.request or {}).get("backend_config") or {}), MlprojError)
+        jobs = client(address_of(_config(record)), MlprojError)
         return query(jobs, record.job_id or submission_id(record.run_id))
 
     def cancel_job(self, record: RunRecord, grace: float) -> None:
-        jobs = client(address_of((record.request or {}).get("backend_config") or {}), MlprojError)
+        jobs = client(address_of(_config(record)), MlprojError)
         with contextlib.suppress(Exception):  # it has ended, or the cluster forgot it: nothing to stop
             jobs.stop_job(record.job_id or submission_id(record.run_id))
 
     def collect_logs(self, record: RunRecord) -> None:
         if not record.log_path:
             return
-        jobs = client(address_of((record.request or {}).get("backend_config") or {}), MlprojError)
+        jobs = client(address_of(_config(record)), MlprojError)
         try:
             text_now = jobs.get_job_logs(record.job_id or submission_id(record.run_id))
         except Exception:
@@ -164,23 +158,18 @@ class RayBackend(Backend):
         _append_missing(Path(record.log_path), text_now)
 
 
-def runtime_env(spec: EnvSpec | None, manager: str) -> dict[str, Any]:
-    """The project's environment as a Ray runtime_env the cluster builds; what Ray cannot build is an
-    input error that says so."""
-    if spec is None or manager == "local" or (spec.kind == "none" and not spec.dependencies):
-        return {}
-    if spec.synced_from_lock:
-        raise InputError("backend ray: projects synced from uv.lock are not supported; use python_env.yaml")
-    if spec.constraints:
-        raise InputError("backend ray: -c constraint files in the environment are not supported")
-    packages = [*spec.build_dependencies, *spec.dependencies]
-    if manager == "conda":
-        import yaml
+def _config(record: RunRecord) -> Mapping[str, Any]:
+    request = record.request
+    return request.backend_config if isinstance(request, RunRequest) else {}
 
-        return {"conda": yaml.safe_load(spec.conda_text or "") or {}}
-    if manager == "uv":
-        return {"uv": packages} if packages else {}
-    return {"pip": packages} if packages else {}
+
+def runtime_env(portable: PortableEnv | None) -> dict[str, Any]:
+    """The environment as a Ray runtime_env the cluster builds (`pip`, `uv` or `conda`)."""
+    if portable is None:
+        return {}
+    if portable.conda is not None:
+        return {"conda": dict(portable.conda)}
+    return {portable.installer: list(portable.packages)} if portable.packages else {}
 
 
 def query(jobs: Any, job_id: str) -> JobState | None:
@@ -212,8 +201,8 @@ def query(jobs: Any, job_id: str) -> JobState | None:
 class RayJob(ClusterWorkload):
     """A Ray job whose output a thread tails into the run's log."""
 
-    def __init__(self, backend: Backend, record: RunRecord, job_id: str, jobs: Any, log_path: Path) -> None:
-        super().__init__(backend, record, job_id, poll=0.25)
+    def __init__(self, described: str, record: RunRecord, job_id: str, jobs: Any, log_path: Path) -> None:
+        super().__init__(described, record, job_id, poll=0.25)
         self.jobs = jobs
         self.log_path = log_path
         self.written = 0  # bytes of the job's output in the log so far

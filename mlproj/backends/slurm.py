@@ -17,24 +17,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mlproj.backends.base import (
-    Backend,
-    ClusterWorkload,
-    JobState,
-    matching,
-    positive_int,
-    string_list,
-    text,
-)
+from mlproj.backends.base import Backend, Launch, matching, positive_int, string_list, text
+from mlproj.backends.workload import ClusterWorkload, JobState
 from mlproj.errors import InputError, MlprojError
 from mlproj.runs.status import RunStatus
 
 if TYPE_CHECKING:
+    from mlproj.backends.workload import Workload
     from mlproj.envs.base import EnvManager
-    from mlproj.envs.envspec import EnvSpec
-    from mlproj.process import ExecRequest
+    from mlproj.runs.envspec import EnvSpec
     from mlproj.runs.record import RunRecord
-    from mlproj.workload import Workload
 
 COMMAND_TIMEOUT = 60  # seconds for one sbatch/scontrol/scancel call
 # Slurm's job states → mlproj's (design.md §3); anything else is treated as still running.
@@ -86,6 +78,7 @@ OPTIONS = {  # backend_config key → sbatch option
 
 class SlurmBackend(Backend):
     name = "slurm"
+    queues = True
     config_fields = {  # noqa: RUF012 - read-only table
         "partition": (text, "a partition name"),
         "time": (
@@ -103,7 +96,8 @@ class SlurmBackend(Backend):
         "sbatch_args": (string_list, "a list of extra sbatch arguments"),
     }
 
-    def check(self, config: Mapping[str, Any], env_spec: EnvSpec | None, manager: EnvManager) -> None:
+    def check(self, config: Mapping[str, Any], manager: EnvManager, spec: EnvSpec | None) -> None:
+        super().check(config, manager, spec)
         out = _slurm(["sinfo", "-h", "-o", "%P"], "the cluster does not answer")
         partitions = [line.strip().rstrip("*") for line in out.splitlines() if line.strip()]
         wanted = config.get("partition")
@@ -111,10 +105,9 @@ class SlurmBackend(Backend):
             known = ", ".join(partitions) or "none"
             raise InputError(f"backend slurm: partition {wanted!r} does not exist (partitions: {known})")
 
-    def launch(
-        self, record: RunRecord, request: ExecRequest, run_request: Mapping[str, Any], manager: EnvManager
-    ) -> Workload:
-        config = dict(run_request.get("backend_config") or {})
+    def launch(self, launch: Launch) -> Workload:
+        record, request = launch.record, launch.process
+        config = dict(launch.request.backend_config)
         script = request.log_path.parent / "slurm-job.sh"
         script.write_text(
             "#!/bin/sh\n# written by mlproj for run " + record.run_id + "\n"
@@ -140,7 +133,7 @@ class SlurmBackend(Backend):
         job_id = out.strip().split(";")[0]
         if not job_id.isdigit():
             raise MlprojError(f"backend slurm: sbatch did not print a job ID: {out.strip()[:200]}")
-        return SlurmJob(self, record, job_id)
+        return SlurmJob(f"slurm job {job_id}", record, job_id)
 
     def job_state(self, record: RunRecord) -> JobState | None:
         return query(record.job_id or "")

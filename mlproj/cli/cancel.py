@@ -21,8 +21,8 @@ from mlproj.cli.common import Seconds, find, open_store, run_id_argument
 )
 def cancel_command(run_id: str, grace: float) -> int:
     """Cancel RUN_ID: SIGTERM to every process it started, SIGKILL after --grace seconds."""
-    from mlproj.runs import control
-    from mlproj.ui.text import Text
+    from mlproj.execution import control
+    from mlproj.ui.console import Text
 
     store = open_store()
     outcome = control.cancel(store, find(store, run_id), grace)

@@ -48,7 +48,7 @@ def open_store() -> Store:
 
 
 def find(store: Store, run_id: str) -> RunRecord:
-    from mlproj.runs.control import find_run
+    from mlproj.execution.reconcile import find_run
 
     return find_run(store, run_id)
 

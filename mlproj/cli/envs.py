@@ -44,7 +44,8 @@ def list_command(as_json: bool) -> int:
         return 0
     import sys
 
-    from mlproj.ui.text import Text, table_lines
+    from mlproj.cli.render import table_lines
+    from mlproj.ui.console import Text
 
     out = Text(sys.stdout)
     headers = ["FINGERPRINT", "MANAGER", "PYTHON", "SIZE", "LAST USED", "SOURCE"]
@@ -71,9 +72,19 @@ def list_command(as_json: bool) -> int:
 def prune_command(older_than: float | None) -> int:
     """Remove cached environments (and leftovers of failed builds) not used by an unfinished run."""
     from mlproj.envs.prune import prune
+    from mlproj.execution.reconcile import environments_in_use
     from mlproj.home import Home
+    from mlproj.runs.store import Store
 
-    result = prune(Home.from_env(), None if older_than is None else time.time() - older_than * 86400)
+    home = Home.from_env()
+    in_use: set[str] = set()
+    if home.db_path.exists():
+        store = Store.open(home)
+        try:
+            in_use = environments_in_use(store)
+        finally:
+            store.close()
+    result = prune(home, None if older_than is None else time.time() - older_than * 86400, in_use)
     for env in result.removed:
         click.echo(f"removed {env.fingerprint} ({env.manager}, Python {env.python}, {_size(env.freed)})")
     for fingerprint in result.kept_in_use:

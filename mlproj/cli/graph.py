@@ -21,7 +21,7 @@ def graph_command(uri_or_run_id: str, fmt: str) -> int:
     from mlproj.errors import InputError
     from mlproj.pipelines import is_pipeline_file, names_pipeline
     from mlproj.pipelines.graph import render
-    from mlproj.pipelines.spec import load_pipeline
+    from mlproj.pipelines.loader import load_pipeline
     from mlproj.sources import is_git_uri
 
     path = Path(uri_or_run_id)
@@ -38,7 +38,7 @@ def graph_command(uri_or_run_id: str, fmt: str) -> int:
         click.echo(render(load_pipeline(source.path), fmt))
         return 0
     from mlproj.cli.common import find, open_store
-    from mlproj.pipelines.submit import load_recorded
+    from mlproj.pipelines.records import load_recorded
 
     store = open_store()
     record = find(store, uri_or_run_id)

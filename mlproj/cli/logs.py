@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlproj.cli.common import find, open_store, run_id_argument, stdout_bytes
+from mlproj.runs.status import RunKind
 
 
 @click.command("logs")
@@ -14,12 +15,12 @@ from mlproj.cli.common import find, open_store, run_id_argument, stdout_bytes
 def logs_command(run_id: str, step: str | None, follow: bool) -> int:
     """Print the output of RUN_ID (for a pipeline: its events, or one step's output with --step)."""
     from mlproj.errors import InputError
-    from mlproj.runs.control import follow as follow_log
+    from mlproj.execution.control import follow as follow_log
 
     store = open_store()
     record = find(store, run_id)
     if step is not None:
-        if record.kind != "pipeline":
+        if record.kind is not RunKind.PIPELINE:
             raise InputError(f"--step {step}: run {record.run_id} is a {record.kind} run, not a pipeline")
         attempts = [s for s in store.steps_of(record.run_id) if s.step == step]
         if not attempts:

@@ -14,11 +14,11 @@ from mlproj.cli.common import find, open_store, run_id_argument
 def resume_command(run_id: str, detach: bool, as_json: bool) -> int:
     """Run the pipeline of RUN_ID again with the same inputs: the steps it finished are reused
     (whatever allow_reuse says), the others run."""
-    from mlproj.cli.pipeline import run_pipeline
-    from mlproj.pipelines.submit import resume_options
+    from mlproj.cli.run import run_and_show
+    from mlproj.pipelines.records import resume_options
 
     store = open_store()
     earlier = find(store, run_id)
     options = resume_options(earlier)
     store.close()
-    return run_pipeline(options, detach=detach, as_json=as_json)
+    return run_and_show(options, detach=detach, as_json=as_json)

@@ -1,14 +1,18 @@
-"""`mlproj run`: thin; the flow lives in `mlproj.launch` and `mlproj.runs.supervisor`."""
+"""`mlproj run`: thin; the flow lives in `mlproj.submit`."""
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlproj.cli.common import Seconds, open_store, print_json, stderr_bytes, stdout_bytes
+
+if TYPE_CHECKING:
+    from mlproj.runs.record import RunRecord
+    from mlproj.submit import Options
 
 
 @click.command("run")
@@ -73,58 +77,15 @@ def run_command(
 ) -> int:
     """Run the project or pipeline at URI: a folder, a pipeline file (.yml with `type: pipeline`) or
     a Git URI, with an optional #subdirectory (or #path/to/pipeline.yml)."""
-    from mlproj import launch
     from mlproj.backends import load_backend_config
-    from mlproj.errors import InputError
     from mlproj.params import parse_assignments
-    from mlproj.pipelines import names_pipeline
-    from mlproj.runs.outcome import exit_code_for
-    from mlproj.runs.status import RunStatus
-    from mlproj.runs.supervisor import Supervisor
-    from mlproj.ui.progress import BuildProgress, DownloadProgress
-    from mlproj.ui.text import Text, summary_line
+    from mlproj.submit import options_for
 
-    if names_pipeline(uri):
-        project_only = {
-            "-e/--entry-point": entry_point != "main",
-            "--storage-dir": storage_dir is not None,
-            "-A/--docker-args": bool(docker_args),
-            "--build-image": build_image,
-        }
-        for flag, given in project_only.items():
-            if given:
-                raise InputError(f"{flag}: applies to projects, not to the pipeline {uri}")
-        from mlproj.cli.pipeline import run_pipeline
-        from mlproj.pipelines.plan import PipelineOptions
-
-        pipeline_options = PipelineOptions(
-            uri=uri,
-            version=version,
-            inputs=parse_assignments(params, "-P"),
-            env_manager=env_manager,
-            experiment=experiment_name,
-            run_name=run_name,
-            tags=parse_assignments(tags, "--tag"),
-            max_parallel=max_parallel,
-            force_rerun=force_rerun,
-            continue_on_step_failure=continue_on_step_failure,
-            timeout=timeout,
-            rebuild_env=rebuild_env,
-            backend=backend if backend != "local" or backend_config else None,
-            backend_config=load_backend_config(backend_config),
-        )
-        return run_pipeline(pipeline_options, detach=detach, as_json=as_json)
-    pipeline_only = {
-        "--max-parallel": max_parallel is not None,
-        "--force-rerun": force_rerun,
-        "--continue-on-step-failure": continue_on_step_failure,
-    }
-    for flag, given in pipeline_only.items():
-        if given:
-            raise InputError(f"{flag}: applies to pipelines, and {uri} is not a pipeline file")
-    options = launch.RunOptions(
-        uri=uri,
-        entry_point=entry_point,
+    docker = {"docker_args": _docker_args(docker_args), "build_image": build_image}
+    options = options_for(
+        uri,
+        FLAGS,
+        entry_point=None if entry_point == "main" else entry_point,
         version=version,
         parameters=parse_assignments(params, "-P"),
         env_manager=env_manager,
@@ -136,33 +97,67 @@ def run_command(
         storage_dir=Path(storage_dir).absolute() if storage_dir else None,
         timeout=timeout,
         rebuild_env=rebuild_env,
-        docker={"docker_args": _docker_args(docker_args), "build_image": build_image},
+        docker=docker if docker_args or build_image else None,
+        max_parallel=max_parallel,
+        force_rerun=force_rerun,
+        continue_on_step_failure=continue_on_step_failure,
     )
+    return run_and_show(options, detach=detach, as_json=as_json)
+
+
+# How the command line names what `submit.options_for` refuses for the other kind of run.
+FLAGS = {
+    "entry_point": "-e/--entry-point",
+    "storage_dir": "--storage-dir",
+    "docker": "-A/--docker-args, --build-image",
+    "max_parallel": "--max-parallel",
+    "force_rerun": "--force-rerun",
+    "continue_on_step_failure": "--continue-on-step-failure",
+}
+
+
+def run_and_show(options: Options, *, detach: bool, as_json: bool) -> int:
+    """Submit a run (a project or a pipeline, `run` or `resume`) and show it: the run ID (or its record)
+    when detached; otherwise its output, a pipeline's board, its summary line, and the exit code of §4."""
+    from mlproj.cli.render import summary_line
+    from mlproj.runs.documents import run_document
+    from mlproj.runs.outcome import exit_code_for
+    from mlproj.runs.status import RunKind, RunStatus
+    from mlproj.submit import Foreground, submit
+    from mlproj.ui.console import Text
+    from mlproj.ui.progress import BuildProgress, DownloadProgress
+
     store = open_store()
     downloads = DownloadProgress(sys.stderr)
+    people = Text(sys.stderr)
+
+    def view(record: RunRecord) -> Any:
+        from mlproj.cli.board import make_view
+
+        stream = sys.stderr if as_json else sys.stdout
+        return make_view(stream, plain=as_json, title=record.run_name or "", run_id=record.run_id)
+
+    foreground = Foreground(
+        output=stderr_bytes() if as_json else stdout_bytes(),
+        on_status=BuildProgress(sys.stderr).update,
+        view=view,
+        dedicated=True,
+    )
     try:
-        planned = launch.plan(options, store.home, progress=downloads)
+        final = submit(store, options, detach=detach, foreground=foreground, progress=downloads)
     finally:
         downloads.close()
-    record = launch.record_run(store, planned)
-    people = Text(sys.stderr)
     if detach:
-        record = launch.start_detached(store, record)
         if as_json:
-            print_json(record.to_dict())
+            print_json(run_document(store, final))
         else:
-            Text(sys.stdout).print(record.run_id)
+            Text(sys.stdout).print(final.run_id)
         return 0
-    try:
-        progress = BuildProgress(sys.stderr)
-        output = stderr_bytes() if as_json else stdout_bytes()
-        final = Supervisor(store, record.run_id, output, on_status=progress.update, dedicated=True).run()
-    except KeyboardInterrupt:  # before the supervisor took over the signals
-        store.transition(record.run_id, RunStatus.CANCELED, error="canceled by Ctrl-C", ended_at=time.time())
-        raise
     people.print(summary_line(people, final))
+    if final.kind is RunKind.PIPELINE and final.status is RunStatus.FAILED:
+        people.print(f"Resume it, reusing the steps that finished: mlproj resume {final.run_id}")
     if as_json:
-        print_json(final.to_dict())
+        print_json(run_document(store, final))
     return exit_code_for(final)
 
 

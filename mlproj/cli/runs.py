@@ -15,7 +15,7 @@ from mlproj.cli.common import open_store, print_json
 def runs_command(experiment_name: str | None, status_name: str | None, limit: int, as_json: bool) -> int:
     """List runs, newest first."""
     from mlproj.errors import InputError
-    from mlproj.runs.control import reconcile
+    from mlproj.execution.reconcile import reconcile
     from mlproj.runs.status import RunStatus
 
     status = None
@@ -40,7 +40,8 @@ def runs_command(experiment_name: str | None, status_name: str | None, limit: in
         return 0
     import sys
 
-    from mlproj.ui.text import Text, runs_lines
+    from mlproj.cli.render import runs_lines
+    from mlproj.ui.console import Text
 
     out = Text(sys.stdout)
     for line in runs_lines(out, records):

@@ -26,22 +26,22 @@ def validate_command(
 ) -> int:
     """Check the project at URI and show the command it would run."""
 
-    from mlproj import launch
     from mlproj.home import Home
     from mlproj.params import parse_assignments
     from mlproj.pipelines import names_pipeline
-    from mlproj.ui.text import Text
+    from mlproj.submit.project import RunOptions, plan_project
+    from mlproj.ui.console import Text
 
     if names_pipeline(uri):
         return _validate_pipeline(uri, version, parse_assignments(params), env_manager, as_json)
-    options = launch.RunOptions(
+    options = RunOptions(
         uri=uri,
         entry_point=entry_point,
         version=version,
         parameters=parse_assignments(params),
         env_manager=env_manager,
     )
-    planned = launch.plan(options, Home.from_env(), materialize=False)
+    planned = plan_project(options, Home.from_env(), materialize=False)
     document = {
         "uri": planned.uri,
         "version": options.version,
@@ -49,8 +49,8 @@ def validate_command(
         "project_dir": str(planned.project.directory),
         "entry_point": planned.entry_point.name,
         "parameters": dict(planned.parameters.values),
-        "command": planned.command,
-        "env_manager": planned.env_manager,
+        "command": planned.request.command,
+        "env_manager": planned.request.env_manager,
     }
     if as_json:
         print_json(document)
@@ -70,9 +70,8 @@ def _validate_pipeline(
 ) -> int:
     """Plan the whole pipeline (every step's project, parameters and environment) without running."""
     from mlproj.home import Home
-    from mlproj.pipelines.plan import PipelineOptions
-    from mlproj.pipelines.submit import plan_run
-    from mlproj.ui.text import Text
+    from mlproj.pipelines.plan import PipelineOptions, plan_run
+    from mlproj.ui.console import Text
 
     options = PipelineOptions(uri=uri, version=version, inputs=inputs, env_manager=env_manager)
     plan = plan_run(options, Home.from_env(), materialize=False)

@@ -15,9 +15,10 @@ from mlproj.cli.common import Seconds, find, open_store, run_id_argument, stdout
 @click.option("--show-output/--no-show-output", default=True, show_default=True, help="Stream the run's log.")
 def wait_command(run_id: str, timeout: float | None, show_output: bool) -> int:
     """Wait until RUN_ID ends; exit 0 if it finished, its exit code if it failed, 130 if canceled."""
-    from mlproj.runs import control
+    from mlproj.cli.render import summary_line
+    from mlproj.execution import control
     from mlproj.runs.outcome import EXIT_TIMEOUT, exit_code_for
-    from mlproj.ui.text import Text, summary_line
+    from mlproj.ui.console import Text
 
     store = open_store()
     record = find(store, run_id)

@@ -1,4 +1,8 @@
-"""The interface every environment manager implements, and what a build is made of."""
+"""The interface every environment manager implements, and what a build is made of.
+
+An environment says what a workload needs (variables for a process, or an image for a container), never
+where it runs: backends decide that, and refuse what they cannot run. Nothing here branches on a
+backend."""
 
 from __future__ import annotations
 
@@ -9,12 +13,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlproj.envs.envspec import EnvSpec
+from mlproj.errors import InputError
+from mlproj.runs.envspec import EnvSpec
 
 if TYPE_CHECKING:
-    from mlproj.process import ExecRequest
     from mlproj.spec import Project
-    from mlproj.workload import Workload
+
+
+@dataclass(frozen=True)
+class Container:
+    """A workload that runs in an image: what a backend able to run containers needs (the run's own
+    variables and labels it adds itself)."""
+
+    image: str
+    working_dir: str
+    volumes: tuple[str, ...] = ()  # HOST:CONTAINER[:MODE]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)  # container options (`-A`), the SDK's names
+
+
+@dataclass(frozen=True)
+class PortableEnv:
+    """An environment a cluster can build by itself from a list of packages (Ray's runtime_env)."""
+
+    installer: str  # "pip", "uv" or "conda"
+    packages: tuple[str, ...] = ()
+    conda: Mapping[str, Any] | None = None  # the conda.yaml document, for conda
 
 
 @dataclass(frozen=True)
@@ -42,7 +66,7 @@ class EnvManager(ABC):
     name: str
     builds = True  # False for `local`: nothing to build
     cached = True  # False when something else (a container engine) caches what is built
-    launches_itself = False  # True when `launch` starts something other than a local process (docker)
+    in_container = False  # True: the workload runs in an image (`container`), by a backend that can
 
     def load_spec(self, project: Project, options: Mapping[str, Any]) -> EnvSpec:
         """What to build for `project` (`options`: the run's docker_args, build_image, docker_auth)."""
@@ -50,23 +74,35 @@ class EnvManager(ABC):
 
         return load_env_spec(project)
 
+    def empty_spec(self, folder: Path) -> EnvSpec:
+        """An environment with nothing in it, for a pipeline's command step that has no project."""
+        return EnvSpec(kind="none", project_dir=str(folder))
+
     def check(self, spec: EnvSpec) -> None:  # noqa: B027 - optional hook
         """Raise `InputError` if this environment cannot be built here (before anything runs)."""
+
+    def fingerprint(self, spec: EnvSpec) -> str:
+        """The cache key of `spec` built by this manager."""
+        return spec.fingerprint(self.name)
 
     @abstractmethod
     def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
         """The programs that build `spec` at `target` (which does not exist yet); files the programs need
         are written beside it, in `target.parent`."""
 
-    def launch(self, run_id: str, request: ExecRequest, run_request: Mapping[str, Any]) -> Workload:
-        """Start the workload: by default a local process tree in its own session."""
-        from mlproj.process import spawn
-        from mlproj.workload import ProcessWorkload
+    def container(self, spec: EnvSpec, cwd: Path, run_dir: Path) -> Container | None:
+        """The image the workload runs in, for an environment that is one (`in_container`)."""
+        return None
 
-        return ProcessWorkload.start(run_id, spawn(request), request)
-
-    def cleanup(self, run_id: str) -> None:  # noqa: B027 - optional hook
-        """Release what a run left outside its process tree (a container) once its supervisor is gone."""
+    def portable(self, spec: EnvSpec | None) -> PortableEnv | None:
+        """The environment as packages a cluster installs itself (None: nothing to install); an input
+        error when it cannot be told that way."""
+        if spec is None or (spec.kind == "none" and not spec.dependencies):
+            return None
+        if spec.constraints:
+            raise InputError("-c constraint files cannot be given to a cluster that builds the environment")
+        packages = (*spec.build_dependencies, *spec.dependencies)
+        return PortableEnv("pip", packages) if packages else None
 
     def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:
         """Variables that put the environment first for the workload (PATH + VIRTUAL_ENV)."""

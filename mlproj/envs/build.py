@@ -14,9 +14,9 @@ from pathlib import Path
 from mlproj.envs import get_manager
 from mlproj.envs.base import BuildStep, PreparedEnv
 from mlproj.envs.cache import CachedEnv, EnvCache
-from mlproj.envs.envspec import EnvSpec
 from mlproj.errors import EnvironmentBuildError
 from mlproj.home import Home
+from mlproj.runs.envspec import EnvSpec
 
 LOCK_POLL = 0.2  # seconds between attempts to take an environment's lock (cancel checks in between)
 ENV_FOLDER = "env"  # the environment inside its cache folder; files used to build it sit beside it
@@ -58,7 +58,7 @@ def prepare_environment(
             _check(manager_name, step, run_step(step))
         return PreparedEnv(manager=manager_name, variables=manager.activate(Path(), base_env))
     cache = EnvCache(home)
-    fingerprint = spec.fingerprint(manager_name)
+    fingerprint = manager.fingerprint(spec)
     if not rebuild:
         hit = cache.lookup(fingerprint)
         if hit is not None:

@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlproj.envs.base import BuildStep, EnvManager
-from mlproj.envs.envspec import EnvSpec
+from mlproj.envs.base import BuildStep, EnvManager, PortableEnv
 from mlproj.envs.tools import conda_executable
 from mlproj.errors import InputError
+from mlproj.runs.envspec import EnvSpec
 
 
 class CondaEnv(EnvManager):
@@ -23,6 +23,14 @@ class CondaEnv(EnvManager):
                 "use --env-manager virtualenv or uv"
             )
         conda_executable()
+
+    def portable(self, spec: EnvSpec | None) -> PortableEnv | None:
+        if spec is None or spec.kind != "conda":
+            return super().portable(spec)
+        import yaml
+
+        document = yaml.safe_load(spec.conda_text or "") or {}
+        return PortableEnv("conda", conda=document if isinstance(document, dict) else {})
 
     def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
         self.check(spec)

@@ -1,68 +1,36 @@
-"""`docker`: MLflow's docker_env, run through the Docker Engine API (the `docker` package).
+"""`docker`: MLflow's docker_env, an environment that is an image.
 
-The image runs the entry point's command with `sh -c`, in a container labelled with the run ID. Unless
-the image is built with the project inside (`build_image`), the project folder is mounted as the
-working directory (MLflow runs the bare image without the project's code). The run's folder is
-mounted at /mlproj/run (`MLPROJ_RUN_DIR`). Containers are removed once their exit code has been read.
+The environment is described here (the image, built with the project inside for `build_image`; the
+volumes; the variables; MLflow's `-A` docker options) and checked (the image is pulled before the run is
+recorded); a backend that runs containers runs it (the local backend, through the Docker Engine API).
+Unless the image is built with the project inside, the project folder is mounted as the working
+directory (MLflow runs the bare image without the project's code); the run's folder is mounted at
+/mlproj/run (`MLPROJ_RUN_DIR`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlproj.envs.base import BuildStep, EnvManager
-from mlproj.envs.envspec import EnvSpec
-from mlproj.errors import InputError, MlprojError
-from mlproj.process import RUN_DIR_VARIABLE, RUN_ID_VARIABLE, ExecRequest
+from mlproj.dockerapi import client, reason
+from mlproj.envs.base import BuildStep, Container, EnvManager, PortableEnv
+from mlproj.errors import InputError
+from mlproj.process import RUN_DIR_VARIABLE
+from mlproj.runs.envspec import EnvSpec
 from mlproj.spec import Project
-from mlproj.workload import Workload
 
-LABEL = "mlproj.run_id"
 CODE_DIR = "/mlflow/projects/code"  # where MLflow puts a project in a built image
 RUN_DIR = "/mlproj/run"
-API_TIMEOUT = 60
-# A fixed API version spares a round trip to negotiate one (half a second on some engines); 1.41 is
-# spoken by Docker 20.10 and later and by Podman 3 and later. DOCKER_API_VERSION overrides it.
-API_VERSION = "1.41"
-_CLIENTS: dict[str, Any] = {}
-
-
-def client() -> Any:
-    """A client for the Docker API at DOCKER_HOST (or the default socket); input errors if none answers."""
-    try:
-        import docker
-    except ImportError:
-        raise InputError(
-            "docker_env projects need the docker package: pip install 'mlproj[docker]'"
-        ) from None
-    where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
-    if where in _CLIENTS:
-        return _CLIENTS[where]
-    version = os.environ.get("DOCKER_API_VERSION") or API_VERSION
-    try:
-        api = docker.from_env(timeout=API_TIMEOUT, version=version)
-        api.ping()
-    except Exception as exc:  # DockerException, or the transport's own (requests) connection errors
-        raise InputError(f"no Docker API answers at {where}: {_reason(exc)}") from None
-    _CLIENTS[where] = api
-    return api
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(getattr(exc, "explanation", None) or exc)
-    return text.strip().splitlines()[-1][:300] if text.strip() else type(exc).__name__
 
 
 class DockerEnv(EnvManager):
     name = "docker"
     cached = False  # images are the engine's to cache
-    launches_itself = True  # a container through the Engine API, so the local backend only
+    in_container = True
 
     def load_spec(self, project: Project, options: Mapping[str, Any]) -> EnvSpec:
         """The docker_env of MLproject with the run's docker options; the image tag when it is built."""
@@ -82,6 +50,9 @@ class DockerEnv(EnvManager):
             docker_env["build_tag"] = content_tag(project, docker_env["image"])
             docker_env["needs_build"] = not image_exists(client(), docker_env["build_tag"])
         return EnvSpec(kind="docker", project_dir=str(project.directory), docker=docker_env)
+
+    def empty_spec(self, folder: Path) -> EnvSpec:
+        raise InputError("a command step runs with docker only with `code` whose MLproject has a docker_env")
 
     def check(self, spec: EnvSpec) -> None:
         docker_env = _docker(spec)
@@ -103,20 +74,32 @@ class DockerEnv(EnvManager):
     def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:
         return {}
 
-    def launch(self, run_id: str, request: ExecRequest, run_request: Mapping[str, Any]) -> Workload:
-        spec = EnvSpec.from_dict(dict(run_request["env_spec"]))
-        return ContainerWorkload.start(run_id, request, _docker(spec))
+    def container(self, spec: EnvSpec, cwd: Path, run_dir: Path) -> Container:
+        """The container the workload runs in: the image (or the one built from it), the project folder
+        as its working directory unless the image holds it, the run's folder, and the variables."""
+        docker_env = _docker(spec)
+        built = bool(docker_env.get("build_tag"))
+        environment = {RUN_DIR_VARIABLE: RUN_DIR, "PYTHONUNBUFFERED": "1"}
+        for entry in docker_env["environment"]:
+            if isinstance(entry, str):
+                environment[entry] = os.environ.get(entry, "")
+            else:
+                environment[entry[0]] = entry[1]
+        options = docker_options(docker_env.get("docker_args") or {})
+        environment.update(options.pop("environment", {}))
+        volumes = [f"{run_dir}:{RUN_DIR}:rw", *docker_env["volumes"], *options.pop("volumes", [])]
+        if not built:
+            volumes.append(f"{cwd}:{CODE_DIR}:rw")
+        return Container(
+            image=docker_env["build_tag"] if built else docker_env["image"],
+            working_dir=options.pop("working_dir", CODE_DIR),
+            volumes=tuple(volumes),
+            environment=environment,
+            options=options,
+        )
 
-    def cleanup(self, run_id: str) -> None:
-        try:
-            api = client()
-        except InputError:
-            return
-        for container in api.containers.list(all=True, filters={"label": f"{LABEL}={run_id}"}):
-            try:
-                container.remove(force=True)
-            except Exception:  # noqa: S112 - gone already, or the engine refuses: nothing left to do
-                continue
+    def portable(self, spec: EnvSpec | None) -> PortableEnv | None:
+        raise InputError("the docker environment is an image: a cluster cannot build it from packages")
 
 
 def _docker(spec: EnvSpec) -> dict[str, Any]:
@@ -134,7 +117,7 @@ def ensure_image(api: Any, image: str, auth: Mapping[str, str] | None) -> None:
     except docker.errors.ImageNotFound:
         pass
     except docker.errors.APIError as exc:
-        raise InputError(f"docker_env.image {image}: {_reason(exc)}") from None
+        raise InputError(f"docker_env.image {image}: {reason(exc)}") from None
     else:
         return
     try:
@@ -143,84 +126,8 @@ def ensure_image(api: Any, image: str, auth: Mapping[str, str] | None) -> None:
         api.images.pull(image)
     except docker.errors.DockerException as exc:
         raise InputError(
-            f"docker_env.image {image}: not found locally and cannot be pulled: {_reason(exc)}"
+            f"docker_env.image {image}: not found locally and cannot be pulled: {reason(exc)}"
         ) from None
-
-
-class ContainerWorkload(Workload):
-    """A container whose output is appended to the run log by a thread that also reads its exit code."""
-
-    def __init__(self, api: Any, container: Any, log_path: Path) -> None:
-        self.api = api
-        self.container = container
-        self._done = threading.Event()
-        self._code: int | None = None
-        self._thread = threading.Thread(target=self._follow, args=(log_path,), daemon=True)
-        self._thread.start()
-
-    @classmethod
-    def start(cls, run_id: str, request: ExecRequest, docker_env: Mapping[str, Any]) -> ContainerWorkload:
-        api = client()
-        built = bool(docker_env.get("build_tag"))
-        image = docker_env["build_tag"] if built else docker_env["image"]
-        volumes = [f"{request.log_path.parent}:{RUN_DIR}:rw", *docker_env["volumes"]]
-        if not built:
-            volumes.append(f"{request.cwd}:{CODE_DIR}:rw")
-        environment = {RUN_ID_VARIABLE: run_id, RUN_DIR_VARIABLE: RUN_DIR, "PYTHONUNBUFFERED": "1"}
-        for entry in docker_env["environment"]:
-            if isinstance(entry, str):
-                environment[entry] = os.environ.get(entry, "")
-            else:
-                environment[entry[0]] = entry[1]
-        options: dict[str, Any] = {
-            "working_dir": CODE_DIR,
-            **docker_options(docker_env.get("docker_args") or {}),
-        }
-        extra_env = options.pop("environment", {})
-        volumes += options.pop("volumes", [])
-        container = api.containers.create(
-            image,
-            ["sh", "-c", request.argv[-1]],
-            environment={**environment, **extra_env},
-            volumes=volumes,
-            labels={LABEL: run_id},
-            detach=True,
-            **options,
-        )
-        try:
-            container.start()
-        except Exception as exc:  # the engine created it but cannot start it (a bad user, a bad mount)
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
-            raise MlprojError(f"the container could not start: {_reason(exc)}") from None
-        return cls(api, container, request.log_path)
-
-    def _follow(self, log_path: Path) -> None:
-        try:
-            with log_path.open("ab") as log:
-                for chunk in self.container.logs(stream=True, follow=True):
-                    log.write(chunk)
-                    log.flush()
-            self._code = int(self.container.wait().get("StatusCode", 1))
-        except Exception:
-            self._code = 1
-        finally:
-            self._done.set()
-
-    def wait(self, timeout: float) -> int | None:
-        return self._code if self._done.wait(timeout) else None
-
-    def signal(self, sig: int) -> None:
-        with contextlib.suppress(Exception):  # it exited meanwhile
-            self.container.kill(signal=int(sig))
-
-    def alive(self) -> bool:
-        return not self._done.is_set()
-
-    def release(self) -> None:
-        self._done.wait(API_TIMEOUT)
-        with contextlib.suppress(Exception):  # removed already
-            self.container.remove(force=True)
 
 
 # `-A name=value` (MLflow's docker run arguments) → Docker SDK options.

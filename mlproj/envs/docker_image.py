@@ -73,7 +73,7 @@ def _context(base: str, root: Path) -> io.BytesIO:
 
 
 def build(base: str, tag: str, root: Path) -> int:
-    from mlproj.envs.docker import client
+    from mlproj.dockerapi import client
 
     api = client()
     stream = api.api.build(

@@ -7,16 +7,16 @@ expanded against the folder of the file that holds them, so the fingerprint cove
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlproj.errors import SpecError
+from mlproj.runs.envspec import EnvSpec
 from mlproj.spec import Project
+
+__all__ = ["CONDA_ENV_FILE", "LOCK_FILE", "PYTHON_ENV_FILE", "EnvSpec", "find_env_file", "load_env_spec"]
 
 PYTHON_ENV_FILE = "python_env.yaml"
 CONDA_ENV_FILE = "conda.yaml"
@@ -24,56 +24,6 @@ LOCK_FILE = "uv.lock"
 # python=3.11, python==3.11.*, python=3.11.7=h955ad1f_0 (the form `conda env export` writes)
 _CONDA_PYTHON = re.compile(r"^python\s*==?\s*([0-9]+(?:\.[0-9]+){0,2})(?:\.\*)?(?:=[A-Za-z0-9_.]+)?$")
 _VERSION = re.compile(r"^[0-9]+(?:\.[0-9]+){0,2}$")
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """An environment to build, independent of which manager builds it."""
-
-    kind: str  # "python" (python_env.yaml), "conda" (conda.yaml) or "none" (no environment file)
-    project_dir: str
-    source_file: str | None = None
-    python: str | None = None  # the requested version ("3.11", "3.11.7"); None: the running one
-    build_dependencies: tuple[str, ...] = ()
-    dependencies: tuple[str, ...] = ()
-    constraints: tuple[str, ...] = ()
-    conda_text: str | None = None  # the conda.yaml itself, for conda managers
-    lock_text: str | None = None  # uv.lock beside the project, for uv
-    docker: dict[str, Any] | None = None  # docker_env and the run's docker options, for docker
-
-    @property
-    def synced_from_lock(self) -> bool:
-        """uv syncs such a project from its lock file, installing the project itself in editable mode."""
-        return self.lock_text is not None and (Path(self.project_dir) / "pyproject.toml").is_file()
-
-    @property
-    def python_version(self) -> str:
-        return self.python or ".".join(str(part) for part in sys.version_info[:3])
-
-    def fingerprint(self, manager: str) -> str:
-        """A hash of everything that makes the environment what it is (never of where it came from)."""
-        content = asdict(self)
-        content.pop("source_file")
-        if not (manager == "uv" and self.synced_from_lock):
-            content.pop("project_dir")  # the same files anywhere are the same environment
-        content["python"] = self.python_version
-        content["manager"] = manager
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        return digest[:24]
-
-    def to_dict(self) -> dict[str, Any]:
-        """What the run's supervisor needs (recorded in the store): never registry credentials."""
-        data = asdict(self)
-        if data.get("docker"):
-            data["docker"] = {k: v for k, v in data["docker"].items() if k != "auth"}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
-        values = dict(data)
-        for name in ("build_dependencies", "dependencies", "constraints"):
-            values[name] = tuple(values.get(name) or ())
-        return cls(**values)
 
 
 @dataclass(frozen=True)

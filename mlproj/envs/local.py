@@ -7,8 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlproj.envs.base import BuildStep, EnvManager
-from mlproj.envs.envspec import EnvSpec
+from mlproj.envs.base import BuildStep, EnvManager, PortableEnv
+from mlproj.runs.envspec import EnvSpec
 
 
 class LocalEnv(EnvManager):
@@ -17,6 +17,9 @@ class LocalEnv(EnvManager):
 
     def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
         return []
+
+    def portable(self, spec: EnvSpec | None) -> PortableEnv | None:
+        return None  # whatever the cluster's interpreter has
 
     def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:
         # `python` in a command means the interpreter running mlproj, as it does when `mlflow run`

@@ -24,10 +24,10 @@ class PruneResult:
     orphans: int = 0
 
 
-def prune(home: Home, unused_since: float | None) -> PruneResult:
-    """Remove environments last used before `unused_since` (all when None), and failed builds."""
+def prune(home: Home, unused_since: float | None, in_use: set[str]) -> PruneResult:
+    """Remove environments last used before `unused_since` (all when None), and failed builds; never
+    those `in_use` (fingerprints and paths of the environments of unfinished runs)."""
     cache = EnvCache(home)
-    in_use = _in_use(home)
     result = PruneResult()
     for env in list(cache.entries()):
         if unused_since is not None and env.last_used >= unused_since:
@@ -44,21 +44,6 @@ def prune(home: Home, unused_since: float | None) -> PruneResult:
             lock.release()
         result.removed.append(Removed(env.fingerprint, env.manager, env.python, freed))
     return PruneResult(result.removed, result.kept_in_use, _remove_orphans(cache, in_use))
-
-
-def _in_use(home: Home) -> set[str]:
-    """Fingerprints and environment paths of unfinished runs."""
-    if not home.db_path.exists():
-        return set()
-    from mlproj.runs.control import reconcile
-    from mlproj.runs.store import Store
-
-    store = Store.open(home)
-    try:
-        unfinished = [r for r in store.unfinished() if not reconcile(store, r).is_final]
-    finally:
-        store.close()
-    return {value for r in unfinished for value in (r.env_fingerprint, r.env_path) if value}
 
 
 def _remove_orphans(cache: EnvCache, in_use: set[str]) -> int:

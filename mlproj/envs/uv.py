@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlproj.envs.base import BuildStep, EnvManager, write_requirements
-from mlproj.envs.envspec import EnvSpec
+from mlproj.envs.base import BuildStep, EnvManager, PortableEnv, write_requirements
 from mlproj.envs.interpreters import find_python
 from mlproj.envs.tools import uv_binary
+from mlproj.errors import InputError
+from mlproj.runs.envspec import EnvSpec
 
 UV_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
 
@@ -17,6 +18,18 @@ class UvEnv(EnvManager):
 
     def check(self, spec: EnvSpec) -> None:
         find_python(spec.python)
+
+    def fingerprint(self, spec: EnvSpec) -> str:
+        # Synced from uv.lock, the environment holds the project in editable mode: it belongs to its folder.
+        return spec.fingerprint(self.name, located=spec.synced_from_lock)
+
+    def portable(self, spec: EnvSpec | None) -> PortableEnv | None:
+        if spec is not None and spec.synced_from_lock:
+            raise InputError(
+                "a project synced from uv.lock cannot be built by a cluster; use python_env.yaml"
+            )
+        pip = super().portable(spec)
+        return None if pip is None else PortableEnv("uv", pip.packages)
 
     def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
         uv = str(uv_binary())

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlproj.envs.base import BuildStep, EnvManager, write_requirements
-from mlproj.envs.envspec import EnvSpec
 from mlproj.envs.interpreters import find_python
 from mlproj.envs.tools import virtualenv_command
+from mlproj.runs.envspec import EnvSpec
 
 PIP_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
 

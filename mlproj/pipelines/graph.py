@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlproj.pipelines.spec import Pipeline
+from mlproj.pipelines.model import Pipeline
 
 FORMATS = ("text", "mermaid", "dot", "json")
 

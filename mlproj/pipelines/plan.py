@@ -10,22 +10,27 @@ checked for existence when the step starts).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlproj.envs.select import select_environment
 from mlproj.errors import InputError, MlprojError, SpecError
 from mlproj.home import Home
 from mlproj.params import check_command_size, check_passable, render_command
-from mlproj.pipelines.spec import BINDING, Pipeline, Step, check_input_value, load_pipeline
+from mlproj.pipelines.bindings import URI_INPUTS, Bindings, is_local
+from mlproj.pipelines.loader import load_pipeline
+from mlproj.pipelines.model import Pipeline, Step, text_of
+from mlproj.values import check
 
 if TYPE_CHECKING:
-    from mlproj.envs.envspec import EnvSpec
+    from mlproj.backends.base import Backend
+    from mlproj.runs.envspec import EnvSpec
     from mlproj.sources import FetchedSource
     from mlproj.spec import EntryPoint, Project
 
-URI_INPUTS = ("uri_file", "uri_folder")
 STEPS_FOLDER = "steps"
 
 
@@ -48,22 +53,6 @@ class PipelineOptions:
     resume_from: str | None = None  # `mlproj resume`: the run whose finished steps are reused
     backend: str | None = None  # -b: where steps run unless they say (over settings.backend)
     backend_config: Mapping[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "uri": self.uri,
-            "version": self.version,
-            "inputs": dict(self.inputs),
-            "env_manager": self.env_manager,
-            "max_parallel": self.max_parallel,
-            "force_rerun": self.force_rerun,
-            "continue_on_step_failure": self.continue_on_step_failure,
-            "caller_dir": str(self.caller_dir),
-            "rebuild_env": self.rebuild_env,
-            "resume_from": self.resume_from,
-            "backend": self.backend,
-            "backend_config": dict(self.backend_config) if self.backend_config is not None else None,
-        }
 
 
 @dataclass(frozen=True)
@@ -111,93 +100,46 @@ def step_dir(run_dir: Path, step: str, attempt: int = 1) -> Path:
     return run_dir / STEPS_FOLDER / (step if attempt == 1 else f"{step}.attempt{attempt}")
 
 
-def text_of(value: Any) -> str:
-    """A YAML scalar as the string a command or parameter receives (booleans as true/false)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-# --- bindings ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Bindings:
-    """What `${{...}}` expressions mean for one step: the pipeline's inputs, upstream outputs, and the
-    step's own inputs and outputs. Each is (value, key text): the key text is what the reuse key sees
-    (`content:<digest>` for files and folders, `<outputs.O>` for the step's own outputs)."""
-
-    parent_inputs: Mapping[str, str]
-    upstream_outputs: Mapping[tuple[str, str], str]
-    own_outputs: Mapping[str, str]
-    content: Callable[[str], str] | None = None  # path → "content:<digest>"; None: keys not wanted
-    uri_inputs: frozenset[str] = frozenset()
-    step_inputs: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-    def lookup(self, ref: tuple[str, ...]) -> tuple[str, str]:
-        if ref[:2] == ("parent", "inputs"):
-            value = self.parent_inputs[ref[2]]
-            local = ref[2] in self.uri_inputs and _is_local(value)
-            return value, self._content(value) if local else value
-        if ref[:2] == ("parent", "jobs"):
-            value = self.upstream_outputs[(ref[2], ref[4])]
-            return value, self._content(value)
-        if ref[0] == "inputs":
-            return self.step_inputs[ref[1]]
-        return self.own_outputs[ref[1]], f"<outputs.{ref[1]}>"
-
-    def _content(self, path: str) -> str:
-        return self.content(path) if self.content is not None else path
-
-    def resolve(self, value: Any) -> tuple[str, str]:
-        """A parameter or input value with its bindings replaced: (value, key text)."""
-        if not isinstance(value, str):
-            return text_of(value), text_of(value)
-        whole = BINDING.fullmatch(value.strip())
-        if whole is not None:
-            return self.lookup(_parts(whole.group(1)))
-        values, keys, last = [], [], 0
-        for match in BINDING.finditer(value):
-            bound, key = self.lookup(_parts(match.group(1)))
-            values += [value[last : match.start()], bound]
-            keys += [value[last : match.start()], key]
-            last = match.end()
-        return "".join([*values, value[last:]]), "".join([*keys, value[last:]])
-
-    def bind_step_inputs(self, step: Step) -> None:
-        self.step_inputs = {name: self.resolve(value) for name, value in step.inputs.items()}
-
-    def render_command(self, command: str) -> tuple[str, str]:
-        """A command step's command with each bound value quoted for where it stands (see
-        mlproj.quoting): (command, key). A value that cannot stand there raises `InputError`."""
-        from mlproj.pipelines.spec import command_template
-        from mlproj.quoting import UnsafeValue
-
-        template = command_template(command)
-        looked_up = {name: self.lookup(_parts(name)) for name in template.names}
-        try:
-            rendered = template.render({name: value for name, (value, _key) in looked_up.items()})
-        except UnsafeValue as exc:
-            raise InputError(
-                f"the value of ${{{{{exc.name}}}}} cannot be placed in the command: {exc}"
-            ) from None
-        key = template.parts[0] + "".join(
-            looked_up[name][1] + part for name, part in zip(template.names, template.parts[1:], strict=True)
-        )
-        return rendered, key
-
-
-def _parts(expression: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in expression.split("."))
-
-
-def _is_local(value: str) -> bool:
-    from mlproj.params import uri_scheme
-
-    return uri_scheme(value) in (None, "file")
-
-
 # --- planning ----------------------------------------------------------------------------------------
+
+
+def plan_run(options: PipelineOptions, home: Home, *, materialize: bool = True) -> PipelinePlan:
+    """Fetch and check the pipeline; raises `InputError` for any bad input, leaving nothing behind."""
+    from mlproj.params import check_labels
+    from mlproj.runs.store import is_run_id, new_run_id
+    from mlproj.sources import copy_checkout, fetch
+    from mlproj.values import check_timeout
+
+    check_timeout(options.timeout)
+    check_labels(options.run_name, options.tags)
+    if options.max_parallel is not None and options.max_parallel < 1:
+        raise InputError(f"--max-parallel {options.max_parallel}: expected at least 1")
+    run_id = options.run_id or new_run_id()
+    if not is_run_id(run_id):
+        raise InputError(f"run ID {run_id!r}: expected 32 lowercase hex characters")
+    if options.env_manager is not None:
+        from mlproj.envs import get_manager
+
+        get_manager(options.env_manager)
+    source = fetch(options.uri, options.version, home, options.caller_dir)
+    from mlproj.pipelines import is_pipeline_file
+
+    if not is_pipeline_file(source.path):
+        raise InputError(f"{source.path}: expected a pipeline file (.yml/.yaml with `type: pipeline`)")
+    run_dir = home.run_dir(run_id)
+    if materialize and run_dir.exists():
+        raise InputError(f"run ID {run_id} is already in use")
+    try:
+        if materialize and source.is_git:  # the run works in a private copy of the checkout
+            from dataclasses import replace
+
+            copy = copy_checkout(source, run_dir / "checkout")
+            source = replace(source, path=copy / source.subdirectory if source.subdirectory else copy)
+        return plan_pipeline(source, options, home, run_id, run_dir, materialize=materialize)
+    except BaseException:
+        if materialize:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def plan_pipeline(
@@ -258,13 +200,13 @@ def resolve_inputs(pipeline: Pipeline, options: PipelineOptions) -> tuple[dict[s
             raise InputError(f"{pipeline.file}: inputs.{name}: no value (give -P {name}=VALUE)")
         value = options.inputs[name] if given else text_of(item.default)
         check_passable(f"-P {name}" if given else f"{pipeline.file}: inputs.{name}", value)
-        problem = check_input_value(item.type, value)
+        problem = check(item.type, value)
         if problem:
             where = f"-P {name}" if given else f"{pipeline.file}: inputs.{name}.default"
             raise InputError(f"{where} ({item.type}): {problem}")
         recorded[name] = value
         resolved[name] = value
-        if item.type in URI_INPUTS and _is_local(value):
+        if item.type in URI_INPUTS and is_local(value):
             base = options.caller_dir if given else pipeline.folder
             resolved[name] = _local_input(name, item.type, value, base, given, pipeline.file)
     return resolved, recorded
@@ -288,7 +230,7 @@ def private_copy(source: FetchedSource, run_dir: Path, copies: dict[str, Path]) 
     (steps of one run that use the same project share the copy, as they would share a local folder)."""
     import hashlib
 
-    from mlproj.launch import copy_checkout
+    from mlproj.sources import copy_checkout
 
     name = hashlib.sha256(f"{source.uri}@{source.commit}".encode()).hexdigest()[:12]
     if name not in copies:
@@ -338,13 +280,20 @@ def plan_step(
             entry_point, work_dir, uri, commit = None, code, str(code) if code else None, None
             code_ref = None
         backend_name, backend_config, backend = step_backend(pipeline, step, options)
-        env_manager, env_spec = choose_step_environment(
-            manager_given, project, home, options.rebuild_env, pipeline.folder, backend
+        # A step's environment: its `env_manager`, else the pipeline's, else its project's (MLflow's rule).
+        env_manager, env_spec = select_environment(
+            manager_given,
+            project,
+            home,
+            folder=pipeline.folder,
+            rebuild=options.rebuild_env,
+            accept=backend.accept,
+            built_here=backend.prepares_environment,
         )
         if checked is None or (backend_name, repr(backend_config), env_manager) not in checked:
             from mlproj.envs import get_manager
 
-            backend.check(backend_config, env_spec, get_manager(env_manager))
+            backend.check(backend_config, get_manager(env_manager), env_spec)
             if checked is not None:
                 checked.add((backend_name, repr(backend_config), env_manager))
     except SpecError:
@@ -368,7 +317,9 @@ def plan_step(
     )
 
 
-def step_backend(pipeline: Pipeline, step: Step, options: PipelineOptions) -> tuple[str, dict[str, Any], Any]:
+def step_backend(
+    pipeline: Pipeline, step: Step, options: PipelineOptions
+) -> tuple[str, dict[str, Any], Backend]:
     """Where a step runs: its own `backend`, else `-b`, else `settings.backend`, else local; with the
     configuration that goes with it, checked."""
     from mlproj.backends import get_backend
@@ -386,28 +337,6 @@ def step_backend(pipeline: Pipeline, step: Step, options: PipelineOptions) -> tu
         return name, backend.validate_config(config), backend
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
-
-
-def choose_step_environment(
-    given: str | None, project: Project | None, home: Home, rebuild: bool, folder: Path, backend: Any = None
-) -> tuple[str, EnvSpec | None]:
-    """A step's environment: its `env_manager`, else the pipeline's, else the project's own (MLflow's
-    rule). A command step without `code` has no environment file: an empty environment, or `local`."""
-    from mlproj.launch import choose_environment
-
-    if project is not None:
-        return choose_environment(given, project, home, rebuild, {}, backend)
-    from mlproj.envs import choose_manager, get_manager
-    from mlproj.envs.envspec import EnvSpec
-
-    name = choose_manager(given, "none")
-    if name == "docker":
-        raise InputError("a command step runs with docker only with `code` whose MLproject has a docker_env")
-    if backend is not None:
-        backend.accept_manager(get_manager(name))
-    if not get_manager(name).builds:
-        return name, None
-    return name, EnvSpec(kind="none", project_dir=str(folder))
 
 
 def check_step_values(plan: PipelinePlan, name: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from mlproj.runs.record import RunRecord
+from mlproj.runs.status import RunKind
 from mlproj.runs.store import Store
 
 
 def run_document(store: Store, record: RunRecord) -> dict[str, Any]:
     """`record.to_dict()`, plus `steps` (every step run, every attempt, oldest first) for a pipeline."""
     document = record.to_dict()
-    if record.kind == "pipeline":
+    if record.kind is RunKind.PIPELINE:
         document["steps"] = [step.to_dict() for step in store.steps_of(record.run_id)]
     return document

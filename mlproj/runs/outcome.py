@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
+from mlproj.runs.status import RunKind, RunStatus
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -19,7 +19,7 @@ def exit_code_for(record: RunRecord) -> int:
     if record.status is RunStatus.CANCELED:
         return EXIT_TIMEOUT if (record.error or "").startswith(TIMED_OUT) else EXIT_CANCELED
     if (
-        record.kind == "project"
+        record.kind is RunKind.PROJECT
         and record.status is RunStatus.FAILED
         and record.exit_code is not None
         and 1 <= record.exit_code <= 125

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from mlproj.runs.status import RunStatus
+from mlproj.runs.request import Request, request_from_dict
+from mlproj.runs.status import RunKind, RunStatus
 
 # Columns stored as JSON text.
 JSON_COLUMNS = ("parameters", "tags", "request", "outputs", "reuse_parts")
@@ -18,7 +19,7 @@ _OPTIONAL_JSON = ("request", "reuse_parts")  # None when empty; the others are {
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
-    kind: str = "project"
+    kind: RunKind = RunKind.PROJECT
     status: RunStatus = RunStatus.NOT_STARTED
     exit_code: int | None = None
     error: str | None = None
@@ -51,7 +52,7 @@ class RunRecord:
     pid: int | None = None
     pid_identity: str | None = None
     grace: float | None = None
-    request: Mapping[str, Any] | None = None
+    request: Request | None = None
     env_path: str | None = None
     env_fingerprint: str | None = None
     env_reused: bool | None = None
@@ -95,7 +96,7 @@ class RunRecord:
         """The JSON record of design.md §5 (plus a few added fields); timestamps in ISO 8601 UTC."""
         return {
             "run_id": self.run_id,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "status": self.status.value,
             "exit_code": self.exit_code,
             "error": self.error,
@@ -129,7 +130,7 @@ class RunRecord:
             "outputs": dict(self.outputs),
             "attempt": self.attempt,
             "reason": self.reason,
-            "backend_config": (self.request or {}).get("backend_config") or {},
+            "backend_config": dict((self.request.backend_config if self.request else None) or {}),
             "job_id": self.job_id,
             "backend_state": self.backend_state,
         }
@@ -138,9 +139,11 @@ class RunRecord:
         row: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in JSON_COLUMNS:
+            if f.name == "request":
+                value = None if value is None else json.dumps(value.to_dict())
+            elif f.name in JSON_COLUMNS:
                 value = None if value is None else json.dumps(dict(value))
-            elif f.name == "status":
+            elif f.name in ("status", "kind"):
                 value = value.value
             row[f.name] = value
         return row
@@ -152,6 +155,8 @@ class RunRecord:
             text = values.get(name)
             values[name] = json.loads(text) if text else (None if name in _OPTIONAL_JSON else {})
         values["status"] = RunStatus(values["status"])
+        values["kind"] = RunKind(values["kind"])
+        values["request"] = request_from_dict(values["kind"], values["request"])
         if values.get("env_reused") is not None:
             values["env_reused"] = bool(values["env_reused"])
         return cls(**values)

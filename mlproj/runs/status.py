@@ -33,6 +33,17 @@ class RunStatus(str, Enum):
         raise ValueError(f"unknown status {text!r} (expected one of: {names})")
 
 
+class RunKind(str, Enum):
+    """What a run is: a project, a pipeline, or one step of a pipeline."""
+
+    PROJECT = "project"
+    PIPELINE = "pipeline"
+    STEP = "step"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 FINAL = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SKIPPED})
 
 _ENDINGS = {RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELED}

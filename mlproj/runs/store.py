@@ -15,12 +15,65 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import HomeError, MlprojError, RunNotFoundError, StoreError
 from mlproj.home import Home
 from mlproj.runs.record import COLUMNS, JSON_COLUMNS, RunRecord
 from mlproj.runs.status import RunStatus, predecessors
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from typing_extensions import Unpack
+
+    from mlproj.runs.request import Request
+
+    class RunChanges(TypedDict, total=False):
+        """The columns of a run that `update` and `transition` may change, with their types."""
+
+        exit_code: int | None
+        error: str | None
+        experiment: str
+        experiment_id: int | None
+        run_name: str | None
+        uri: str | None
+        version: str | None
+        commit: str | None
+        entry_point: str | None
+        parameters: Mapping[str, str]
+        env_manager: str | None
+        backend: str
+        created_at: float | None
+        started_at: float | None
+        ended_at: float | None
+        log_path: str | None
+        parent_run_id: str | None
+        step: str | None
+        reused_from: str | None
+        tags: Mapping[str, str]
+        command: str | None
+        work_dir: str | None
+        run_dir: str | None
+        timeout: float | None
+        supervisor_pid: int | None
+        supervisor_identity: str | None
+        pid: int | None
+        pid_identity: str | None
+        grace: float | None
+        request: Request | None
+        env_path: str | None
+        env_fingerprint: str | None
+        env_reused: bool | None
+        outputs: Mapping[str, str]
+        attempt: int | None
+        reuse_key: str | None
+        reuse_parts: Mapping[str, str] | None
+        reason: str | None
+        job_id: str | None
+        backend_state: str | None
+        cgroup: str | None
+
 
 MIN_PREFIX = 4
 BUSY_TIMEOUT_MS = 30_000
@@ -270,31 +323,29 @@ class Store:
             raise RunNotFoundError(f"run ID prefix {prefix!r} is ambiguous: {shown}{more}")
         return RunRecord.from_row(rows[0])
 
-    def transition(self, run_id: str, status: RunStatus, **changes: Any) -> bool:
+    def transition(self, run_id: str, status: RunStatus, **changes: Unpack[RunChanges]) -> bool:
         """Move a run to `status` (with other column changes) if its current status allows it."""
         allowed = sorted(s.value for s in predecessors(status))
         if not allowed:
             return False
-        changes = _encoded(changes)
-        changes["status"] = status.value
-        assignments = ", ".join(f'"{name}" = :{name}' for name in changes)
+        columns = _encoded(changes)
+        columns["status"] = status.value
+        assignments = ", ".join(f'"{name}" = :{name}' for name in columns)
         marks = ", ".join(f":_from{i}" for i in range(len(allowed)))
-        params = {**changes, "run_id": run_id, **{f"_from{i}": s for i, s in enumerate(allowed)}}
+        params = {**columns, "run_id": run_id, **{f"_from{i}": s for i, s in enumerate(allowed)}}
         cursor = self._db.execute(
             f"UPDATE runs SET {assignments} WHERE run_id = :run_id AND status IN ({marks})", params
         )
         return cursor.rowcount == 1
 
-    def update(self, run_id: str, **changes: Any) -> None:
-        """Change columns other than the status."""
-        if "status" in changes:
-            raise ValueError("use transition() to change a status")
+    def update(self, run_id: str, **changes: Unpack[RunChanges]) -> None:
+        """Change columns other than the status (`transition` changes that)."""
         if not changes:
             return
-        changes = _encoded(changes)
-        assignments = ", ".join(f'"{name}" = :{name}' for name in changes)
+        columns = _encoded(changes)
+        assignments = ", ".join(f'"{name}" = :{name}' for name in columns)
         self._db.execute(
-            f"UPDATE runs SET {assignments} WHERE run_id = :run_id", {**changes, "run_id": run_id}
+            f"UPDATE runs SET {assignments} WHERE run_id = :run_id", {**columns, "run_id": run_id}
         )
 
     def list_runs(
@@ -401,12 +452,17 @@ class Store:
         self._db.execute("COMMIT")
 
 
-def _encoded(changes: dict[str, Any]) -> dict[str, Any]:
-    """Column values as stored: mappings in JSON columns as JSON text."""
-    return {
-        name: json.dumps(dict(value)) if name in JSON_COLUMNS and isinstance(value, Mapping) else value
-        for name, value in changes.items()
-    }
+def _encoded(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Column values as stored: a request, and mappings in JSON columns, as JSON text."""
+    encoded = {}
+    for name, value in changes.items():
+        if name == "request" and value is not None:
+            encoded[name] = json.dumps(value.to_dict())
+        elif name in JSON_COLUMNS and isinstance(value, Mapping):
+            encoded[name] = json.dumps(dict(value))
+        else:
+            encoded[name] = value
+    return encoded
 
 
 def _check_schema(home: Home, db: _Guarded) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from mlproj.ui.text import Text
+from mlproj.ui.console import Text
 
 
 class BuildProgress:
@@ -36,7 +36,7 @@ class BuildProgress:
         if self._status is None:
             from rich.status import Status
 
-            from mlproj.ui.console import console
+            from mlproj.ui.console import rich_console as console
 
             self._status = Status("", console=console(stderr=True))
             self._status.start()
@@ -71,7 +71,7 @@ class DownloadProgress:
             if self._status is None:
                 from rich.status import Status
 
-                from mlproj.ui.console import console
+                from mlproj.ui.console import rich_console as console
 
                 self._status = Status("", console=console(stderr=True))
                 self._status.start()

@@ -1,75 +1,10 @@
-"""Plain one-line and key/value output, styled with ANSI codes when the stream is a terminal.
-
-Everything a command prints for people goes through here: importing rich costs about as much as the
-whole budget of `status`, so rich is kept for the live views (`mlproj.ui.live`, `mlproj.ui.progress`),
-imported only when one is shown.
-"""
+"""How runs are shown to people: the summary line, `status`, the `runs` table, a pipeline's steps."""
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import TextIO
-
 from mlproj.runs.record import RunRecord, iso_utc
 from mlproj.runs.status import RunStatus
-
-STATUS_STYLES = {
-    RunStatus.FINISHED: "32",  # green
-    RunStatus.FAILED: "31",  # red
-    RunStatus.CANCELED: "33",  # yellow
-    RunStatus.CANCEL_REQUESTED: "33",
-    RunStatus.SKIPPED: "2",  # dim
-    RunStatus.RUNNING: "34",  # blue
-    RunStatus.PREPARING: "36",  # cyan
-    RunStatus.QUEUED: "36",
-    RunStatus.NOT_STARTED: "2",
-}
-
-
-def printable(text: str) -> str:
-    """Text from a run (a name, an error, a tag) made safe to print: control characters, ANSI escapes
-    included, are shown escaped (`\\x1b`), never sent to the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text
-    )
-
-
-def wants_color(stream: TextIO) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
-
-
-class Text:
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stdout
-        self.color = wants_color(self.stream)
-
-    def style(self, text: str, code: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
-
-    def status(self, status: RunStatus) -> str:
-        return self.style(status.value, "1;" + STATUS_STYLES[status])
-
-    def print(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+from mlproj.ui.console import STATUS_STYLES, Text, format_duration, printable
 
 
 def summary_line(out: Text, record: RunRecord) -> str:
@@ -149,7 +84,7 @@ def runs_lines(out: Text, records: list[RunRecord]) -> list[str]:
         ]
         for r in records
     ]
-    return table_lines(out, headers, rows, [STATUS_STYLES[r.status] for r in records])
+    return table_lines(out, headers, rows, [STATUS_STYLES[r.status.value] for r in records])
 
 
 def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:
@@ -171,4 +106,4 @@ def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:
         else:
             why = (step.reason or "").removeprefix("ran: ")
         rows.append([name, step.status.value, format_duration(step.duration_s), step.run_id, why])
-    return table_lines(out, headers, rows, [STATUS_STYLES[s.status] for s in steps])
+    return table_lines(out, headers, rows, [STATUS_STYLES[s.status.value] for s in steps])

@@ -1,4 +1,4 @@
-"""Entry point of a detached supervisor: `python -m mlproj.runs.supervise RUN_ID`.
+"""Entry point of a detached supervisor: `python -m mlproj.submit.detached RUN_ID`.
 
 It runs in a session of its own with no terminal; its own stderr goes to `supervisor.log` in the run's
 folder. Should it fail unexpectedly, the run is recorded `Failed` with the reason, never left running.
@@ -10,11 +10,11 @@ import sys
 import time
 import traceback
 
+from mlproj.execution.reconcile import end_processes
+from mlproj.execution.supervisor import supervise
 from mlproj.home import Home
-from mlproj.runs.control import end_processes
-from mlproj.runs.status import RunStatus
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
-from mlproj.runs.supervisor import supervise
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     try:
         store = Store.open(home)
         try:
-            if store.get(run_id).kind == "pipeline":
+            if store.get(run_id).kind is RunKind.PIPELINE:
                 from mlproj.pipelines.scheduler import PipelineSupervisor
 
                 record = PipelineSupervisor(store, run_id, dedicated=True).run()

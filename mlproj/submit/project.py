@@ -1,41 +1,43 @@
-"""The run flow as named steps: fetch → load spec → resolve entry point → parameters → record → start.
+"""Planning and recording a project run: fetch → load MLproject → resolve the entry point → parameters →
+environment → the `RunRequest`, then the record.
 
-`plan` does everything that can fail on bad input, before anything is recorded or started, so input
-errors never leave a run behind. `record_run` writes the run (`Queued`) with the request its supervisor
-will execute; `start_detached` hands it to a background supervisor.
+`plan_project` does everything that can fail on bad input, before anything is recorded or started, so
+input errors never leave a run behind. `record_project` writes the run (`Queued`) with the request its
+supervisor will execute.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlproj import process
+from mlproj.envs.select import select_environment
 from mlproj.errors import InputError
 from mlproj.home import Home
 from mlproj.params import (
     Downloader,
     ResolvedParameters,
     check_command_size,
-    check_passable,
+    check_labels,
     render_command,
     resolve_parameters,
 )
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
+from mlproj.runs.request import RunRequest
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, is_run_id, new_run_id
+from mlproj.sources import copy_checkout
 from mlproj.spec import EntryPoint, Project
+from mlproj.values import check_timeout
 
 if TYPE_CHECKING:
     from mlproj.backends.base import Backend
     from mlproj.downloads import Progress
-    from mlproj.envs.envspec import EnvSpec
     from mlproj.sources import FetchedSource
 
 DEFAULT_EXPERIMENT = "Default"
@@ -62,8 +64,8 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A run resolved and checked, ready to record: what would run, and where."""
+class ProjectPlan:
+    """A run resolved and checked, ready to record: what would run (its request), and where."""
 
     run_id: str
     options: RunOptions
@@ -72,17 +74,13 @@ class Plan:
     project: Project
     entry_point: EntryPoint
     parameters: ResolvedParameters
-    command: str
-    argv: tuple[str, ...]
-    env_manager: str
-    env_spec: EnvSpec | None
+    request: RunRequest
     experiment: str
-    backend_config: Mapping[str, Any] = field(default_factory=dict)
 
 
-def plan(
+def plan_project(
     options: RunOptions, home: Home, *, materialize: bool = True, progress: Progress | None = None
-) -> Plan:
+) -> ProjectPlan:
     """Fetch the project and resolve everything; raises `InputError` for any bad input.
 
     With `materialize` (a real run, not `validate`), a Git project is copied into the run's folder,
@@ -105,7 +103,7 @@ def plan(
     source = fetch(options.uri, options.version, home, options.caller_dir)
     if not source.path.is_dir():
         from mlproj.pipelines import is_pipeline_file
-        from mlproj.pipelines.spec import load_pipeline
+        from mlproj.pipelines.loader import load_pipeline
 
         if is_pipeline_file(source.path):
             load_pipeline(source.path)  # its errors first
@@ -131,15 +129,29 @@ def plan(
         if materialize:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    env_manager, env_spec = choose_environment(
-        options.env_manager, project, home, options.rebuild_env, options.docker, backend
+    env_manager, env_spec = select_environment(
+        options.env_manager,
+        project,
+        home,
+        rebuild=options.rebuild_env,
+        options=options.docker,
+        accept=backend.accept,
+        built_here=backend.prepares_environment,
     )
-    from mlproj.envs import get_manager
-
-    backend.check(backend_config, env_spec, get_manager(env_manager))
+    backend.check(backend_config, get_manager(env_manager), env_spec)
     command = render_command(entry_point, parameters)
     check_command_size(command, parameters.values)
-    return Plan(
+    request = RunRequest(
+        command=command,
+        cwd=str(project.directory),
+        shell=process.shell(),
+        env_manager=env_manager,
+        env_spec=env_spec,
+        rebuild_env=options.rebuild_env,
+        backend=options.backend,
+        backend_config=backend_config,
+    )
+    return ProjectPlan(
         run_id=run_id,
         options=options,
         uri=source.uri if source.is_git else str(source.path),
@@ -147,27 +159,9 @@ def plan(
         project=project,
         entry_point=entry_point,
         parameters=parameters,
-        command=command,
-        argv=(shell(), "-c", command),
-        env_manager=env_manager,
-        env_spec=env_spec,
+        request=request,
         experiment=options.experiment or os.environ.get("MLPROJ_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
-        backend_config=backend_config,
     )
-
-
-def check_timeout(timeout: float | None, flag: str = "--timeout") -> None:
-    """A timeout is a positive, finite number of seconds."""
-    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        raise InputError(f"{flag} {timeout:g}: expected a positive number of seconds")
-
-
-def check_labels(run_name: str | None, tags: Mapping[str, str]) -> None:
-    """The run's name and tags are text: no NUL characters."""
-    if run_name is not None:
-        check_passable("--run-name", run_name)
-    for key, value in tags.items():
-        check_passable(f"--tag {key!r}", key + value)
 
 
 def resolve_backend(name: str, config: Mapping[str, Any] | None) -> tuple[Backend, dict[str, Any]]:
@@ -178,57 +172,10 @@ def resolve_backend(name: str, config: Mapping[str, Any] | None) -> tuple[Backen
     return backend, backend.validate_config(config)
 
 
-def choose_environment(
-    given: str | None,
-    project: Project,
-    home: Home,
-    rebuild: bool,
-    docker: Mapping[str, Any],
-    backend: Backend | None = None,
-) -> tuple[str, EnvSpec | None]:
-    """The environment manager and what it must build; whatever cannot be built here is an input
-    error now (a missing Python version, no conda, no image), unless the environment is cached.
-    The backend must accept the manager first; one that has the cluster build the environment
-    (`prepares_environment` False) gets it unchecked here."""
-    from mlproj.envs import choose_manager, get_manager
-    from mlproj.envs.envspec import find_env_file
-
-    if project.docker_env is not None:
-        kind = "docker"
-    else:
-        found = find_env_file(project)
-        kind = found[0] if found else "none"
-    name = choose_manager(given, kind)
-    manager = get_manager(name)
-    if backend is not None:
-        backend.accept_manager(manager)
-    if not manager.builds:
-        return name, None
-    spec = manager.load_spec(project, docker)
-    if backend is not None and not backend.prepares_environment:
-        return name, spec
-    if not manager.cached:
-        manager.check(spec)
-        return name, spec
-    from mlproj.envs.cache import EnvCache
-
-    if rebuild or EnvCache(home).lookup(spec.fingerprint(name)) is None:
-        manager.check(spec)
-    return name, spec
-
-
 def _private_copy(source: FetchedSource, run_dir: Path) -> Path:
     """Copy the whole checkout (a project may use files beside its subfolder) into the run's folder."""
     target = copy_checkout(source, run_dir / "checkout")
     return target / source.subdirectory if source.subdirectory else target
-
-
-def copy_checkout(source: FetchedSource, target: Path) -> Path:
-    """Copy the whole checkout that `source` lies in to `target`; returns `target`."""
-    depth = len(Path(source.subdirectory).parts) if source.subdirectory else 0
-    root = source.path.parents[depth - 1] if depth else source.path
-    shutil.copytree(root, target, symlinks=True)
-    return target
 
 
 def _downloader(target: Path, progress: Progress | None) -> Downloader:
@@ -240,30 +187,17 @@ def _downloader(target: Path, progress: Progress | None) -> Downloader:
     return fetch_uri
 
 
-def shell() -> str:
-    """The shell that runs MLproject commands (bash, as MLflow uses; sh where there is no bash)."""
-    return shutil.which("bash") or "/bin/sh"
-
-
-def record_run(store: Store, planned: Plan) -> RunRecord:
+def record_project(store: Store, planned: ProjectPlan) -> RunRecord:
     """Record the planned run as `Queued`, supervised (for now) by this process."""
     run_dir = store.home.run_dir(planned.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "output.log"
     log_path.touch()
     me = os.getpid()
-    request = {
-        "argv": list(planned.argv),
-        "cwd": str(planned.project.directory),
-        "project_dir": str(planned.project.directory),
-        "env": {},
-        "env_spec": planned.env_spec.to_dict() if planned.env_spec else None,
-        "rebuild_env": planned.options.rebuild_env,
-        "backend_config": dict(planned.backend_config),
-    }
+    request = planned.request
     record = RunRecord(
         run_id=planned.run_id,
-        kind="project",
+        kind=RunKind.PROJECT,
         status=RunStatus.QUEUED,
         experiment=planned.experiment,
         run_name=planned.options.run_name,
@@ -272,11 +206,11 @@ def record_run(store: Store, planned: Plan) -> RunRecord:
         commit=planned.commit,
         entry_point=planned.entry_point.name,
         parameters=dict(planned.parameters.values),
-        env_manager=planned.env_manager,
-        backend=planned.options.backend,
+        env_manager=request.env_manager,
+        backend=request.backend,
         log_path=str(log_path),
         tags=dict(planned.options.tags),
-        command=planned.command,
+        command=request.command,
         work_dir=str(planned.project.directory),
         run_dir=str(run_dir),
         timeout=planned.options.timeout,
@@ -285,17 +219,3 @@ def record_run(store: Store, planned: Plan) -> RunRecord:
         request=request,
     )
     return store.insert(record)
-
-
-def start_detached(store: Store, record: RunRecord) -> RunRecord:
-    """Hand a recorded run to a background supervisor and return at once."""
-    env = {**os.environ, "MLPROJ_HOME": str(store.home.root)}
-    env.pop(process.RUN_ID_VARIABLE, None)
-    run_dir = Path(record.run_dir or store.home.run_dir(record.run_id))
-    proc = process.spawn_detached(
-        [sys.executable, "-m", "mlproj.runs.supervise", record.run_id], env, run_dir / "supervisor.log"
-    )
-    child_identity = process.identity(proc.pid)
-    if child_identity is not None:  # None: it has already finished, and recorded itself
-        store.update(record.run_id, supervisor_pid=proc.pid, supervisor_identity=child_identity)
-    return store.get(record.run_id)

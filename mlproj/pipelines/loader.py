@@ -1,4 +1,4 @@
-"""Pipeline YAML (design.md §6) → frozen dataclasses, every problem found at load time.
+"""Pipeline YAML (design.md §6) → `mlproj.pipelines.model`, every problem found at load time.
 
 Errors name the file, the key path (`jobs.train.inputs.data`) and, where YAML gives it, the line.
 `steps:` is accepted as an alias of `jobs:`.
@@ -6,22 +6,27 @@ Errors name the file, the key path (`jobs.train.inputs.data`) and, where YAML gi
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlproj.errors import SpecError
-from mlproj.quoting import Template, TemplateError
+from mlproj.pipelines.model import (
+    BINDING,
+    INPUT_TYPES,
+    NAME,
+    OUTPUT_TYPES,
+    STEP_TYPES,
+    Pipeline,
+    PipelineInput,
+    Step,
+    bindings,
+    command_template,
+    text_of,
+)
+from mlproj.quoting import TemplateError
+from mlproj.values import check
 
-INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder")
-OUTPUT_TYPES = ("uri_folder", "uri_file")
-STEP_TYPES = ("mlflow_project", "command")
-BINDING = re.compile(r"\$\{\{\s*([^{}]*?)\s*\}\}")
-# Step, input and output names: parts of `${{...}}` bindings, and of folder names in a run.
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _TOP_KEYS = {
     "type",
     "name",
@@ -63,185 +68,6 @@ _STEP_KEYS = {
     "mlflow_project": _COMMON_STEP_KEYS | {"uri", "version", "entry_point", "parameters"},
     "command": _COMMON_STEP_KEYS | {"code", "command"},
 }
-
-
-@dataclass(frozen=True)
-class PipelineInput:
-    name: str
-    type: str
-    default: Any = None  # None: required
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    type: str
-    inputs: Mapping[str, Any] = field(default_factory=dict)  # literal values or binding strings
-    outputs: Mapping[str, str] = field(default_factory=dict)  # name → uri_folder | uri_file
-    depends_on: tuple[str, ...] = ()
-    retries: int = 0
-    timeout: float | None = None
-    allow_reuse: bool = True
-    env_manager: str | None = None
-    backend: str | None = None  # where it runs (None: the pipeline's)
-    backend_config: Mapping[str, Any] | None = None
-    # mlflow_project
-    uri: str | None = None
-    version: str | None = None
-    entry_point: str = "main"
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    # command
-    code: str | None = None
-    command: str | None = None
-
-    def to_document(self, folder: Path) -> dict[str, Any]:
-        """This step as YAML data, with local paths made absolute against the pipeline's `folder`."""
-        body: dict[str, Any] = {"type": self.type}
-        if self.type == "mlflow_project":
-            from mlproj.sources import is_git_uri
-
-            uri = self.uri or ""
-            body["uri"] = uri if is_git_uri(uri) else str((folder / uri).absolute())
-            if self.version is not None:
-                body["version"] = self.version
-            body["entry_point"] = self.entry_point
-            if self.parameters:
-                body["parameters"] = dict(self.parameters)
-        else:
-            if self.code is not None:
-                body["code"] = str((folder / self.code).absolute())
-            body["command"] = self.command
-        optional: dict[str, Any] = {
-            "inputs": dict(self.inputs) if self.inputs else None,
-            "outputs": {name: {"type": kind} for name, kind in self.outputs.items()}
-            if self.outputs
-            else None,
-            "depends_on": list(self.depends_on) if self.depends_on else None,
-            "retries": self.retries or None,
-            "timeout": self.timeout,
-            "allow_reuse": False if not self.allow_reuse else None,
-            "env_manager": self.env_manager,
-            "backend": self.backend,
-            "backend_config": dict(self.backend_config) if self.backend_config is not None else None,
-        }
-        body.update({key: value for key, value in optional.items() if value is not None})
-        return body
-
-    def upstream(self) -> set[str]:
-        """Steps this one depends on: `depends_on` and `${{parent.jobs.S.outputs.O}}` bindings (in its
-        inputs, its parameters or its command)."""
-        found = set(self.depends_on)
-        for value in [*self.inputs.values(), *self.parameters.values(), self.command]:
-            for ref in bindings(value):
-                if ref[:2] == ("parent", "jobs"):
-                    found.add(ref[2])
-        return found
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    file: Path
-    name: str
-    description: str | None = None
-    experiment_name: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
-    inputs: Mapping[str, PipelineInput] = field(default_factory=dict)
-    outputs: Mapping[str, str] = field(default_factory=dict)  # name → binding
-    continue_on_step_failure: bool = False
-    force_rerun: bool = False
-    max_parallel: int | None = None
-    env_manager: str | None = None
-    backend: str | None = None  # where steps run unless they say (None: local)
-    backend_config: Mapping[str, Any] | None = None
-    steps: Mapping[str, Step] = field(default_factory=dict)
-    jobs_key: str = "jobs"  # `jobs`, or its alias `steps`, as the file says
-    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)  # key path → line
-
-    @property
-    def folder(self) -> Path:
-        return self.file.parent
-
-    def edges(self) -> list[tuple[str, str]]:
-        """(upstream, downstream) pairs, in step order."""
-        return [(up, name) for name, step in self.steps.items() for up in sorted(step.upstream())]
-
-    def order(self) -> list[str]:
-        """The steps in an order where each comes after everything it depends on (file order kept)."""
-        done: list[str] = []
-        placed: set[str] = set()
-        while len(done) < len(self.steps):
-            for name, step in self.steps.items():
-                if name not in placed and step.upstream() <= placed:
-                    done.append(name)
-                    placed.add(name)
-                    break
-        return done
-
-    def to_document(self) -> dict[str, Any]:
-        """The pipeline as a YAML document that loads back to the same pipeline from any folder: local
-        step folders and project URIs are written as absolute paths (`PipelineRun.save`)."""
-        document: dict[str, Any] = {"type": "pipeline", "name": self.name}
-        for key in ("description", "experiment_name"):
-            if getattr(self, key) is not None:
-                document[key] = getattr(self, key)
-        if self.tags:
-            document["tags"] = dict(self.tags)
-        if self.inputs:
-            document["inputs"] = {
-                name: {
-                    "type": item.type,
-                    **({} if item.default is None else {"default": self._default(item)}),
-                }
-                for name, item in self.inputs.items()
-            }
-        if self.outputs:
-            document["outputs"] = dict(self.outputs)
-        settings: dict[str, Any] = {
-            "continue_on_step_failure": self.continue_on_step_failure,
-            "force_rerun": self.force_rerun,
-        }
-        if self.max_parallel is not None:
-            settings["max_parallel"] = self.max_parallel
-        if self.env_manager is not None:
-            settings["env_manager"] = self.env_manager
-        if self.backend is not None:
-            settings["backend"] = self.backend
-        if self.backend_config is not None:
-            settings["backend_config"] = dict(self.backend_config)
-        document["settings"] = settings
-        document["jobs"] = {name: step.to_document(self.folder) for name, step in self.steps.items()}
-        return document
-
-    def _default(self, item: PipelineInput) -> Any:
-        """An input's default for `to_document`: a relative local path made absolute."""
-        from mlproj.params import uri_scheme
-
-        if item.type not in ("uri_file", "uri_folder") or item.default is None:
-            return item.default
-        text = str(item.default)
-        if uri_scheme(text) is not None or Path(text).expanduser().is_absolute():
-            return item.default
-        return str((self.folder / text).absolute())
-
-
-@functools.lru_cache(maxsize=256)
-def command_template(command: str) -> Template:
-    """A command step's command as a template whose placeholders are its `${{...}}` bindings (named by
-    their expression, `parent.inputs.lr`); raises `TemplateError` when it cannot be read."""
-    parts, names, last = [], [], 0
-    for match in BINDING.finditer(command):
-        parts.append(command[last : match.start()])
-        names.append(".".join(part.strip() for part in match.group(1).split(".")))
-        last = match.end()
-    parts.append(command[last:])
-    return Template.parse(parts, names)
-
-
-def bindings(value: Any) -> list[tuple[str, ...]]:
-    """The `${{a.b.c}}` references in a value, as tuples of their parts."""
-    if not isinstance(value, str):
-        return []
-    return [tuple(part.strip() for part in match.split(".")) for match in BINDING.findall(value)]
 
 
 def load_pipeline(path: Path, *, as_file: Path | None = None, check_paths: bool = True) -> Pipeline:
@@ -339,7 +165,7 @@ class _Loader:
                 default = body
                 type_name = _type_of(body)
             if default is not None:
-                problem = check_input_value(type_name, default)
+                problem = check(type_name, text_of(default))
                 if problem:
                     raise self.error(f"{key}.default" if isinstance(body, dict) else key, problem)
             result[str(name)] = PipelineInput(str(name), type_name, default)
@@ -612,25 +438,3 @@ def _type_of(value: Any) -> str:
     if isinstance(value, float):
         return "number"
     return "string"
-
-
-def check_input_value(type_name: str, value: Any) -> str | None:
-    """Why `value` is not a valid pipeline input of `type_name`, or None."""
-    text = str(value).strip()
-    if type_name == "integer":
-        try:
-            int(text)
-        except ValueError:
-            return f"expected an integer, got {value!r}"
-        if isinstance(value, float) and not value.is_integer():
-            return f"expected an integer, got {value!r}"
-    elif type_name == "number":
-        try:
-            float(text)
-        except ValueError:
-            return f"expected a number, got {value!r}"
-    elif type_name == "boolean" and text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-        return f"expected true or false, got {value!r}"
-    elif type_name in ("uri_file", "uri_folder") and not text:
-        return "expected a path or URI"
-    return None

@@ -1,6 +1,6 @@
 """The supervisor: starts a recorded run's workload, watches it, stops it, and records how it ended.
 
-A foreground `mlproj run` is its own supervisor; `--detach` hands the run to `mlproj.runs.supervise`
+A foreground `mlproj run` is its own supervisor; `--detach` hands the run to `mlproj.submit.detached`
 in a background process. Either way, the supervisor records its identity on the run first, so that a
 run whose supervisor has died can be told apart from one still running (see `reconcile`).
 """
@@ -8,91 +8,37 @@ run whose supervisor has died can be told apart from one still running (see `rec
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from mlproj import process
 from mlproj.errors import MlprojError
-from mlproj.execution.ladder import LEFTOVERS, Stop, climb, rungs
+from mlproj.execution.builds import run_build_step
+from mlproj.execution.ladder import LEFTOVERS, Stop, rungs
+from mlproj.execution.signals import Canceled, InterruptCounter, SignalFlags
 from mlproj.home import Home
-from mlproj.proctree import RunProcesses, make_cgroup, mechanism, remove_cgroup
+from mlproj.proctree import make_cgroup, mechanism, remove_cgroup
 from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
+from mlproj.runs.request import RunRequest
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
-from mlproj.workload import Workload
 
 if TYPE_CHECKING:
-    from mlproj.envs.base import BuildStep, EnvManager
-    from mlproj.envs.build import StepResult
+    from mlproj.backends.base import Launch
+    from mlproj.backends.workload import Workload
 
 OutputSink = Callable[[bytes], None]
 CANCEL_POLL = 0.25  # how often the store is checked for a cancel request from another shell
 OUTPUT_INTERVAL = 0.05  # how often new output is copied from the run log to the terminal
 REAP_INTERVAL = 1.0  # how often a subreaper collects the orphans it adopted that have exited
-_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 def stop_for(reason: str, grace: float, interactive: bool) -> Stop:
     """A stop of a run: SIGTERM, then SIGKILL after `grace`; SIGINT first when a person pressed Ctrl-C."""
     return Stop(reason, rungs(grace, interactive=interactive))
-
-
-class Canceled(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class SignalFlags:
-    """What Ctrl-C (SIGINT) and SIGTERM/SIGHUP asked, noted by handlers installed in the main thread
-    and read by the supervisors' loops (a pipeline's steps share their pipeline's)."""
-
-    def __init__(self) -> None:
-        self.interrupts = 0  # Ctrl-C presses so far
-        self.stop_signal: str | None = None
-
-    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
-        self.interrupts += 1
-
-    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.stop_signal = signal.Signals(signum).name
-
-    def install(self) -> dict[int, Any]:
-        """Install the handlers (in the main thread only); returns what they replaced."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, self._on_interrupt)}
-        for name in _STOP_SIGNALS:
-            signum = getattr(signal, name)
-            previous[signum] = signal.signal(signum, self._on_stop_signal)
-        return previous
-
-    @staticmethod
-    def restore(previous: dict[int, Any]) -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-class InterruptCounter:
-    """One supervisor's view of the Ctrl-C presses: each one not yet acted on begins a stop, or
-    climbs the ladder a rung at once."""
-
-    def __init__(self, flags: SignalFlags) -> None:
-        self.flags = flags
-        self.handled = 0
-
-    def pressed(self) -> bool:
-        """True once per Ctrl-C not yet acted on."""
-        if self.flags.interrupts > self.handled:
-            self.handled += 1
-            return True
-        return False
 
 
 class Supervisor:
@@ -147,7 +93,6 @@ class Supervisor:
         record = self.store.get(self.run_id)
         if record.is_final:
             return record
-        request = dict(record.request or {})
         log_path = Path(record.log_path or self.store.home.run_dir(self.run_id) / "output.log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.touch()  # a cluster's job may create it only when it starts
@@ -158,7 +103,7 @@ class Supervisor:
             self.store.update(self.run_id, cgroup=str(self.cgroup))
         started = time.time()
         try:
-            workload = self._launch(record, request, log_path, started)
+            workload = self._launch(record, log_path, started)
         except Canceled as canceled:
             remove_cgroup(self.cgroup)
             self.store.transition(
@@ -188,23 +133,26 @@ class Supervisor:
             moved = self.store.transition(self.run_id, RunStatus.RUNNING, started_at=started)
         return self._watch(workload, record, log_path, started, canceled_early=not moved)
 
-    def _launch(self, record: RunRecord, request: dict[str, Any], log_path: Path, started: float) -> Workload:
+    def _launch(self, record: RunRecord, log_path: Path, started: float) -> Workload:
         """Prepare the environment, then start the workload unless the run was canceled meanwhile."""
         from mlproj.backends import get_backend
 
-        backend = get_backend(record.backend or "local")
-        exec_request, manager = self._prepare(record, request, log_path, backend.prepares_environment)
+        request = record.request
+        if not isinstance(request, RunRequest):
+            raise MlprojError(f"run {record.run_id} has no request to execute")
+        backend = get_backend(request.backend)
+        launch = self._prepare(record, request, log_path, build=backend.prepares_environment)
         self._log_offset = log_path.stat().st_size if log_path.exists() else 0
-        if not self._claim_start(record, started):
+        if not self._claim_start(started, queued=backend.queues):
             raise Canceled(self._canceled_reason())
-        return backend.launch(record, exec_request, request, manager)
+        return backend.launch(launch)
 
-    def _claim_start(self, record: RunRecord, started: float) -> bool:
+    def _claim_start(self, started: float, *, queued: bool) -> bool:
         """Decide, in one compare-and-set, that the workload starts: a run canceled while it was being
-        prepared never starts. A local workload is recorded `Running` now (its PID follows at once); a
-        cluster's job stays `Queued` until the cluster starts it."""
+        prepared never starts. A workload that starts at once is recorded `Running` now (its PID follows);
+        a cluster's job (`queued`) stays `Queued` until the cluster starts it."""
         self._launched_as = None
-        if record.backend in (None, "local"):
+        if not queued:
             if self.store.transition(self.run_id, RunStatus.RUNNING, started_at=started):
                 self._launched_as = RunStatus.RUNNING
                 return True
@@ -230,24 +178,22 @@ class Supervisor:
                 self.run_id, RunStatus.RUNNING, started_at=workload.started_at or time.time()
             )
 
-    def _prepare(
-        self, record: RunRecord, request: dict[str, Any], log_path: Path, build: bool = True
-    ) -> tuple[process.ExecRequest, EnvManager]:
+    def _prepare(self, record: RunRecord, request: RunRequest, log_path: Path, *, build: bool) -> Launch:
         """The workload's environment: built (while the run is `Preparing`) or taken from the cache.
-        Without `build`, the backend has the cluster build it from the run's environment spec."""
+        Without `build`, the backend has the cluster build it (`portable`) from the run's environment."""
+        from mlproj.backends.base import Launch
         from mlproj.envs import get_manager
         from mlproj.envs.base import PreparedEnv
         from mlproj.envs.build import prepare_environment
-        from mlproj.envs.envspec import EnvSpec
 
         base_env = dict(os.environ)
         base_env[process.RUN_ID_VARIABLE] = self.run_id
-        spec_data = request.get("env_spec")
+        manager = get_manager(request.env_manager)
         if build:
             prepared = prepare_environment(
                 self.store.home,
-                record.env_manager or "local",
-                EnvSpec.from_dict(spec_data) if spec_data else None,
+                request.env_manager,
+                request.env_spec,
                 base_env,
                 run_step=lambda step: run_build_step(
                     self.run_id, step, base_env, log_path, self._status, self._poll_stop, self.cgroup
@@ -255,10 +201,10 @@ class Supervisor:
                 on_build=self._mark_preparing,
                 on_status=self._status,
                 check_cancel=self._raise_if_stopped,
-                rebuild=bool(request.get("rebuild_env")),
+                rebuild=request.rebuild_env,
             )
         else:
-            prepared = PreparedEnv(manager=record.env_manager or "local")
+            prepared = PreparedEnv(manager=request.env_manager)
         if prepared.fingerprint is not None:
             self.store.update(
                 self.run_id,
@@ -266,20 +212,27 @@ class Supervisor:
                 env_fingerprint=prepared.fingerprint,
                 env_reused=prepared.reused,
             )
-        env = {**base_env, **prepared.variables, **request.get("env", {})}
+        env = {**base_env, **prepared.variables, **request.env}
         if prepared.prefix is not None:
             env.pop("PYTHONHOME", None)
         env[process.RUN_DIR_VARIABLE] = str(log_path.parent)
         env.setdefault("PYTHONUNBUFFERED", "1")
         exec_request = process.ExecRequest(
-            argv=request["argv"],
-            cwd=Path(request["cwd"]),
+            argv=request.argv,
+            cwd=Path(request.cwd),
             env=env,
             log_path=log_path,
             cgroup=self.cgroup,
             adopts=self.dedicated,
         )
-        return exec_request, get_manager(prepared.manager)
+        spec = request.env_spec
+        return Launch(
+            record=record,
+            request=request,
+            process=exec_request,
+            container=None if spec is None else manager.container(spec, Path(request.cwd), log_path.parent),
+            portable=None if build else manager.portable(spec),
+        )
 
     # --- environment builds -------------------------------------------------------------------------
 
@@ -396,7 +349,7 @@ class Supervisor:
             status, error = ending
         elif stop is not None and stop.reason is not None:
             status, error = RunStatus.CANCELED, stop.reason
-            if stop.reason.startswith(TIMED_OUT) and self.store.get(self.run_id).kind == "step":
+            if stop.reason.startswith(TIMED_OUT) and self.store.get(self.run_id).kind is RunKind.STEP:
                 status = RunStatus.FAILED  # a pipeline step's timeout fails the step (and may be retried)
         elif returncode == 0:
             problem = self.check_outputs() if self.check_outputs is not None else None
@@ -413,58 +366,6 @@ def _start_error(exc: Exception) -> str:
     if isinstance(exc, OSError):
         return f"cannot start the command: {exc}"
     return f"cannot start the command: {type(exc).__name__}: {exc}"
-
-
-def run_build_step(
-    run_id: str,
-    step: BuildStep,
-    base_env: Mapping[str, str],
-    log_path: Path,
-    on_status: Callable[[str | None], None],
-    poll_stop: Callable[[], Stop | None],
-    cgroup: Path | None = None,
-) -> StepResult:
-    """Run one program of an environment build (in the run's cgroup), its output appended to
-    `log_path`; `poll_stop` is asked between reads, and a stop ends the program's tree and raises
-    `Canceled`."""
-    from mlproj.envs.build import StepResult
-
-    with log_path.open("ab") as log:
-        log.write(f"mlproj: {step.description}: {' '.join(step.argv)}\n".encode())
-    start = log_path.stat().st_size
-    proc = process.spawn(
-        process.ExecRequest(
-            argv=step.argv, cwd=step.cwd, env={**base_env, **step.env}, log_path=log_path, cgroup=cgroup
-        )
-    )
-    waiter = process.Waiter(proc)
-    builder = RunProcesses(
-        run_id,
-        cgroup=cgroup,
-        leader=process.Proc(proc.pid, process.identity(proc.pid) or ""),
-        held=True,
-    )
-    try:
-        with log_path.open("rb") as log:
-            log.seek(start)
-            while True:
-                returncode = waiter.wait(OUTPUT_INTERVAL * 2)
-                lines = log.read().decode("utf-8", errors="replace").strip().splitlines()
-                if lines:
-                    on_status(f"{step.description}: {lines[-1][:100]}")
-                if returncode is not None:
-                    break
-                stop = poll_stop()
-                if stop is not None:
-                    grace = min(stop.ladder[0].wait, process.LEFTOVER_GRACE)
-                    climb(builder, rungs(grace))
-                    raise Canceled(stop.reason or "canceled")
-    finally:
-        waiter.close()
-    with log_path.open("rb") as log:
-        log.seek(start)
-        tail = log.read()[-4000:].decode("utf-8", errors="replace")
-    return StepResult(returncode, "\n".join(tail.strip().splitlines()[-5:]))
 
 
 def supervise(

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
-from mlproj.ui.text import STATUS_STYLES, Text, format_duration, printable
+from mlproj.ui.console import STATUS_STYLES, PlainView, Text, format_duration, printable
 
 MAX_ROWS = 40  # a bigger pipeline shows its unfinished steps and counts the finished ones
 TAIL_BYTES = 2048
@@ -29,27 +29,13 @@ def make_view(stream: TextIO, plain: bool, title: str = "", run_id: str = "") ->
     return BoardView(stderr=stream is sys.stderr, title=title, run_id=run_id)
 
 
-class PlainView:
-    def __init__(self, out: Text) -> None:
-        self.out = out
-
-    def event(self, line: str) -> None:
-        self.out.print(line)
-
-    def refresh(self, steps: list[RunRecord]) -> None:
-        return
-
-    def close(self) -> None:
-        return
-
-
 class BoardView:
     def __init__(self, stderr: bool, title: str = "", run_id: str = "", console: Any = None) -> None:
         import time
 
         from rich.live import Live
 
-        from mlproj.ui.console import console as the_console
+        from mlproj.ui.console import rich_console as the_console
 
         self.title = title
         self.run_id = run_id
@@ -105,7 +91,7 @@ class BoardView:
         ):
             table.add_column(header, no_wrap=True, width=width, overflow="ellipsis")
         for (name, step, duration), why, last in zip(rows, whys, lasts, strict=True):
-            style = "bold " + _rich_color(STATUS_STYLES[step.status])
+            style = "bold " + _rich_color(STATUS_STYLES[step.status.value])
             # rich Text, not markup: a name or an output may hold "[...]"
             table.add_row(
                 RichText(name),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from mlproj.runs.status import RunKind
 from mlproj.runs.store import Store
 
 
@@ -11,7 +12,7 @@ def watch_status(store: Store, run_id: str, interval: float) -> None:
     from rich.live import Live
     from rich.text import Text as RichText
 
-    from mlproj.ui.console import console
+    from mlproj.ui.console import rich_console as console
 
     def render() -> RichText:
         return RichText("\n".join(watch_lines(store, run_id)))
@@ -24,13 +25,14 @@ def watch_status(store: Store, run_id: str, interval: float) -> None:
 
 def watch_lines(store: Store, run_id: str) -> list[str]:
     """What `status --watch` shows now: the run, and a pipeline's steps as they go."""
-    from mlproj.runs.control import reconcile
-    from mlproj.ui.text import Text, status_lines, steps_lines
+    from mlproj.cli.render import status_lines, steps_lines
+    from mlproj.execution.reconcile import reconcile
+    from mlproj.ui.console import Text
 
     plain = Text()
     plain.color = False
     record = reconcile(store, store.get(run_id))
     lines = status_lines(plain, record)
-    if record.kind == "pipeline":
+    if record.kind is RunKind.PIPELINE:
         lines += ["", *steps_lines(plain, store.steps_of(run_id))]
     return lines

@@ -21,6 +21,7 @@ from mlproj.api import SubmittedRun
 from mlproj.errors import ExecutionError, InputError, RunNotFoundError
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
+from mlproj.runs.status import RunKind
 from mlproj.runs.store import Store
 
 _MANAGED = "a pipeline run's status is managed by its steps: it cannot be {0} by hand"
@@ -63,7 +64,7 @@ class _RunView:
         return _store(self._home)
 
     def _record(self) -> RunRecord:
-        from mlproj.runs.control import reconcile
+        from mlproj.execution.reconcile import reconcile
 
         with self._opened() as store:
             return reconcile(store, store.get(self.run_id))
@@ -132,10 +133,10 @@ class PipelineRun(SubmittedRun, _RunView):
     ):
         resolved = home if isinstance(home, Home) else Home.from_env(home)
         with _store(resolved) as store:
-            from mlproj.runs.control import find_run
+            from mlproj.execution.reconcile import find_run
 
             record = find_run(store, run_id)
-        if record.kind != "pipeline":
+        if record.kind is not RunKind.PIPELINE:
             raise InputError(f"run {record.run_id} is a {record.kind} run, not a pipeline run")
         if experiment is not None and record.experiment != str(experiment):
             raise RunNotFoundError(
@@ -171,7 +172,7 @@ class PipelineRun(SubmittedRun, _RunView):
 
     def get_graph(self) -> dict[str, Any]:
         """{"nodes": [step names], "edges": [[from, to], ...]}, as `mlproj graph --format json`."""
-        from mlproj.pipelines.submit import load_recorded
+        from mlproj.pipelines.records import load_recorded
 
         pipeline = load_recorded(self._record())
         return {"nodes": pipeline.order(), "edges": [list(edge) for edge in pipeline.edges()]}
@@ -180,7 +181,7 @@ class PipelineRun(SubmittedRun, _RunView):
         """A named output of the pipeline (its `outputs:`), once the step that makes it finished."""
         record = self._record()
         if name not in record.outputs:
-            from mlproj.pipelines.submit import load_recorded
+            from mlproj.pipelines.records import load_recorded
 
             declared = ", ".join(load_recorded(record).outputs) or "none"
             raise InputError(f"pipeline run {self.run_id} has no output {name!r} yet (declared: {declared})")
@@ -191,7 +192,7 @@ class PipelineRun(SubmittedRun, _RunView):
         the same pipeline from anywhere (step folders and projects as absolute paths)."""
         import yaml
 
-        from mlproj.pipelines.submit import load_recorded
+        from mlproj.pipelines.records import load_recorded
 
         pipeline = load_recorded(self._record())
         target = Path(path) if path is not None else Path(f"{pipeline.name}.yml")
@@ -208,8 +209,8 @@ class PipelineRun(SubmittedRun, _RunView):
         come; `raise_on_error` raises `ExecutionError` unless it finished; `TimeoutError` if it is still
         running after `timeout_seconds`."""
         from mlproj.api import _write_stdout
-        from mlproj.launch import check_timeout
-        from mlproj.runs import control
+        from mlproj.execution import control
+        from mlproj.values import check_timeout
 
         check_timeout(timeout_seconds, "timeout_seconds")
         timeout = None if timeout_seconds >= sys.maxsize else timeout_seconds

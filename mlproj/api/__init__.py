@@ -6,12 +6,15 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlproj.errors import ExecutionError, NotSupportedError
+from mlproj.errors import ExecutionError
 from mlproj.home import Home
-from mlproj.runs.status import RunStatus
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
+
+if TYPE_CHECKING:
+    from mlproj.runs.record import RunRecord
 
 
 class SubmittedRun:
@@ -29,7 +32,7 @@ class SubmittedRun:
 
     def get_status(self) -> str:
         """The run's status name (design.md §3), reconciled."""
-        from mlproj.runs.control import reconcile
+        from mlproj.execution.reconcile import reconcile
 
         store = self._store()
         try:
@@ -39,8 +42,8 @@ class SubmittedRun:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends; True if it `Finished`. Raises TimeoutError if `timeout` passes."""
-        from mlproj.launch import check_timeout
-        from mlproj.runs.control import wait
+        from mlproj.execution.control import wait
+        from mlproj.values import check_timeout
 
         check_timeout(timeout, "timeout")
         store = self._store()
@@ -54,7 +57,7 @@ class SubmittedRun:
 
     def cancel(self, grace: float = 10.0) -> None:
         """Stop every process of the run (SIGTERM, SIGKILL after `grace`) and record `Canceled`."""
-        from mlproj.runs.control import cancel
+        from mlproj.execution.control import cancel
 
         store = self._store()
         try:
@@ -64,7 +67,7 @@ class SubmittedRun:
 
     def get_record(self) -> dict[str, Any]:
         """The run's JSON record (design.md §5)."""
-        from mlproj.runs.control import reconcile
+        from mlproj.execution.reconcile import reconcile
 
         store = self._store()
         try:
@@ -108,48 +111,24 @@ def run(
     text or a file) say where it runs. `docker_args`, `build_image` and `docker_auth` apply to
     docker_env projects. `rebuild_env=True` builds the environment again instead of reusing it.
     """
-    from mlproj import launch
     from mlproj.backends import load_backend_config
-    from mlproj.pipelines import names_pipeline
-    from mlproj.runs.supervisor import Supervisor
+    from mlproj.submit import Foreground, options_for, submit
 
     config = load_backend_config(backend_config) if isinstance(backend_config, str) else backend_config
     resolved_home = Home.from_env(home)
-    if names_pipeline(str(uri)):
-        from mlproj.pipelines.plan import PipelineOptions
-
-        if entry_point != "main" or docker_args or build_image or docker_auth or storage_dir:
-            raise NotSupportedError(
-                "entry_point, storage_dir and the docker options apply to projects, not to pipelines"
-            )
-        pipeline_options = PipelineOptions(
-            uri=str(uri),
-            version=version,
-            inputs={str(k): _param_text(v) for k, v in (parameters or {}).items()},
-            env_manager=env_manager,
-            experiment=experiment_name,
-            run_name=run_name,
-            tags=dict(tags or {}),
-            max_parallel=max_parallel,
-            force_rerun=force_rerun,
-            continue_on_step_failure=continue_on_step_failure,
-            timeout=timeout,
-            run_id=run_id,
-            rebuild_env=rebuild_env,
-            backend=backend if backend != "local" or config else None,
-            backend_config=dict(config) if config else None,
-        )
-        return _run_pipeline(pipeline_options, resolved_home, experiment_id, synchronous)
-    if max_parallel is not None or force_rerun or continue_on_step_failure:
-        raise NotSupportedError("max_parallel, force_rerun and continue_on_step_failure apply to pipelines")
     store = Store.open(resolved_home)
     try:
         experiment = experiment_name
         if experiment_id is not None:
             experiment = store.experiment_name(int(experiment_id))
-        options = launch.RunOptions(
-            uri=str(uri),
-            entry_point=entry_point,
+        docker = {
+            "docker_args": {str(k): str(v) for k, v in (docker_args or {}).items()},
+            "build_image": build_image,
+            "docker_auth": dict(docker_auth) if docker_auth else None,
+        }
+        options = options_for(
+            str(uri),
+            entry_point=None if entry_point == "main" else entry_point,
             version=version,
             parameters={str(k): _param_text(v) for k, v in (parameters or {}).items()},
             env_manager=env_manager,
@@ -162,51 +141,31 @@ def run(
             timeout=timeout,
             run_id=run_id,
             rebuild_env=rebuild_env,
-            docker={
-                "docker_args": {str(k): str(v) for k, v in (docker_args or {}).items()},
-                "build_image": build_image,
-                "docker_auth": dict(docker_auth) if docker_auth else None,
-            },
+            docker=docker if docker_args or build_image or docker_auth else None,
+            max_parallel=max_parallel,
+            force_rerun=force_rerun,
+            continue_on_step_failure=continue_on_step_failure,
         )
-        planned = launch.plan(options, resolved_home)
-        record = launch.record_run(store, planned)
-        submitted = SubmittedRun(record.run_id, resolved_home)
-        if not synchronous:
-            launch.start_detached(store, record)
-            return submitted
-        final = Supervisor(store, record.run_id, _write_stdout).run()
+        foreground = Foreground(output=_write_stdout, view=_events_to_stdout)
+        record = submit(store, options, detach=not synchronous, foreground=foreground)
     finally:
         store.close()
-    ExecutionError.unless_finished(final)
-    return submitted
+    if record.kind is RunKind.PIPELINE:
+        from mlproj.api.pipeline import PipelineRun
+
+        if synchronous:
+            ExecutionError.unless_finished(record, "pipeline run")
+        return PipelineRun(None, record.run_id, resolved_home)
+    if synchronous:
+        ExecutionError.unless_finished(record)
+    return SubmittedRun(record.run_id, resolved_home)
 
 
-def _run_pipeline(
-    options: Any, home: Home, experiment_id: str | int | None, synchronous: bool
-) -> SubmittedRun:
-    from dataclasses import replace
+def _events_to_stdout(record: RunRecord) -> Any:
+    """A synchronous pipeline's events, one line each on sys.stdout."""
+    from mlproj.ui.console import PlainView, Text
 
-    from mlproj import launch
-    from mlproj.pipelines.runs import PipelineRun
-    from mlproj.pipelines.scheduler import PipelineSupervisor
-    from mlproj.pipelines.submit import plan_run, record_pipeline
-    from mlproj.ui.board import PlainView
-    from mlproj.ui.text import Text
-
-    store = Store.open(home)
-    try:
-        if experiment_id is not None:
-            options = replace(options, experiment=store.experiment_name(int(experiment_id)))
-        plan = plan_run(options, home)
-        record = record_pipeline(store, plan)
-        if not synchronous:
-            launch.start_detached(store, record)
-            return PipelineRun(None, record.run_id, home)
-        final = PipelineSupervisor(store, record.run_id, plan, view=PlainView(Text(sys.stdout))).run()
-    finally:
-        store.close()
-    ExecutionError.unless_finished(final, "pipeline run")
-    return PipelineRun(None, final.run_id, home)
+    return PlainView(Text(sys.stdout))
 
 
 def _param_text(value: Any) -> str:

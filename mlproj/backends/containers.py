@@ -1,0 +1,99 @@
+"""Containers the local backend runs for an environment that is an image, through the Docker Engine API.
+
+The command runs with `sh -c` (small images have no bash) in a container labelled with the run's ID;
+its output is appended to the run's log by a thread that also reads its exit code. Containers are
+removed once their exit code has been read, and those of a run whose supervisor is gone are removed by
+the next command that reads the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlproj.backends.workload import Workload
+from mlproj.dockerapi import API_TIMEOUT, LABEL, client, reason
+from mlproj.errors import InputError, MlprojError
+from mlproj.process import RUN_ID_VARIABLE
+
+if TYPE_CHECKING:
+    from mlproj.backends.base import Launch
+
+
+class ContainerWorkload(Workload):
+    """A container whose output is appended to the run log by a thread that also reads its exit code."""
+
+    def __init__(self, api: Any, container: Any, log_path: Path) -> None:
+        self.api = api
+        self.container = container
+        self._done = threading.Event()
+        self._code: int | None = None
+        self._thread = threading.Thread(target=self._follow, args=(log_path,), daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls, launch: Launch) -> ContainerWorkload:
+        spec = launch.container
+        if spec is None:  # pragma: no cover - the local backend starts containers only for containers
+            raise MlprojError("no container to start")
+        api = client()
+        run_id = launch.record.run_id
+        container = api.containers.create(
+            spec.image,
+            ["sh", "-c", launch.request.command],
+            environment={**spec.environment, RUN_ID_VARIABLE: run_id},
+            volumes=list(spec.volumes),
+            labels={LABEL: run_id},
+            working_dir=spec.working_dir,
+            detach=True,
+            **spec.options,
+        )
+        try:
+            container.start()
+        except Exception as exc:  # the engine created it but cannot start it (a bad user, a bad mount)
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+            raise MlprojError(f"the container could not start: {reason(exc)}") from None
+        return cls(api, container, launch.process.log_path)
+
+    def _follow(self, log_path: Path) -> None:
+        try:
+            with log_path.open("ab") as log:
+                for chunk in self.container.logs(stream=True, follow=True):
+                    log.write(chunk)
+                    log.flush()
+            self._code = int(self.container.wait().get("StatusCode", 1))
+        except Exception:
+            self._code = 1
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float) -> int | None:
+        return self._code if self._done.wait(timeout) else None
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(Exception):  # it exited meanwhile
+            self.container.kill(signal=int(sig))
+
+    def alive(self) -> bool:
+        return not self._done.is_set()
+
+    def release(self) -> None:
+        self._done.wait(API_TIMEOUT)
+        with contextlib.suppress(Exception):  # removed already
+            self.container.remove(force=True)
+
+
+def remove_containers(run_id: str) -> None:
+    """Remove what is left of a run's containers (its supervisor is gone)."""
+    try:
+        api = client()
+    except InputError:
+        return
+    for container in api.containers.list(all=True, filters={"label": f"{LABEL}={run_id}"}):
+        try:
+            container.remove(force=True)
+        except Exception:  # noqa: S112 - gone already, or the engine refuses: nothing left to do
+            continue

@@ -1,0 +1,120 @@
+"""What other shells do to a run: cancel it, wait for it, follow its log (each reads it reconciled)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlproj.execution.reconcile import cleanup_outside, end_processes, reconcile, supervised
+from mlproj.process import DEFAULT_GRACE
+from mlproj.runs.record import RunRecord
+from mlproj.runs.status import RunStatus
+from mlproj.runs.store import Store
+
+FOLLOW_POLL = 0.1  # how often a follower reads the log
+STATUS_POLL = 0.25  # how often a follower or waiter reads the run's status
+CANCEL_MARGIN = 10.0  # beyond the grace period, how long `cancel` waits for the supervisor
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    record: RunRecord
+    already_final: bool
+
+
+def cancel(store: Store, record: RunRecord, grace: float = DEFAULT_GRACE) -> CancelOutcome:
+    """Ask the supervisor to stop the run (SIGTERM, SIGKILL after `grace`) and wait until it has."""
+    record = reconcile(store, record)
+    if record.is_final:
+        return CancelOutcome(record, already_final=True)
+    store.update(record.run_id, grace=grace)
+    store.transition(record.run_id, RunStatus.CANCEL_REQUESTED)
+    deadline = time.monotonic() + grace + CANCEL_MARGIN
+    while time.monotonic() < deadline:
+        current = reconcile(store, store.get(record.run_id))
+        if current.is_final:
+            return CancelOutcome(current, already_final=current.status is not RunStatus.CANCELED)
+        if not supervised(store, current):  # a cluster's job followed without a supervisor
+            break
+        time.sleep(0.05)
+    # Nobody stopped it: end the processes (and the cluster's job) ourselves and record it.
+    current = store.get(record.run_id)
+    cleanup_outside(current, grace)  # a cluster's job first: it is told it was canceled
+    end_processes(current, 0.0)
+    for step in store.steps_of(record.run_id):
+        if not step.is_final:
+            cleanup_outside(step, grace)
+            end_processes(step, 0.0)
+            store.transition(
+                step.run_id, RunStatus.CANCELED, error="canceled by mlproj cancel", ended_at=time.time()
+            )
+    by_supervisor = current.job_id is None or supervised(store, current)
+    why = (
+        "the supervisor did not respond; its processes were killed"
+        if by_supervisor
+        else "its job was canceled"
+    )
+    store.transition(
+        record.run_id, RunStatus.CANCELED, error=f"canceled by mlproj cancel ({why})", ended_at=time.time()
+    )
+    return CancelOutcome(store.get(record.run_id), already_final=False)
+
+
+def wait(
+    store: Store, run_id: str, timeout: float | None = None, on_poll: Callable[[], None] | None = None
+) -> RunRecord | None:
+    """The run's final record, or None if `timeout` seconds pass first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        record = reconcile(store, store.get(run_id))
+        if record.is_final:
+            return record
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        if on_poll is not None:
+            on_poll()
+        time.sleep(STATUS_POLL)
+
+
+def follow(
+    store: Store,
+    run_id: str,
+    write: Callable[[bytes], None],
+    *,
+    follow: bool = True,
+    timeout: float | None = None,
+) -> RunRecord | None:
+    """Write the run's log; with `follow`, keep writing until it ends (None if `timeout` passes first)."""
+    record = store.get(run_id)
+    log_path = Path(record.log_path) if record.log_path else None
+    position = 0
+
+    def pump() -> None:
+        nonlocal position
+        if log_path is None or not log_path.exists():
+            return
+        with log_path.open("rb") as log:
+            log.seek(position)
+            data = log.read()
+        if data:
+            position += len(data)
+            write(data)
+
+    if not follow:
+        pump()
+        return record
+    deadline = None if timeout is None else time.monotonic() + timeout
+    next_status = 0.0
+    while True:
+        pump()
+        if time.monotonic() >= next_status:
+            record = reconcile(store, store.get(run_id))
+            if record.is_final:
+                pump()
+                return record
+            next_status = time.monotonic() + STATUS_POLL
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(FOLLOW_POLL)

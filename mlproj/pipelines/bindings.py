@@ -1,0 +1,88 @@
+"""What `${{...}}` expressions mean for one step: the pipeline's inputs, upstream outputs, and the step's
+own inputs and outputs, each with the text its reuse key sees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlproj.errors import InputError
+from mlproj.pipelines.model import BINDING, Step, text_of
+from mlproj.values import uri_scheme
+
+URI_INPUTS = ("uri_file", "uri_folder")
+
+
+@dataclass
+class Bindings:
+    """What `${{...}}` expressions mean for one step: the pipeline's inputs, upstream outputs, and the
+    step's own inputs and outputs. Each is (value, key text): the key text is what the reuse key sees
+    (`content:<digest>` for files and folders, `<outputs.O>` for the step's own outputs)."""
+
+    parent_inputs: Mapping[str, str]
+    upstream_outputs: Mapping[tuple[str, str], str]
+    own_outputs: Mapping[str, str]
+    content: Callable[[str], str] | None = None  # path → "content:<digest>"; None: keys not wanted
+    uri_inputs: frozenset[str] = frozenset()
+    step_inputs: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def lookup(self, ref: tuple[str, ...]) -> tuple[str, str]:
+        if ref[:2] == ("parent", "inputs"):
+            value = self.parent_inputs[ref[2]]
+            local = ref[2] in self.uri_inputs and is_local(value)
+            return value, self._content(value) if local else value
+        if ref[:2] == ("parent", "jobs"):
+            value = self.upstream_outputs[(ref[2], ref[4])]
+            return value, self._content(value)
+        if ref[0] == "inputs":
+            return self.step_inputs[ref[1]]
+        return self.own_outputs[ref[1]], f"<outputs.{ref[1]}>"
+
+    def _content(self, path: str) -> str:
+        return self.content(path) if self.content is not None else path
+
+    def resolve(self, value: Any) -> tuple[str, str]:
+        """A parameter or input value with its bindings replaced: (value, key text)."""
+        if not isinstance(value, str):
+            return text_of(value), text_of(value)
+        whole = BINDING.fullmatch(value.strip())
+        if whole is not None:
+            return self.lookup(_parts(whole.group(1)))
+        values, keys, last = [], [], 0
+        for match in BINDING.finditer(value):
+            bound, key = self.lookup(_parts(match.group(1)))
+            values += [value[last : match.start()], bound]
+            keys += [value[last : match.start()], key]
+            last = match.end()
+        return "".join([*values, value[last:]]), "".join([*keys, value[last:]])
+
+    def bind_step_inputs(self, step: Step) -> None:
+        self.step_inputs = {name: self.resolve(value) for name, value in step.inputs.items()}
+
+    def render_command(self, command: str) -> tuple[str, str]:
+        """A command step's command with each bound value quoted for where it stands (see
+        mlproj.quoting): (command, key). A value that cannot stand there raises `InputError`."""
+        from mlproj.pipelines.model import command_template
+        from mlproj.quoting import UnsafeValue
+
+        template = command_template(command)
+        looked_up = {name: self.lookup(_parts(name)) for name in template.names}
+        try:
+            rendered = template.render({name: value for name, (value, _key) in looked_up.items()})
+        except UnsafeValue as exc:
+            raise InputError(
+                f"the value of ${{{{{exc.name}}}}} cannot be placed in the command: {exc}"
+            ) from None
+        key = template.parts[0] + "".join(
+            looked_up[name][1] + part for name, part in zip(template.names, template.parts[1:], strict=True)
+        )
+        return rendered, key
+
+
+def _parts(expression: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in expression.split("."))
+
+
+def is_local(value: str) -> bool:
+    return uri_scheme(value) in (None, "file")

@@ -1,0 +1,197 @@
+"""A pipeline run in the store: recording it (the run, one `NotStarted` run per step, the run's copy of
+its file and its `PipelineRequest`), and reading it back: the pipeline it ran, its plan again (a detached
+supervisor plans from the record), and the options of `mlproj resume`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from mlproj import process
+from mlproj.errors import InputError
+from mlproj.home import Home
+from mlproj.pipelines.model import Pipeline
+from mlproj.pipelines.plan import PipelineOptions, PipelinePlan, plan_pipeline, step_dir
+from mlproj.runs.record import RunRecord
+from mlproj.runs.request import PipelineRequest
+from mlproj.runs.status import RunKind, RunStatus
+from mlproj.runs.store import Store, new_run_id
+
+SNAPSHOT = "pipeline.yml"  # the run's copy of its pipeline file
+RESUMED_FROM_TAG = "mlproj.resumed_from"
+
+
+def pipeline_request(plan: PipelinePlan) -> PipelineRequest:
+    """What the run records: its file, and how it was asked to run (with the settings resolved)."""
+    options = plan.options
+    return PipelineRequest(
+        file=str(plan.pipeline.file),
+        snapshot=str(plan.run_dir / SNAPSHOT),
+        uri=options.uri,
+        version=options.version,
+        inputs=dict(options.inputs),
+        env_manager=options.env_manager,
+        max_parallel=plan.max_parallel,
+        force_rerun=plan.force_rerun,
+        continue_on_step_failure=plan.continue_on_step_failure,
+        caller_dir=str(options.caller_dir),
+        rebuild_env=options.rebuild_env,
+        resume_from=options.resume_from,
+        backend=options.backend,
+        backend_config=dict(options.backend_config) if options.backend_config is not None else None,
+    )
+
+
+def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
+    """Record the pipeline run (`Queued`) and one `NotStarted` run per step, supervised (for now) by
+    this process; the pipeline file is copied into the run's folder."""
+    run_dir = plan.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(plan.pipeline.file, run_dir / SNAPSHOT)
+    log_path = run_dir / "output.log"
+    log_path.touch()
+    me = os.getpid()
+    options = plan.options
+    record = RunRecord(
+        run_id=plan.run_id,
+        kind=RunKind.PIPELINE,
+        status=RunStatus.QUEUED,
+        experiment=plan.experiment,
+        run_name=options.run_name or plan.pipeline.name,
+        uri=plan.uri,
+        version=options.version,
+        commit=plan.commit,
+        parameters=dict(plan.recorded_inputs),
+        env_manager=options.env_manager or plan.pipeline.env_manager,
+        backend=options.backend or plan.pipeline.backend or "local",
+        log_path=str(log_path),
+        tags={**plan.pipeline.tags, **options.tags},
+        work_dir=str(plan.pipeline.folder),
+        run_dir=str(run_dir),
+        timeout=options.timeout,
+        supervisor_pid=me,
+        supervisor_identity=process.identity(me),
+        request=pipeline_request(plan),
+    )
+    record = store.insert(record)
+    with store.immediate():
+        for name in plan.steps:
+            store.insert(new_step_record(plan, record, name, 1))
+    return record
+
+
+def new_step_record(plan: PipelinePlan, pipeline: RunRecord, name: str, attempt: int) -> RunRecord:
+    """A `NotStarted` step run of `pipeline` (its `attempt`-th try), with its own folder and log."""
+    step_plan = plan.steps[name]
+    folder = step_dir(plan.run_dir, name, attempt)
+    return RunRecord(
+        run_id=new_run_id(),
+        kind=RunKind.STEP,
+        status=RunStatus.NOT_STARTED,
+        experiment=pipeline.experiment,
+        experiment_id=pipeline.experiment_id,
+        run_name=name,
+        uri=step_plan.uri,
+        version=step_plan.step.version,
+        commit=step_plan.commit,
+        entry_point=step_plan.entry_point.name if step_plan.entry_point else None,
+        env_manager=step_plan.env_manager,
+        backend=step_plan.backend,
+        log_path=str(folder / "output.log"),
+        parent_run_id=pipeline.run_id,
+        step=name,
+        tags=dict(pipeline.tags),
+        work_dir=str(step_plan.work_dir or folder),
+        run_dir=str(folder),
+        timeout=step_plan.step.timeout,
+        attempt=attempt,
+    )
+
+
+def recorded_request(record: RunRecord) -> PipelineRequest:
+    if record.kind is not RunKind.PIPELINE or not isinstance(record.request, PipelineRequest):
+        raise InputError(f"run {record.run_id} is a {record.kind} run, not a pipeline run")
+    return record.request
+
+
+def load_recorded(record: RunRecord) -> Pipeline:
+    """The pipeline a pipeline run ran, from the run's copy of its file."""
+    from mlproj.pipelines.loader import load_pipeline
+
+    request = recorded_request(record)
+    return load_pipeline(Path(request.snapshot), as_file=Path(request.file), check_paths=False)
+
+
+def replan(home: Home, record: RunRecord) -> PipelinePlan:
+    """The plan of a recorded pipeline run, from the run's copy of its pipeline file (a detached
+    supervisor)."""
+    from mlproj.pipelines.loader import load_pipeline
+    from mlproj.sources import FetchedSource
+
+    request = recorded_request(record)
+    file = Path(request.file)
+    pipeline = load_pipeline(Path(request.snapshot), as_file=file)
+    options = PipelineOptions(
+        uri=request.uri,
+        version=request.version,
+        inputs=dict(request.inputs),
+        env_manager=request.env_manager,
+        experiment=record.experiment,
+        run_name=record.run_name,
+        tags=dict(record.tags),
+        max_parallel=request.max_parallel,
+        force_rerun=request.force_rerun,
+        continue_on_step_failure=request.continue_on_step_failure,
+        timeout=record.timeout,
+        caller_dir=Path(request.caller_dir),
+        run_id=record.run_id,
+        rebuild_env=request.rebuild_env,
+        resume_from=request.resume_from,
+        backend=request.backend,
+        backend_config=request.backend_config,
+    )
+    source = FetchedSource(
+        uri=record.uri or str(file),
+        path=file,
+        version=record.version,
+        commit=record.commit,
+        subdirectory=None,
+        is_git=False,
+    )
+    run_dir = Path(record.run_dir or home.run_dir(record.run_id))
+    plan = plan_pipeline(source, options, home, record.run_id, run_dir, pipeline=pipeline, materialize=True)
+    return replace(plan, uri=record.uri or plan.uri)
+
+
+def resume_options(earlier: RunRecord) -> PipelineOptions:
+    """The options of a new run of `earlier`'s pipeline that reuses the steps it finished: the same
+    file (the same commit, for Git), inputs and settings."""
+    if earlier.kind is not RunKind.PIPELINE:
+        raise InputError(f"run {earlier.run_id} is a {earlier.kind} run: only pipeline runs can be resumed")
+    if not earlier.is_final:
+        raise InputError(
+            f"run {earlier.run_id} is still {earlier.status.value}: wait for it or cancel it first"
+        )
+    request = recorded_request(earlier)
+    version = request.version
+    if earlier.commit and version:
+        version = earlier.commit  # the very commit the earlier run used, even if the branch moved
+    return PipelineOptions(
+        uri=request.uri or earlier.uri or "",
+        version=version,
+        inputs=dict(request.inputs),
+        env_manager=request.env_manager,
+        experiment=earlier.experiment,
+        run_name=earlier.run_name,
+        tags={**earlier.tags, RESUMED_FROM_TAG: earlier.run_id},
+        max_parallel=request.max_parallel,
+        force_rerun=request.force_rerun,
+        continue_on_step_failure=request.continue_on_step_failure,
+        timeout=earlier.timeout,
+        caller_dir=Path(request.caller_dir),
+        resume_from=earlier.run_id,
+        backend=request.backend,
+        backend_config=request.backend_config,
+    )

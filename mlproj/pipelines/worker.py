@@ -1,0 +1,278 @@
+"""One attempt of one pipeline step, in a worker thread of its pipeline's supervisor: its values bound,
+its reuse decided (design.md §6), and, unless reused, run as a run of its own under the same
+`Supervisor` as a project run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mlproj import process
+from mlproj.errors import MlprojError
+from mlproj.pipelines.bindings import URI_INPUTS, Bindings
+from mlproj.pipelines.plan import PipelinePlan, StepPlan
+from mlproj.runs.record import RunRecord
+from mlproj.runs.request import RunRequest
+from mlproj.runs.status import RunStatus
+from mlproj.runs.store import Store
+
+if TYPE_CHECKING:
+    from mlproj.execution.signals import SignalFlags
+    from mlproj.home import Home
+
+
+class StepOwner(Protocol):
+    """What a step's worker needs of its pipeline's supervisor."""
+
+    home: Home
+    flags: SignalFlags
+
+    def log_event(self, line: str) -> None: ...
+
+    def step_stop(self) -> tuple[str, bool] | None: ...
+
+
+class StepWorker:
+    """Runs one attempt of one step in a worker thread: binds its values, decides reuse, runs it."""
+
+    def __init__(
+        self,
+        owner: StepOwner,
+        plan: PipelinePlan,
+        name: str,
+        record: RunRecord,
+        upstream: dict[tuple[str, str], str],
+    ) -> None:
+        self.owner = owner
+        self.plan = plan
+        self.name = name
+        self.record = record
+        self.upstream = upstream
+        self.parameters: dict[str, str] = {}
+
+    def run(self) -> RunRecord:
+        store = Store.open(self.owner.home)
+        try:
+            try:
+                return self._run(store)
+            except MlprojError as exc:
+                store.transition(self.record.run_id, RunStatus.FAILED, error=str(exc), ended_at=time.time())
+            except Exception as exc:  # never leave a step unfinished
+                error = f"internal error: {type(exc).__name__}: {exc}"
+                store.transition(self.record.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
+            return store.get(self.record.run_id)
+        finally:
+            store.close()
+
+    def _run(self, store: Store) -> RunRecord:
+        from mlproj.pipelines.hashing import ContentHasher
+        from mlproj.pipelines.model import bindings as spec_bindings
+        from mlproj.pipelines.reuse import decide
+
+        plan, step_plan = self.plan, self.plan.steps[self.name]
+        step = step_plan.step
+        attempt = self.record.attempt or 1
+        folder = Path(self.record.run_dir or "")
+        own = {out: str(plan.output_path(self.name, out, attempt)) for out in step.outputs}
+        hasher = ContentHasher(store)
+        bindings = Bindings(
+            parent_inputs=plan.inputs,
+            upstream_outputs=self.upstream,
+            own_outputs=own,
+            content=hasher.content_key,
+            uri_inputs=frozenset(n for n, i in plan.pipeline.inputs.items() if i.type in URI_INPUTS),
+        )
+        bindings.bind_step_inputs(step)
+        parts: dict[str, str] = {"definition": _definition(step_plan)}
+        # The step run's `parameters` (design.md §5): its entry point's, or a command step's inputs.
+        self.parameters = {name: value for name, (value, _key) in bindings.step_inputs.items()}
+        if step_plan.entry_point is not None:
+            command = self._project_command(bindings, hasher, parts)
+        else:
+            assert step.command is not None  # noqa: S101 - a command step has a command
+            command, _key = bindings.render_command(step.command)
+            for ref in spec_bindings(step.command):  # pipeline values written into the command itself
+                if ref[0] == "parent":
+                    parts[".".join(ref)] = bindings.lookup(ref)[1]
+        for input_name, (_value, key) in bindings.step_inputs.items():
+            parts[f"inputs.{input_name}"] = key
+        parts["code"] = self._code_part(step_plan, hasher)
+        parts["environment"] = _environment_part(step_plan)
+        refuse = None
+        if attempt > 1:
+            refuse = f"retry {attempt} of {step.retries + 1}"
+        elif plan.force_rerun:
+            refuse = "--force-rerun"
+        elif not step.allow_reuse:
+            refuse = "allow_reuse is false"
+        resumed = self._resumed(store) if attempt == 1 else None
+        if resumed is not None:
+            return self._reuse(store, resumed, parts, f"reused from {resumed.run_id} (resume)")
+        decision = decide(
+            store,
+            parts,
+            step.outputs,
+            pipeline_uri=plan.uri,
+            step=self.name,
+            pipeline_run_id=plan.run_id,
+            refuse=refuse,
+        )
+        if decision.reuse is not None:
+            return self._reuse(store, decision.reuse, parts, decision.reason, decision.key)
+        return self._execute(store, command, folder, own, parts, decision.key, decision.reason)
+
+    def _project_command(self, bindings: Bindings, hasher: Any, parts: dict[str, str]) -> str:
+        from mlproj.params import render_command
+        from mlproj.pipelines.plan import resolve_step_parameters
+
+        step_plan = self.plan.steps[self.name]
+        assert step_plan.entry_point is not None  # noqa: S101
+        resolved_values = {p: bindings.resolve(v) for p, v in step_plan.step.parameters.items()}
+        given = {p: value for p, (value, _key) in resolved_values.items()}
+        own_outputs = Path(self.record.run_dir or "") / "outputs"  # made when the step starts
+        try:
+            resolved = resolve_step_parameters(step_plan, given, self.plan.pipeline.folder, own_outputs)
+        except MlprojError as exc:
+            raise MlprojError(f"{step_plan.key}.parameters: {exc}") from None
+        declared = step_plan.entry_point.parameters
+        for param, value in resolved.values.items():
+            key = resolved_values[param][1] if param in resolved_values else f"default:{value}"
+            if param in declared and declared[param].type == "path" and not key.startswith("<outputs."):
+                key = hasher.content_key(resolved.rendered[param])
+            parts[f"parameters.{param}"] = key
+        self.parameters = dict(resolved.values)
+        return str(render_command(step_plan.entry_point, resolved))
+
+    def _code_part(self, step_plan: StepPlan, hasher: Any) -> str:
+        if step_plan.code_ref is not None:  # a Git project: its commit says what its content is
+            return step_plan.code_ref
+        if step_plan.work_dir is None:
+            return "none"
+        return str(hasher.content_key(str(step_plan.work_dir)))
+
+    def _resumed(self, store: Store) -> RunRecord | None:
+        """With `resume`, the step run that finished this step in the resumed run, if its outputs exist."""
+        from mlproj.pipelines.reuse import outputs_exist
+
+        earlier = self.plan.options.resume_from
+        if not earlier:
+            return None
+        finished = [
+            r for r in store.steps_of(earlier) if r.step == self.name and r.status is RunStatus.FINISHED
+        ]
+        if not finished:
+            return None
+        producer = finished[-1]
+        if not outputs_exist(producer.outputs, self.plan.steps[self.name].step.outputs):
+            return None
+        return store.get(producer.reused_from) if producer.reused_from else producer
+
+    def _reuse(
+        self, store: Store, producer: RunRecord, parts: dict[str, str], reason: str, key: str | None = None
+    ) -> RunRecord:
+        from mlproj.pipelines.reuse import make_key
+
+        now = time.time()
+        store.transition(
+            self.record.run_id,
+            RunStatus.FINISHED,
+            parameters=self.parameters,
+            reused_from=producer.run_id,
+            outputs=dict(producer.outputs),
+            reuse_key=key or make_key(parts),
+            reuse_parts=parts,
+            reason=reason,
+            started_at=now,
+            ended_at=now,
+        )
+        return store.get(self.record.run_id)
+
+    def _execute(
+        self,
+        store: Store,
+        command: str,
+        folder: Path,
+        own: dict[str, str],
+        parts: dict[str, str],
+        key: str,
+        reason: str,
+    ) -> RunRecord:
+        from mlproj.execution.supervisor import Supervisor
+
+        step_plan = self.plan.steps[self.name]
+        folder.mkdir(parents=True, exist_ok=True)
+        for out, path in own.items():
+            target = Path(path)
+            (target.parent if step_plan.step.outputs[out] == "uri_file" else target).mkdir(
+                parents=True, exist_ok=True
+            )
+        work_dir = step_plan.work_dir or folder
+        request = RunRequest(
+            command=command,
+            cwd=str(work_dir),
+            shell=process.shell(),
+            env={"MLPROJ_PIPELINE_RUN_ID": self.plan.run_id, "MLPROJ_STEP": self.name},
+            env_manager=step_plan.env_manager,
+            env_spec=step_plan.env_spec,
+            backend=step_plan.backend,
+            backend_config=dict(step_plan.backend_config),
+        )
+        store.update(
+            self.record.run_id,
+            parameters=self.parameters,
+            command=command,
+            request=request,
+            outputs=own,
+            reuse_key=key,
+            reuse_parts=parts,
+            reason=reason,
+        )
+        stopping = self.owner.step_stop()
+        if stopping is not None:
+            store.transition(self.record.run_id, RunStatus.CANCELED, error=stopping[0], ended_at=time.time())
+            return store.get(self.record.run_id)
+        store.transition(self.record.run_id, RunStatus.QUEUED)
+        self.owner.log_event(f"{self.name}: Running ({reason})")
+
+        def check_outputs() -> str | None:
+            for out, path in own.items():
+                if step_plan.step.outputs[out] == "uri_file" and not Path(path).is_file():
+                    return f"the step did not write its output {out!r} ({path})"
+            return None
+
+        def external_stop() -> tuple[str, bool] | None:
+            return self.owner.step_stop()
+
+        return Supervisor(
+            store,
+            self.record.run_id,
+            check_outputs=check_outputs,
+            external_stop=external_stop,
+            flags=self.owner.flags,
+        ).run()
+
+
+def _definition(step_plan: StepPlan) -> str:
+    """The step's own definition, hashed: what it runs and what it declares."""
+    import hashlib
+    import json
+
+    step = step_plan.step
+    body: dict[str, Any] = {"type": step.type, "outputs": dict(step.outputs)}
+    if step_plan.entry_point is not None:
+        entry_point = step_plan.entry_point
+        body["entry_point"] = entry_point.name
+        body["command"] = entry_point.command
+        body["parameters"] = {n: [p.type, p.default] for n, p in entry_point.parameters.items()}
+    else:
+        body["command"] = step.command
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _environment_part(step_plan: StepPlan) -> str:
+    from mlproj.envs import get_manager
+
+    spec = step_plan.env_spec
+    fingerprint = get_manager(step_plan.env_manager).fingerprint(spec) if spec is not None else "-"
+    return f"{step_plan.env_manager}:{fingerprint}"
