@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class MlprojError(Exception):
     """Base class of every error mlproj raises on purpose. Its message is one line for a person."""
@@ -64,14 +62,6 @@ class ExecutionError(MlprojError):
         super().__init__(message)
         self.run_id = run_id
         self.status = status
-
-    @classmethod
-    def unless_finished(cls, record: Any, what: str = "run") -> None:
-        """Raise for a run record that did not end `Finished`."""
-        status = record.status.value
-        if status != "Finished":
-            reason = record.error or "no reason recorded"
-            raise cls(f"{what} {record.run_id} {status}: {reason}", run_id=record.run_id, status=status)
 
 
 class EnvironmentBuildError(MlprojError):

@@ -91,7 +91,8 @@ def resolve_parameters(
     for param in entry_point.parameters.values():
         from_user = param.name in given
         value = given[param.name] if from_user else param.default
-        assert value is not None  # noqa: S101 - required parameters were checked above
+        if value is None:  # a required parameter without a value: refused above
+            raise ParameterError(f"parameter {param.name!r}: no value")
         check_passable(f"parameter {param.name!r}", value)
         problem = check(param.type, value)
         if problem:

@@ -15,6 +15,7 @@ from mlproj.runs.store import Store
 
 if TYPE_CHECKING:
     from mlproj.runs.record import RunRecord
+    from mlproj.ui.console import PlainView
 
 
 class SubmittedRun:
@@ -154,14 +155,24 @@ def run(
         from mlproj.api.pipeline import PipelineRun
 
         if synchronous:
-            ExecutionError.unless_finished(record, "pipeline run")
+            raise_unless_finished(record, "pipeline run")
         return PipelineRun(None, record.run_id, resolved_home)
     if synchronous:
-        ExecutionError.unless_finished(record)
+        raise_unless_finished(record)
     return SubmittedRun(record.run_id, resolved_home)
 
 
-def _events_to_stdout(record: RunRecord) -> Any:
+def raise_unless_finished(record: RunRecord, what: str = "run") -> None:
+    """A synchronous run that did not end `Finished` raises `ExecutionError`, as MLflow's does."""
+    status = record.status.value
+    if record.status is not RunStatus.FINISHED:
+        reason = record.error or "no reason recorded"
+        raise ExecutionError(
+            f"{what} {record.run_id} {status}: {reason}", run_id=record.run_id, status=status
+        )
+
+
+def _events_to_stdout(record: RunRecord) -> PlainView:
     """A synchronous pipeline's events, one line each on sys.stdout."""
     from mlproj.ui.console import PlainView, Text
 

@@ -13,12 +13,12 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlproj.api import SubmittedRun
-from mlproj.errors import ExecutionError, InputError, RunNotFoundError
+from mlproj.api import SubmittedRun, raise_unless_finished
+from mlproj.errors import InputError, RunNotFoundError
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind
@@ -60,7 +60,7 @@ class _RunView:
     run_id: str
     _home: Home
 
-    def _opened(self) -> Any:
+    def _opened(self) -> AbstractContextManager[Store]:
         return _store(self._home)
 
     def _record(self) -> RunRecord:
@@ -222,7 +222,7 @@ class PipelineRun(SubmittedRun, _RunView):
         if final is None:
             raise TimeoutError(f"pipeline run {self.run_id} did not end within {timeout_seconds} s")
         if raise_on_error:
-            ExecutionError.unless_finished(final, "pipeline run")
+            raise_unless_finished(final, "pipeline run")
         return final.status.value
 
     def child_run(self, *args: Any, **kwargs: Any) -> Any:

@@ -77,6 +77,11 @@ class Stop:
         return self.stage == len(self.ladder) - 1 and self.due
 
     @property
+    def interactive(self) -> bool:
+        """A person's stop (Ctrl-C): its first rung is SIGINT."""
+        return bool(self.ladder) and self.ladder[0].signal == signal.SIGINT
+
+    @property
     def rung(self) -> Rung | None:
         return self.ladder[self.stage] if self.stage >= 0 else None
 

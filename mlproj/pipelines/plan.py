@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mlproj.envs.select import select_environment
 from mlproj.errors import InputError, MlprojError, SpecError
 from mlproj.home import Home
-from mlproj.params import check_command_size, check_passable, render_command
+from mlproj.params import ResolvedParameters, check_command_size, check_passable, render_command
 from mlproj.pipelines.bindings import URI_INPUTS, Bindings, is_local
 from mlproj.pipelines.loader import load_pipeline
 from mlproj.pipelines.model import Pipeline, Step, text_of
@@ -360,7 +360,8 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
                 f"{where}.inputs.{input_name}: expected a value or a binding, got a {type(value).__name__}"
             )
     bindings.bind_step_inputs(step_plan.step)
-    if step_plan.entry_point is None:
+    project, entry_point = step_plan.project, step_plan.entry_point
+    if project is None or entry_point is None:
         if step_plan.step.command is not None:  # the values must stand where they can be quoted
             try:
                 command, _key = bindings.render_command(step_plan.step.command)
@@ -368,16 +369,15 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
             except InputError as exc:
                 raise InputError(f"{where}.command: {exc}") from None
         return
-    declared = step_plan.entry_point.parameters
-    project = step_plan.project
-    if project is not None and step_plan.entry_point.name in project.entry_points:
+    declared = entry_point.parameters
+    if entry_point.name in project.entry_points:
         for param in step_plan.step.parameters:
             if param not in declared:
                 names = ", ".join(sorted(declared)) or "none"
                 raise SpecError(
                     plan.pipeline.file,
                     f"{step_plan.key}.parameters.{param}",
-                    f"entry point {step_plan.entry_point.name!r} of {project.spec_file or project.directory} "
+                    f"entry point {entry_point.name!r} of {project.spec_file or project.directory} "
                     f"declares no parameter {param!r} (declared: {names})",
                     line=plan.pipeline.lines.get(f"{step_plan.key}.parameters.{param}"),
                 )
@@ -388,24 +388,27 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
             )
     given = {param: bindings.resolve(value)[0] for param, value in step_plan.step.parameters.items()}
     try:
-        resolved = resolve_step_parameters(step_plan, given, plan.pipeline.folder, pending=plan.run_dir)
-        check_command_size(render_command(step_plan.entry_point, resolved), resolved.values)
+        resolved = resolve_step_parameters(project, entry_point, given, plan.pipeline.folder, plan.run_dir)
+        check_command_size(render_command(entry_point, resolved), resolved.values)
     except MlprojError as exc:
         raise InputError(f"{where}.parameters: {exc}") from None
 
 
 def resolve_step_parameters(
-    step_plan: StepPlan, given: Mapping[str, str], pipeline_folder: Path, pending: Path | None = None
-) -> Any:
+    project: Project,
+    entry_point: EntryPoint,
+    given: Mapping[str, str],
+    pipeline_folder: Path,
+    pending: Path | None = None,
+) -> ResolvedParameters:
     """The entry point's parameters for these values; `path` values under `pending` (this run's output
     folders, not made yet) are not required to exist."""
     from mlproj.params import resolve_parameters
 
-    assert step_plan.entry_point is not None and step_plan.project is not None  # noqa: S101
     return resolve_parameters(
-        step_plan.entry_point,
+        entry_point,
         given,
-        project_dir=step_plan.project.directory,
+        project_dir=project.directory,
         caller_dir=pipeline_folder,
         pending=pending,
         missing_hint="it a value in the step's parameters",

@@ -18,18 +18,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from mlproj import process
 from mlproj.errors import MlprojError
-from mlproj.execution.ladder import LEFTOVERS, climb
+from mlproj.execution.ladder import LEFTOVERS, Stop, climb, rungs
 from mlproj.execution.signals import Canceled, InterruptCounter, SignalFlags
 from mlproj.pipelines.environments import build_environments
 from mlproj.pipelines.plan import PipelinePlan
 from mlproj.pipelines.records import replan
 from mlproj.pipelines.worker import StepWorker
+from mlproj.process import DEFAULT_GRACE
 from mlproj.proctree import RunProcesses, make_cgroup, mechanism, remove_cgroup
 from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
@@ -50,15 +50,14 @@ class PipelineView(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class _Stop:
-    reason: str
-    interactive: bool
+def step_reason(reason: str) -> str:
+    """Why the steps stop: the pipeline's timeout cancels them (their own timeout fails them)."""
+    return f"canceled: the pipeline {reason}" if reason.startswith(TIMED_OUT) else reason
 
-    @property
-    def step_reason(self) -> str:
-        """Why the steps stop: the pipeline's timeout cancels them (their own timeout fails them)."""
-        return f"canceled: the pipeline {self.reason}" if self.reason.startswith(TIMED_OUT) else self.reason
+
+def _stop(reason: str, *, interactive: bool = False) -> Stop:
+    """The pipeline's stop: its steps' supervisors climb this ladder (with the pipeline's grace)."""
+    return Stop(reason, rungs(DEFAULT_GRACE, interactive=interactive))
 
 
 class PipelineSupervisor:
@@ -82,7 +81,7 @@ class PipelineSupervisor:
         self.on_status = on_status
         self.flags = SignalFlags()  # the steps' supervisors share them
         self.ctrl_c = InterruptCounter(self.flags)
-        self._stop: _Stop | None = None
+        self._stop: Stop | None = None
         self._next_poll = 0.0
         self._log_lock = threading.Lock()
         self.latest: dict[str, RunRecord] = {}  # each step's latest attempt
@@ -164,7 +163,7 @@ class PipelineSupervisor:
     def _abandon(self, error: str) -> None:
         """Stop every running step, wait for their supervisors, and end the steps that did not run."""
         self.crashed = error
-        self._stop = _Stop(error, False)
+        self._stop = _stop(error)
         for thread in list(self._running.values()):
             thread.join()
         for step in self.store.steps_of(self.run_id):
@@ -208,7 +207,7 @@ class PipelineSupervisor:
                     grace = self.store.get(self.run_id).grace
                     for name in running:  # the steps stop with the grace period the pipeline was given
                         self.store.update(self.latest[name].run_id, grace=grace)
-                    self._cancel_pending(pending, self._stop.step_reason)
+                    self._cancel_pending(pending, step_reason(self._stop.reason or ""))
                     pending = []
             if self._stop is None:
                 pending = self._start_ready(plan, pending, running, done, halted)
@@ -327,28 +326,28 @@ class PipelineSupervisor:
         latest: dict[str, RunRecord] = {}
         for record in self.store.steps_of(self.run_id):
             latest[record.step or ""] = record  # oldest first: the last attempt wins
-        assert self.plan is not None  # noqa: S101
-        return [latest[name] for name in self.plan.pipeline.order() if name in latest]
+        order = self.plan.pipeline.order() if self.plan is not None else list(latest)
+        return [latest[name] for name in order if name in latest]
 
     # --- stopping ----------------------------------------------------------------------------------
 
-    def _check_stop(self, deadline: float | None = None) -> _Stop | None:
+    def _check_stop(self, deadline: float | None = None) -> Stop | None:
         if self.ctrl_c.pressed():
-            return _Stop("canceled by Ctrl-C", True)
+            return _stop("canceled by Ctrl-C", interactive=True)
         if self.flags.stop_signal:
-            return _Stop(f"canceled: the supervisor received {self.flags.stop_signal}", False)
+            return _stop(f"canceled: the supervisor received {self.flags.stop_signal}")
         if deadline is not None and time.time() >= deadline:
-            return _Stop(f"{TIMED_OUT} {self.store.get(self.run_id).timeout:g} s", False)
+            return _stop(f"{TIMED_OUT} {self.store.get(self.run_id).timeout:g} s")
         if time.monotonic() >= self._next_poll:
             self._next_poll = time.monotonic() + REFRESH
             if self.store.get(self.run_id).status is RunStatus.CANCEL_REQUESTED:
-                return _Stop("canceled by mlproj cancel", False)
+                return _stop("canceled by mlproj cancel")
         return None
 
     def step_stop(self) -> tuple[str, bool] | None:
         """For the steps' supervisors: (reason, interactive) once the pipeline is being stopped."""
         stop = self._stop
-        return None if stop is None else (stop.step_reason, stop.interactive)
+        return None if stop is None else (step_reason(stop.reason or ""), stop.interactive)
 
     # --- the end -----------------------------------------------------------------------------------
 
@@ -366,7 +365,7 @@ class PipelineSupervisor:
         if self.crashed is not None:
             status, error = RunStatus.FAILED, self.crashed
         elif self._stop is not None:
-            status, error = RunStatus.CANCELED, self._stop.reason
+            status, error = RunStatus.CANCELED, self._stop.reason or "canceled"
         elif any(step.status is not RunStatus.FINISHED for step in steps):
             status = RunStatus.FAILED
             failed = self.first_failure or next(s for s in steps if s.status is not RunStatus.FINISHED)

@@ -20,6 +20,8 @@ from mlproj.runs.store import Store
 if TYPE_CHECKING:
     from mlproj.execution.signals import SignalFlags
     from mlproj.home import Home
+    from mlproj.pipelines.hashing import ContentHasher
+    from mlproj.spec import EntryPoint, Project
 
 
 class StepOwner(Protocol):
@@ -87,11 +89,10 @@ class StepWorker:
         parts: dict[str, str] = {"definition": _definition(step_plan)}
         # The step run's `parameters` (design.md §5): its entry point's, or a command step's inputs.
         self.parameters = {name: value for name, (value, _key) in bindings.step_inputs.items()}
-        if step_plan.entry_point is not None:
-            command = self._project_command(bindings, hasher, parts)
+        if step_plan.project is not None and step_plan.entry_point is not None:
+            command = self._project_command(step_plan.project, step_plan.entry_point, bindings, hasher, parts)
         else:
-            assert step.command is not None  # noqa: S101 - a command step has a command
-            command, _key = bindings.render_command(step.command)
+            command, _key = bindings.render_command(step.command or "")
             for ref in spec_bindings(step.command):  # pipeline values written into the command itself
                 if ref[0] == "parent":
                     parts[".".join(ref)] = bindings.lookup(ref)[1]
@@ -122,29 +123,37 @@ class StepWorker:
             return self._reuse(store, decision.reuse, parts, decision.reason, decision.key)
         return self._execute(store, command, folder, own, parts, decision.key, decision.reason)
 
-    def _project_command(self, bindings: Bindings, hasher: Any, parts: dict[str, str]) -> str:
+    def _project_command(
+        self,
+        project: Project,
+        entry_point: EntryPoint,
+        bindings: Bindings,
+        hasher: ContentHasher,
+        parts: dict[str, str],
+    ) -> str:
         from mlproj.params import render_command
         from mlproj.pipelines.plan import resolve_step_parameters
 
         step_plan = self.plan.steps[self.name]
-        assert step_plan.entry_point is not None  # noqa: S101
         resolved_values = {p: bindings.resolve(v) for p, v in step_plan.step.parameters.items()}
         given = {p: value for p, (value, _key) in resolved_values.items()}
         own_outputs = Path(self.record.run_dir or "") / "outputs"  # made when the step starts
         try:
-            resolved = resolve_step_parameters(step_plan, given, self.plan.pipeline.folder, own_outputs)
+            resolved = resolve_step_parameters(
+                project, entry_point, given, self.plan.pipeline.folder, own_outputs
+            )
         except MlprojError as exc:
             raise MlprojError(f"{step_plan.key}.parameters: {exc}") from None
-        declared = step_plan.entry_point.parameters
+        declared = entry_point.parameters
         for param, value in resolved.values.items():
             key = resolved_values[param][1] if param in resolved_values else f"default:{value}"
             if param in declared and declared[param].type == "path" and not key.startswith("<outputs."):
                 key = hasher.content_key(resolved.rendered[param])
             parts[f"parameters.{param}"] = key
         self.parameters = dict(resolved.values)
-        return str(render_command(step_plan.entry_point, resolved))
+        return render_command(entry_point, resolved)
 
-    def _code_part(self, step_plan: StepPlan, hasher: Any) -> str:
+    def _code_part(self, step_plan: StepPlan, hasher: ContentHasher) -> str:
         if step_plan.code_ref is not None:  # a Git project: its commit says what its content is
             return step_plan.code_ref
         if step_plan.work_dir is None:
