@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.errors import ParameterError
 from mlproj.quoting import UnsafeValue
 from mlproj.spec import EntryPoint, is_name
+from mlproj.structs import dataclass
 from mlproj.values import check, uri_scheme
 
 DOWNLOAD_SCHEMES = ("file", "http", "https")

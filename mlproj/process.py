@@ -12,9 +12,10 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+from mlproj.structs import dataclass
 
 if TYPE_CHECKING:
     import subprocess

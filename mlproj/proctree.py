@@ -25,10 +25,10 @@ import functools
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.process import _LINUX, RUN_ID_VARIABLE, Proc, identity, signal_process
+from mlproj.structs import dataclass
 
 TRACKING_VARIABLE = "MLPROJ_PROCESS_TRACKING"  # auto (the default), cgroup or tree
 _PROC = Path("/proc")

@@ -14,12 +14,12 @@ import posixpath
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlproj.errors import SourceError
 from mlproj.home import Home
+from mlproj.structs import dataclass
 
 if TYPE_CHECKING:
     import git

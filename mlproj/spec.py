@@ -16,12 +16,12 @@ import re
 import shlex
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlproj.errors import InputError, SpecError
 from mlproj.quoting import Template, TemplateError
+from mlproj.structs import dataclass, field
 
 PARAMETER_TYPES = ("string", "float", "int", "bool", "path", "uri")
 _TYPE_ALIASES = {"str": "string", "integer": "int", "double": "float", "number": "float", "boolean": "bool"}

@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError
+from mlproj.structs import dataclass
 
 if TYPE_CHECKING:
     from mlproj.backends.workload import JobState, Workload

@@ -14,13 +14,13 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.base import Backend, Launch, matching, positive_int, string_list, text
 from mlproj.backends.workload import ClusterWorkload, JobState
 from mlproj.errors import InputError, MlprojError
 from mlproj.runs.status import RunStatus
+from mlproj.structs import replace
 
 if TYPE_CHECKING:
     from mlproj.backends.workload import Workload

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlproj.proctree import RunProcesses
 from mlproj.runs.status import RunStatus
+from mlproj.structs import dataclass
 
 if TYPE_CHECKING:
     from mlproj.runs.record import RunRecord

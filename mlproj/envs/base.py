@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError
 from mlproj.runs.envspec import EnvSpec
+from mlproj.structs import dataclass, field
 
 if TYPE_CHECKING:
     from mlproj.spec import Project

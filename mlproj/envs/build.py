@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.envs import get_manager
@@ -17,6 +16,7 @@ from mlproj.envs.cache import CachedEnv, EnvCache
 from mlproj.errors import EnvironmentBuildError
 from mlproj.home import Home
 from mlproj.runs.envspec import EnvSpec
+from mlproj.structs import dataclass
 
 LOCK_POLL = 0.2  # seconds between attempts to take an environment's lock (cancel checks in between)
 ENV_FOLDER = "env"  # the environment inside its cache folder; files used to build it sit beside it

@@ -14,11 +14,11 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlproj.home import Home
 from mlproj.locks import FileLock
+from mlproj.structs import asdict, dataclass
 
 BUILDING = ".building"  # present in a build folder until its environment is published
 

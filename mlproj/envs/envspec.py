@@ -8,13 +8,13 @@ expanded against the folder of the file that holds them, so the fingerprint cove
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlproj.errors import SpecError
 from mlproj.runs.envspec import EnvSpec
 from mlproj.spec import Project
+from mlproj.structs import dataclass, field
 
 __all__ = ["CONDA_ENV_FILE", "LOCK_FILE", "PYTHON_ENV_FILE", "EnvSpec", "find_env_file", "load_env_spec"]
 

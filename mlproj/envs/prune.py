@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
 
 from mlproj.envs.cache import EnvCache
 from mlproj.home import Home
+from mlproj.structs import dataclass, field
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.execution.reconcile import cleanup_outside, end_processes, reconcile, supervised
@@ -12,6 +11,7 @@ from mlproj.process import DEFAULT_GRACE
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
+from mlproj.structs import dataclass
 
 FOLLOW_POLL = 0.1  # how often a follower reads the log
 STATUS_POLL = 0.25  # how often a follower or waiter reads the run's status

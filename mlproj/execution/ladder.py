@@ -14,10 +14,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from mlproj.process import INTERRUPT_TIMEOUT, KILL_WAIT, LEFTOVER_GRACE, POLL_INTERVAL
+from mlproj.structs import dataclass
 
 
 class Target(Protocol):

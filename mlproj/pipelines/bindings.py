@@ -4,11 +4,11 @@ own inputs and outputs, each with the text its reuse key sees."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from mlproj.errors import InputError
 from mlproj.pipelines.model import BINDING, Step, text_of
+from mlproj.structs import dataclass, field
 from mlproj.values import uri_scheme
 
 URI_INPUTS = ("uri_file", "uri_folder")

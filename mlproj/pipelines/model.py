@@ -6,11 +6,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlproj.quoting import Template
+from mlproj.structs import dataclass, field
 
 INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder")
 OUTPUT_TYPES = ("uri_folder", "uri_file")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from mlproj.params import ResolvedParameters, check_command_size, check_passable
 from mlproj.pipelines.bindings import URI_INPUTS, Bindings, is_local
 from mlproj.pipelines.loader import load_pipeline
 from mlproj.pipelines.model import Pipeline, Step, text_of
+from mlproj.structs import dataclass, field
 from mlproj.values import check
 
 if TYPE_CHECKING:

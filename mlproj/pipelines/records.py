@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from mlproj import process
@@ -18,6 +17,7 @@ from mlproj.runs.record import RunRecord
 from mlproj.runs.request import PipelineRequest
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, new_run_id
+from mlproj.structs import replace
 
 SNAPSHOT = "pipeline.yml"  # the run's copy of its pipeline file
 RESUMED_FROM_TAG = "mlproj.resumed_from"

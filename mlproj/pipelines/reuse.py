@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlproj.runs.record import RunRecord
 from mlproj.runs.store import Store
+from mlproj.structs import dataclass
 
 SHOWN_CHANGES = 3  # how many changed parts a reason names
 

@@ -35,10 +35,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from mlproj.quoting.lexer import SENTINEL, Lexer
 from mlproj.quoting.slots import Context, Slot
+from mlproj.structs import dataclass
 
 __all__ = ["Context", "Slot", "Template", "TemplateError", "UnsafeValue", "analyse", "place", "render"]
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from mlproj.structs import asdict, dataclass
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from mlproj.runs.request import Request, request_from_dict
 from mlproj.runs.status import RunKind, RunStatus
+from mlproj.structs import dataclass, field, fields, replace
 
 # Columns stored as JSON text.
 JSON_COLUMNS = ("parameters", "tags", "request", "outputs", "reuse_parts")

@@ -6,10 +6,10 @@ cluster's job all agree on what the run is."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from mlproj.runs.envspec import EnvSpec
+from mlproj.structs import dataclass, field
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from mlproj import process
 from mlproj.errors import InputError
 from mlproj.pipelines import names_pipeline
 from mlproj.runs.status import RunKind, RunStatus
+from mlproj.structs import dataclass
 from mlproj.submit.project import RunOptions
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, is_run_id, new_run_id
 from mlproj.sources import copy_checkout
 from mlproj.spec import EntryPoint, Project
+from mlproj.structs import dataclass, field
 from mlproj.values import check_timeout
 
 if TYPE_CHECKING:
