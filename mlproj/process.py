@@ -149,7 +149,9 @@ _OWN: set[int] = set()  # children started here and waited for by their Popen (n
 _DETACHED: list[subprocess.Popen[bytes]] = []
 
 
-def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def spawn_detached(
+    argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start a background program (a run supervisor) that outlives us: own session, no terminal.
 
     We keep a reference and reap it when it has exited, so that a long-lived caller (the Python API)
@@ -162,6 +164,7 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log_path: Path) 
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             list(argv),
+            cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

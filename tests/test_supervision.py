@@ -213,3 +213,22 @@ def test_twenty_detached_runs_at_once(tmp_path: Path, home: Home) -> None:
     for run_id, i in run_ids.items():
         assert records[run_id]["status"] == ("Finished" if i % 2 else "Failed")
         assert records[run_id]["run_name"] == f"r{i}"
+
+
+def test_a_detached_supervisor_ignores_a_folder_named_mlproj_where_it_was_started(
+    tmp_path: Path, home: Home
+) -> None:
+    """`python -m` imports from the working directory first: a caller standing in a folder that holds
+    another `mlproj` (this repository, a project's own package) must not hand it to the supervisor."""
+    decoy = tmp_path / "decoy"
+    (decoy / "mlproj").mkdir(parents=True)
+    (decoy / "mlproj" / "__init__.py").write_text("raise SystemExit('the wrong mlproj was imported')\n")
+    project = command_project(tmp_path / "p", "echo from the right one")
+    script = Path(sys.executable).with_name("mlproj")  # the console script: it does not look in the cwd
+    started = subprocess.run(
+        [str(script), "run", str(project), "-d"], cwd=decoy, capture_output=True, text=True, check=True
+    )
+    run_id = started.stdout.strip()
+    done = mlproj("wait", run_id)
+    assert done.returncode == 0, done.stderr
+    assert "from the right one" in done.stdout

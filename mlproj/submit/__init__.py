@@ -97,8 +97,13 @@ def start_detached(store: Store, record: RunRecord) -> RunRecord:
     env = {**os.environ, "MLPROJ_HOME": str(store.home.root)}
     env.pop(process.RUN_ID_VARIABLE, None)
     run_dir = Path(record.run_dir or store.home.run_dir(record.run_id))
+    # Started in the run's folder: `python -m` looks for modules in its working directory first, and
+    # the caller's may hold a folder named mlproj (this repository, or a project's own).
     proc = process.spawn_detached(
-        [sys.executable, "-m", "mlproj.submit.detached", record.run_id], env, run_dir / "supervisor.log"
+        [sys.executable, "-m", "mlproj.submit.detached", record.run_id],
+        env,
+        run_dir / "supervisor.log",
+        cwd=run_dir,
     )
     child_identity = process.identity(proc.pid)
     if child_identity is not None:  # None: it has already finished, and recorded itself
