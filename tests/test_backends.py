@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlproj.home import Home
-from tests.helpers import command_project, mlproj, mlproj_json
+from tests.helpers import assert_input_error, command_project, mlproj, mlproj_json
 
 PLUGIN = '''
 """A third-party backend: runs locally, and tells the workload it went through the plugin."""
@@ -51,16 +51,6 @@ def install_plugin(site: Path) -> dict[str, str]:
         "missing = mlproj_marking_gone:Backend\n"
     )
     return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-
-
-def assert_input_error(done: object, *needles: str) -> None:
-    assert getattr(done, "returncode", None) == 2, getattr(done, "stderr", "")
-    stderr = str(getattr(done, "stderr", ""))
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    for needle in needles:
-        assert needle in stderr, stderr
 
 
 def test_a_third_party_backend_runs_through_its_entry_point(tmp_path: Path, home: Home) -> None:

@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from mlproj.home import Home
-from tests.helpers import PYTHON, alive, mlproj, mlproj_json, wait_until, write_project
+from tests.helpers import PYTHON, alive, assert_input_error, mlproj, mlproj_json, wait_until, write_project
 
 RUNNING = ".".join(map(str, sys.version_info[:2]))
 
@@ -262,18 +262,6 @@ def envinfo(output: str) -> dict[str, Any]:
     return info
 
 
-def input_error(done: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """An input error: exit 2, one line on stderr (no traceback), nothing on stdout."""
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("mlproj: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert done.stdout == ""
-    return lines[0]
-
-
 def nothing_recorded(home: Home) -> None:
     assert json.loads(mlproj("runs", "--json").stdout) == []
     assert not home.runs_dir.exists() or not any(home.runs_dir.iterdir())
@@ -311,7 +299,8 @@ def snapshot(env: Path) -> list[tuple[int, int]]:
 
 
 def status(run_id: str) -> dict[str, Any]:
-    return mlproj_json("status", run_id)
+    document: dict[str, Any] = mlproj_json("status", run_id)
+    return document
 
 
 def supervisor_of(run_id: str) -> psutil.Process:
@@ -611,7 +600,9 @@ def test_a_python_version_that_is_not_installed(
     tmp_path: Path, home: Home, offline: Path, manager: str
 ) -> None:
     project = env_project(tmp_path / "proj", {"python_env.yaml": python_env("mlprojtestpkg", python="3.99")})
-    line = input_error(mlproj("run", str(project), "--env-manager", manager), "Python 3.99 is not available")
+    line = assert_input_error(
+        mlproj("run", str(project), "--env-manager", manager), "Python 3.99 is not available"
+    )
     assert RUNNING in line.split("3.99 is not available", 1)[1]  # it lists the versions it found
     nothing_recorded(home)
     assert not_lock_files(home) == []
@@ -725,7 +716,7 @@ def test_no_conda_is_an_input_error(
     path = [d for d in os.environ["PATH"].split(os.pathsep) if not any((Path(d) / n).exists() for n in names)]
     monkeypatch.setenv("PATH", os.pathsep.join(path))
     project = env_project(tmp_path / "proj", {"conda.yaml": conda_env("mlprojtestpkg")})
-    input_error(mlproj("run", str(project)), "conda is not installed", "MLPROJ_CONDA_EXE")
+    assert_input_error(mlproj("run", str(project)), "conda is not installed", "MLPROJ_CONDA_EXE")
     nothing_recorded(home)
     assert not home.envs_dir.exists()
 
@@ -736,7 +727,7 @@ def test_conda_exe_variable_naming_a_missing_file(
     missing = tmp_path / "nowhere" / "conda"
     monkeypatch.setenv("MLPROJ_CONDA_EXE", str(missing))
     project = env_project(tmp_path / "proj", {"conda.yaml": conda_env("mlprojtestpkg")})
-    input_error(mlproj("run", str(project)), f"MLPROJ_CONDA_EXE={missing}")
+    assert_input_error(mlproj("run", str(project)), f"MLPROJ_CONDA_EXE={missing}")
     nothing_recorded(home)
 
 
@@ -744,7 +735,7 @@ def test_conda_manager_on_a_python_env_project(
     tmp_path: Path, home: Home, offline: Path, standin: Path
 ) -> None:
     project = env_project(tmp_path / "proj", {"python_env.yaml": python_env("mlprojtestpkg")})
-    input_error(mlproj("run", str(project), "--env-manager", "conda"), "needs a conda.yaml")
+    assert_input_error(mlproj("run", str(project), "--env-manager", "conda"), "needs a conda.yaml")
     nothing_recorded(home)
 
 
@@ -854,9 +845,9 @@ def test_unknown_managers_are_input_errors(
     tmp_path: Path, home: Home, offline: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = env_project(tmp_path / "proj", {"python_env.yaml": python_env("mlprojtestpkg")})
-    input_error(mlproj("run", str(project), "--env-manager", "pipenv"), "pipenv", "virtualenv")
+    assert_input_error(mlproj("run", str(project), "--env-manager", "pipenv"), "pipenv", "virtualenv")
     monkeypatch.setenv("MLPROJ_ENV_MANAGER", "pipenv")
-    input_error(mlproj("run", str(project)), "MLPROJ_ENV_MANAGER=pipenv")
+    assert_input_error(mlproj("run", str(project)), "MLPROJ_ENV_MANAGER=pipenv")
     nothing_recorded(home)
     assert not home.envs_dir.exists()
     # the flag wins over the variable
@@ -879,7 +870,7 @@ def test_bad_environment_files_are_input_errors(
     tmp_path: Path, home: Home, offline: Path, files: dict[str, str], env_line: str, fragment: str
 ) -> None:
     project = env_project(tmp_path / "proj", files, env_line=env_line)
-    input_error(mlproj("run", str(project)), fragment)
+    assert_input_error(mlproj("run", str(project)), fragment)
     nothing_recorded(home)
     assert not home.envs_dir.exists()
 

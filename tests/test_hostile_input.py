@@ -17,18 +17,11 @@ from mlproj.cli.live import watch_lines
 from mlproj.errors import InputError
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, new_run_id
-from tests.helpers import command_project, mlproj_json, wait_until, write_project
+from tests.helpers import assert_input_error, command_project, invoke, mlproj_json, wait_until, write_project
 from tests.helpers import mlproj as run_mlproj
 from tests.pipelines import write_pipeline
-
-
-def one_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in done.stderr, done.stderr
-    (line,) = done.stderr.strip().splitlines()
-    return line
-
 
 # --- values the OS cannot pass ---------------------------------------------------------------------------
 
@@ -55,9 +48,8 @@ def test_a_nul_in_a_default_is_refused_naming_the_parameter(tmp_path: Path, home
         '      x: {type: string, default: "a\\0b"}\n    command: echo {x}\n',
     )
     done = run_mlproj("run", str(project))
-    assert done.returncode == 2
     message = "parameter 'x': a value cannot contain a NUL character (no program can be given one)"
-    assert one_line(done) == f"mlproj: error: {message}"
+    assert assert_input_error(done) == f"mlproj: error: {message}"
     assert mlproj_json("runs") == []
 
 
@@ -97,9 +89,7 @@ def test_a_pipeline_input_the_os_cannot_pass_is_refused(tmp_path: Path, home: Ho
     ],
 )
 def test_durations_that_are_not_a_number_of_seconds(tmp_path: Path, home: Home, args: list[str]) -> None:
-    done = run_mlproj(*args, cwd=tmp_path)
-    assert done.returncode == 2
-    line = one_line(done)
+    line = assert_input_error(invoke(*args))  # in this process: the parser's and click's own checks
     assert line.startswith(f"mlproj: error: {args[2]} {args[3]}: expected ")
     assert mlproj_json("runs") == []
 
@@ -200,7 +190,7 @@ def test_the_board_never_cuts_step_names_statuses_or_durations(tmp_path: Path) -
     steps = [
         RunRecord(
             run_id=new_run_id(),
-            kind="step",
+            kind=RunKind.STEP,
             step=name,
             status=status,
             started_at=time.time() - 75,

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from mlproj.home import Home
-from tests.helpers import PYTHON, command_project, mlproj, mlproj_json, write_project
+from tests.helpers import (
+    PYTHON,
+    assert_input_error,
+    command_project,
+    invoke,
+    mlproj,
+    mlproj_json,
+    write_project,
+)
 
 ARGV_PRINTER = f"{shlex.quote(PYTHON)} -c 'import sys, json; print(json.dumps(sys.argv[1:]))'"
 
@@ -120,13 +128,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_recorded(
         "      p: {type: path, default: MLproject}\n      u: {type: uri, default: 's3://b/k'}\n"
         "    command: echo {n} {p} {u}\n",
     )
-    done = mlproj("run", str(project), *args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert message in lines[0]
-    assert "Traceback" not in done.stderr
+    assert_input_error(invoke("run", str(project), *args), message)
     assert mlproj_json("runs") == []
 
 
@@ -151,10 +153,7 @@ def test_debug_shows_the_traceback(tmp_path: Path, home: Home) -> None:
 
 def test_unknown_run_id(home: Home) -> None:
     for command in (["status"], ["logs"], ["wait"], ["cancel"]):
-        done = mlproj(*command, "0123abcd")
-        assert done.returncode == 2
-        assert "no run with ID '0123abcd'" in done.stderr
-        assert "Traceback" not in done.stderr
+        assert_input_error(invoke(*command, "0123abcd"), "no run with ID '0123abcd'")
 
 
 def test_script_entry_points_without_mlproject(tmp_path: Path, home: Home) -> None:

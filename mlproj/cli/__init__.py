@@ -13,7 +13,7 @@ def main() -> None:
 
     pressed: list[int] = []
 
-    def interrupted(signum: int, frame: object) -> None:
+    def interrupted(signum: int, frame: object) -> None:  # noqa: ARG001 - a signal handler's
         pressed.append(signum)
         raise KeyboardInterrupt
 
@@ -28,4 +28,25 @@ def main() -> None:
         # Interrupted while modules were being imported (which can also surface as another error).
         sys.stderr.write("Interrupted.\n")
         code = 130
-    sys.exit(code)
+    leave(code)
+
+
+def leave(code: int) -> None:
+    """Exit with `code`, skipping the interpreter's teardown of every module (about 10 ms, a fifth of
+    `mlproj run`'s start-up budget) when nothing needs it: the output is flushed, the exit handlers
+    (atexit, weakref finalizers) are run, and no other thread is left to wait for. Otherwise, and when
+    the output cannot be flushed (a closed pipe), the normal exit."""
+    import os
+
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    os._exit(code)

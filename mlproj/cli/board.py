@@ -9,17 +9,20 @@ CI log, `--json`): one plain line per event. rich is imported only for the board
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TextIO
 
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.ui.console import STATUS_STYLES, PlainView, Text, format_duration, printable
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
 MAX_ROWS = 40  # a bigger pipeline shows its unfinished steps and counts the finished ones
 TAIL_BYTES = 2048
 
 
-def make_view(stream: TextIO, plain: bool, title: str = "", run_id: str = "") -> Any:
+def make_view(stream: TextIO, *, plain: bool, title: str = "", run_id: str = "") -> Any:
     """The board on a terminal (unless `plain`), plain lines otherwise."""
     import sys
 
@@ -30,7 +33,7 @@ def make_view(stream: TextIO, plain: bool, title: str = "", run_id: str = "") ->
 
 
 class BoardView:
-    def __init__(self, stderr: bool, title: str = "", run_id: str = "", console: Any = None) -> None:
+    def __init__(self, *, stderr: bool, title: str = "", run_id: str = "", console: Any = None) -> None:
         import time
 
         from rich.live import Live

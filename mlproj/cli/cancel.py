@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import sys
+from mlproj.cli.common import find, open_store
 
-import click
+TYPE_CHECKING = False  # typing's, not imported on the way to a command
+if TYPE_CHECKING:
+    from mlproj.ui.console import Console
 
-from mlproj.cli.common import Seconds, find, open_store, run_id_argument
 
-
-@click.command("cancel")
-@run_id_argument
-@click.option(
-    "--grace",
-    type=Seconds(zero=True),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Time between SIGTERM and SIGKILL.",
-)
-def cancel_command(run_id: str, grace: float) -> int:
-    """Cancel RUN_ID: SIGTERM to every process it started, SIGKILL after --grace seconds."""
+def cancel(app: Console, *, run_id: str, grace: float) -> int:
     from mlproj.execution import control
-    from mlproj.ui.console import Text
 
     store = open_store()
     outcome = control.cancel(store, find(store, run_id), grace)
-    out = Text(sys.stdout)
-    status = out.status(outcome.record.status)
+    status = app.out.status(outcome.record.status)
     if outcome.already_final:
-        out.print(f"Run {outcome.record.run_id} had already ended: {status}")
+        app.print(f"Run {outcome.record.run_id} had already ended: {status}")
     else:
-        out.print(f"Run {outcome.record.run_id} is now {status}")
+        app.print(f"Run {outcome.record.run_id} is now {status}")
     return 0

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import time
 
-import click
-
-from mlproj.cli.common import print_json
-
-
-@click.group("envs")
-def envs_command() -> None:
-    """Cached environments (under MLPROJ_HOME/envs)."""
+TYPE_CHECKING = False  # typing's, not imported on the way to a command
+if TYPE_CHECKING:
+    from mlproj.ui.console import Console
 
 
-@envs_command.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-def list_command(as_json: bool) -> int:
-    """List cached environments: fingerprint, manager, Python, size, last used."""
+def list_envs(app: Console) -> int:
     from mlproj.envs.cache import EnvCache
     from mlproj.home import Home
     from mlproj.runs.record import iso_utc
@@ -36,18 +28,14 @@ def list_command(as_json: bool) -> int:
         }
         for env in sorted(envs, key=lambda e: e.last_used, reverse=True)
     ]
-    if as_json:
-        print_json(rows)
+    if app.as_json:
+        app.json(rows)
         return 0
     if not rows:
-        click.echo("No cached environments.")
+        app.print("No cached environments.")
         return 0
-    import sys
-
     from mlproj.cli.render import table_lines
-    from mlproj.ui.console import Text
 
-    out = Text(sys.stdout)
     headers = ["FINGERPRINT", "MANAGER", "PYTHON", "SIZE", "LAST USED", "SOURCE"]
     lines = [
         [
@@ -60,17 +48,12 @@ def list_command(as_json: bool) -> int:
         ]
         for row in rows
     ]
-    for line in table_lines(out, headers, lines):
-        out.print(line)
+    for line in table_lines(app.out, headers, lines):
+        app.print(line)
     return 0
 
 
-@envs_command.command("prune")
-@click.option(
-    "--older-than", type=click.FloatRange(min=0), metavar="DAYS", help="Only those unused for DAYS days."
-)
-def prune_command(older_than: float | None) -> int:
-    """Remove cached environments (and leftovers of failed builds) not used by an unfinished run."""
+def prune_envs(app: Console, *, older_than: float | None) -> int:
     from mlproj.envs.prune import prune
     from mlproj.execution.reconcile import environments_in_use
     from mlproj.home import Home
@@ -86,13 +69,13 @@ def prune_command(older_than: float | None) -> int:
             store.close()
     result = prune(home, None if older_than is None else time.time() - older_than * 86400, in_use)
     for env in result.removed:
-        click.echo(f"removed {env.fingerprint} ({env.manager}, Python {env.python}, {_size(env.freed)})")
+        app.print(f"removed {env.fingerprint} ({env.manager}, Python {env.python}, {_size(env.freed)})")
     for fingerprint in result.kept_in_use:
-        click.echo(f"kept {fingerprint}: an unfinished run uses it")
+        app.print(f"kept {fingerprint}: an unfinished run uses it")
     if result.orphans:
-        click.echo(f"removed {result.orphans} unfinished build folder(s)")
+        app.print(f"removed {result.orphans} unfinished build folder(s)")
     if not (result.removed or result.orphans):
-        click.echo("Nothing to prune.")
+        app.print("Nothing to prune.")
     return 0
 
 

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
+TYPE_CHECKING = False  # typing's, not imported on the way to a command
+if TYPE_CHECKING:
+    from mlproj.ui.console import Console
 
 
-@click.command("graph")
-@click.argument("uri_or_run_id", metavar="URI_OR_RUN_ID")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "mermaid", "dot", "json"]),
-    default="text",
-    show_default=True,
-)
-def graph_command(uri_or_run_id: str, fmt: str) -> int:
-    """Print the DAG of a pipeline file, or of the pipeline a run ran."""
+def graph(app: Console, *, uri_or_run_id: str, fmt: str) -> int:
     from mlproj.errors import InputError
     from mlproj.pipelines import is_pipeline_file, names_pipeline
     from mlproj.pipelines.graph import render
@@ -26,7 +18,7 @@ def graph_command(uri_or_run_id: str, fmt: str) -> int:
 
     path = Path(uri_or_run_id)
     if is_pipeline_file(path):
-        click.echo(render(load_pipeline(path), fmt))
+        app.print(render(load_pipeline(path), fmt))
         return 0
     if path.exists():
         raise InputError(f"{uri_or_run_id}: expected a pipeline file (.yml/.yaml with `type: pipeline`)")
@@ -35,12 +27,12 @@ def graph_command(uri_or_run_id: str, fmt: str) -> int:
         from mlproj.sources import fetch
 
         source = fetch(uri_or_run_id, None, Home.from_env(), Path.cwd())
-        click.echo(render(load_pipeline(source.path), fmt))
+        app.print(render(load_pipeline(source.path), fmt))
         return 0
     from mlproj.cli.common import find, open_store
     from mlproj.pipelines.records import load_recorded
 
     store = open_store()
     record = find(store, uri_or_run_id)
-    click.echo(render(load_recorded(record), fmt))
+    app.print(render(load_recorded(record), fmt))
     return 0

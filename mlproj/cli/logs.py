@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import click
-
-from mlproj.cli.common import find, open_store, run_id_argument, stdout_bytes
+from mlproj.cli.common import find, open_store
 from mlproj.runs.status import RunKind
 
+TYPE_CHECKING = False  # typing's, not imported on the way to a command
+if TYPE_CHECKING:
+    from mlproj.ui.console import Console
 
-@click.command("logs")
-@run_id_argument
-@click.option("--step", help="A pipeline step's log (its latest attempt).")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing until the run ends.")
-def logs_command(run_id: str, step: str | None, follow: bool) -> int:
-    """Print the output of RUN_ID (for a pipeline: its events, or one step's output with --step)."""
+
+def logs(app: Console, *, run_id: str, step: str | None, follow: bool) -> int:
     from mlproj.errors import InputError
     from mlproj.execution.control import follow as follow_log
 
     store = open_store()
     record = find(store, run_id)
+    write = app.out.bytes()
     if step is not None:
         if record.kind is not RunKind.PIPELINE:
             raise InputError(f"--step {step}: run {record.run_id} is a {record.kind} run, not a pipeline")
@@ -30,8 +28,7 @@ def logs_command(run_id: str, step: str | None, follow: bool) -> int:
             )
         record = attempts[-1]
         if record.reused_from:
-            write = stdout_bytes()
             write(f"mlproj: step {step} was reused from run {record.reused_from}; its log follows\n".encode())
             record = store.get(record.reused_from)
-    follow_log(store, record.run_id, stdout_bytes(), follow=follow and not record.is_final)
+    follow_log(store, record.run_id, write, follow=follow and not record.is_final)
     return 0

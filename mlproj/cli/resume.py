@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import click
+from mlproj.cli.common import find, open_store
 
-from mlproj.cli.common import find, open_store, run_id_argument
+TYPE_CHECKING = False  # typing's, not imported on the way to a command
+if TYPE_CHECKING:
+    from mlproj.ui.console import Console
 
 
-@click.command("resume")
-@run_id_argument
-@click.option("-d", "--detach", is_flag=True, help="Start in the background and print the run ID.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
-def resume_command(run_id: str, detach: bool, as_json: bool) -> int:
-    """Run the pipeline of RUN_ID again with the same inputs: the steps it finished are reused
-    (whatever allow_reuse says), the others run."""
+def resume(app: Console, *, run_id: str, detach: bool) -> int:
     from mlproj.cli.run import run_and_show
     from mlproj.pipelines.records import resume_options
 
@@ -21,4 +17,4 @@ def resume_command(run_id: str, detach: bool, as_json: bool) -> int:
     earlier = find(store, run_id)
     options = resume_options(earlier)
     store.close()
-    return run_and_show(options, detach=detach, as_json=as_json)
+    return run_and_show(app, options, detach=detach)

@@ -2,58 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import click
-
-from mlproj.cli.common import Seconds, open_store, print_json, stderr_bytes, stdout_bytes
-
+TYPE_CHECKING = False  # typing's, not imported on the way to a command
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     from mlproj.runs.record import RunRecord
     from mlproj.submit import Options
+    from mlproj.ui.console import Console
 
 
-@click.command("run")
-@click.argument("uri")
-@click.option("-e", "--entry-point", default="main", show_default=True, help="Entry point to run.")
-@click.option("-v", "--version", help="Git branch, tag or commit.")
-@click.option("-P", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable).")
-@click.option("--env-manager", help="local, virtualenv, uv or conda.")
-@click.option("-b", "--backend", default="local", show_default=True, help="Where the run executes.")
-@click.option("-c", "--backend-config", metavar="JSON_OR_FILE", help="Backend settings: JSON text or a file.")
-@click.option("--experiment-name", help="Experiment to record the run under (default: Default).")
-@click.option("--run-name", help="A name for the run.")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
-@click.option(
-    "--storage-dir",
-    type=click.Path(file_okay=False),
-    help="Where path parameters given as URIs are downloaded.",
-)
-@click.option("-d", "--detach", is_flag=True, help="Start in the background and print the run ID.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on stdout.")
-@click.option(
-    "--timeout", type=Seconds(), metavar="SECONDS", help="Cancel the run after this long (exit 124)."
-)
-@click.option("--rebuild-env", is_flag=True, help="Build the environment again instead of reusing it.")
-@click.option(
-    "-A",
-    "--docker-args",
-    "docker_args",
-    multiple=True,
-    metavar="NAME[=VALUE]",
-    help="A docker run option for docker_env projects, e.g. -A gpus=all (repeatable).",
-)
-@click.option("--build-image", is_flag=True, help="docker_env: build an image with the project copied in.")
-@click.option("--max-parallel", type=int, metavar="N", help="Pipelines: steps running at once.")
-@click.option("--force-rerun", is_flag=True, help="Pipelines: run every step, reuse none.")
-@click.option(
-    "--continue-on-step-failure",
-    is_flag=True,
-    help="Pipelines: keep running branches a failure does not reach.",
-)
-def run_command(
+def run(
+    app: Console,
+    *,
     uri: str,
     entry_point: str,
     version: str | None,
@@ -66,7 +27,6 @@ def run_command(
     tags: tuple[str, ...],
     storage_dir: str | None,
     detach: bool,
-    as_json: bool,
     timeout: float | None,
     rebuild_env: bool,
     docker_args: tuple[str, ...],
@@ -75,8 +35,6 @@ def run_command(
     force_rerun: bool,
     continue_on_step_failure: bool,
 ) -> int:
-    """Run the project or pipeline at URI: a folder, a pipeline file (.yml with `type: pipeline`) or
-    a Git URI, with an optional #subdirectory (or #path/to/pipeline.yml)."""
     from mlproj.backends import load_backend_config
     from mlproj.params import parse_assignments
     from mlproj.submit import options_for
@@ -94,7 +52,7 @@ def run_command(
         experiment=experiment_name,
         run_name=run_name,
         tags=parse_assignments(tags, "--tag"),
-        storage_dir=Path(storage_dir).absolute() if storage_dir else None,
+        storage_dir=_absolute(storage_dir),
         timeout=timeout,
         rebuild_env=rebuild_env,
         docker=docker if docker_args or build_image else None,
@@ -102,7 +60,7 @@ def run_command(
         force_rerun=force_rerun,
         continue_on_step_failure=continue_on_step_failure,
     )
-    return run_and_show(options, detach=detach, as_json=as_json)
+    return run_and_show(app, options, detach=detach)
 
 
 # How the command line names what `submit.options_for` refuses for the other kind of run.
@@ -116,30 +74,26 @@ FLAGS = {
 }
 
 
-def run_and_show(options: Options, *, detach: bool, as_json: bool) -> int:
+def run_and_show(app: Console, options: Options, *, detach: bool) -> int:
     """Submit a run (a project or a pipeline, `run` or `resume`) and show it: the run ID (or its record)
     when detached; otherwise its output, a pipeline's board, its summary line, and the exit code of §4."""
-    from mlproj.cli.render import summary_line
-    from mlproj.runs.documents import run_document
-    from mlproj.runs.outcome import exit_code_for
+    from mlproj.cli.common import open_store
     from mlproj.runs.status import RunKind, RunStatus
     from mlproj.submit import Foreground, submit
-    from mlproj.ui.console import Text
     from mlproj.ui.progress import BuildProgress, DownloadProgress
 
     store = open_store()
-    downloads = DownloadProgress(sys.stderr)
-    people = Text(sys.stderr)
+    downloads = DownloadProgress(app.err.stream)
 
     def view(record: RunRecord) -> Any:
         from mlproj.cli.board import make_view
 
-        stream = sys.stderr if as_json else sys.stdout
-        return make_view(stream, plain=as_json, title=record.run_name or "", run_id=record.run_id)
+        stream = app.output.stream
+        return make_view(stream, plain=app.as_json, title=record.run_name or "", run_id=record.run_id)
 
     foreground = Foreground(
-        output=stderr_bytes() if as_json else stdout_bytes(),
-        on_status=BuildProgress(sys.stderr).update,
+        output=app.output.bytes(),
+        on_status=BuildProgress(app.err.stream).update,
         view=view,
         dedicated=True,
     )
@@ -148,17 +102,32 @@ def run_and_show(options: Options, *, detach: bool, as_json: bool) -> int:
     finally:
         downloads.close()
     if detach:
-        if as_json:
-            print_json(run_document(store, final))
+        if app.as_json:
+            from mlproj.runs.documents import run_document
+
+            app.json(run_document(store, final))
         else:
-            Text(sys.stdout).print(final.run_id)
+            app.print(final.run_id)
         return 0
-    people.print(summary_line(people, final))
+    from mlproj.cli.render import summary_line
+    from mlproj.runs.outcome import exit_code_for
+
+    app.note(summary_line(app.err, final))
     if final.kind is RunKind.PIPELINE and final.status is RunStatus.FAILED:
-        people.print(f"Resume it, reusing the steps that finished: mlproj resume {final.run_id}")
-    if as_json:
-        print_json(run_document(store, final))
+        app.note(f"Resume it, reusing the steps that finished: mlproj resume {final.run_id}")
+    if app.as_json:
+        from mlproj.runs.documents import run_document
+
+        app.json(run_document(store, final))
     return exit_code_for(final)
+
+
+def _absolute(directory: str | None) -> Path | None:
+    if not directory:
+        return None
+    from pathlib import Path
+
+    return Path(directory).absolute()
 
 
 def _docker_args(pairs: tuple[str, ...]) -> dict[str, str]:

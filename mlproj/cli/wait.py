@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import sys
+from mlproj.cli.common import find, open_store
 
-import click
+TYPE_CHECKING = False  # typing's, not imported on the way to a command
+if TYPE_CHECKING:
+    from mlproj.ui.console import Console
 
-from mlproj.cli.common import Seconds, find, open_store, run_id_argument, stdout_bytes
 
-
-@click.command("wait")
-@run_id_argument
-@click.option("--timeout", type=Seconds(), metavar="SECONDS", help="Give up after this long (exit 124).")
-@click.option("--show-output/--no-show-output", default=True, show_default=True, help="Stream the run's log.")
-def wait_command(run_id: str, timeout: float | None, show_output: bool) -> int:
-    """Wait until RUN_ID ends; exit 0 if it finished, its exit code if it failed, 130 if canceled."""
+def wait(app: Console, *, run_id: str, timeout: float | None, show_output: bool) -> int:
     from mlproj.cli.render import summary_line
     from mlproj.execution import control
     from mlproj.runs.outcome import EXIT_TIMEOUT, exit_code_for
-    from mlproj.ui.console import Text
 
     store = open_store()
     record = find(store, run_id)
     if show_output:
-        final = control.follow(store, record.run_id, stdout_bytes(), timeout=timeout)
+        final = control.follow(store, record.run_id, app.out.bytes(), timeout=timeout)
     else:
         final = control.wait(store, record.run_id, timeout=timeout)
-    people = Text(sys.stderr)
     if final is None:
-        people.print(f"Run {record.run_id} is still {store.get(record.run_id).status} after {timeout:g} s")
+        app.note(f"Run {record.run_id} is still {store.get(record.run_id).status} after {timeout:g} s")
         return EXIT_TIMEOUT
-    people.print(summary_line(people, final))
+    app.note(summary_line(app.err, final))
     return exit_code_for(final)

@@ -6,13 +6,14 @@ one is shown (importing rich costs about as much as the whole budget of `status`
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
 
+TYPE_CHECKING = False  # typing's, not imported on the way to a command (start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, TextIO
+
     from rich.console import Console as RichConsole
 
 # Status names (design.md §3) and the ANSI code each is shown in; also told by the word itself.
@@ -114,11 +115,13 @@ class Console:
 
     def json(self, document: Any) -> None:
         """The one JSON document on stdout."""
+        import json
+
         self.out.stream.write(json.dumps(document, indent=2) + "\n")
         self.out.stream.flush()
 
 
-def rich_console(stderr: bool = False) -> RichConsole:
+def rich_console(*, stderr: bool = False) -> RichConsole:
     """The one rich console of a stream, for the live views (made on first use)."""
     if stderr not in _RICH:
         from rich.console import Console as RichConsole
@@ -138,7 +141,7 @@ class PlainView:
     def event(self, line: str) -> None:
         self.out.print(printable(line))
 
-    def refresh(self, steps: Sequence[object]) -> None:
+    def refresh(self, steps: Sequence[object]) -> None:  # noqa: ARG002 - the view interface's
         return
 
     def close(self) -> None:

@@ -1,0 +1,103 @@
+"""The click commands, built from the table of `mlproj.cli.table`: help, completion, and the errors of a
+command line that `mlproj.cli.parse` leaves to click. Both call the same command functions with the same
+values, converted by the same `table.convert`."""
+
+from __future__ import annotations
+
+import click
+
+from mlproj import __version__
+from mlproj.cli.table import COMMANDS, Arg, Command, Opt, call, convert
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # generic from click 8.2 on; subscripting it at run time would fail before that
+    _ParamType = click.ParamType[Any]
+else:
+    _ParamType = click.ParamType
+
+
+class TableType(_ParamType):
+    """An option's type of the table: its conversion, and its own one-line error."""
+
+    def __init__(self, opt: Opt) -> None:
+        self.opt = opt
+        self.name = opt.kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # a default, already converted
+            return value
+        try:
+            return convert(self.opt, value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _option(opt: Opt) -> click.Option:
+    shown_default = opt.default not in (None, False, ())
+    if opt.kind == "flag":
+        return click.Option([*opt.names, opt.dest], is_flag=True, help=opt.help)
+    if opt.kind == "toggle":
+        names = "/".join(opt.names)
+        return click.Option([names, opt.dest], default=opt.default, show_default=True, help=opt.help)
+    return click.Option(
+        [*opt.names, opt.dest],
+        type=TableType(opt),
+        multiple=opt.multiple,
+        default=opt.default,
+        show_default=shown_default,
+        metavar=opt.metavar or ("[" + "|".join(opt.choices) + "]" if opt.choices else None),
+        help=opt.help,
+    )
+
+
+def _argument(arg: Arg) -> click.Argument:
+    return click.Argument([arg.dest], metavar=arg.metavar)
+
+
+def _command(command: Command) -> click.Command:
+    if command.subcommands:
+        group = click.Group(command.name, help=command.help, short_help=command.summary)
+        for sub in command.subcommands:
+            group.add_command(_command(sub))
+        return group
+
+    def callback(**values: Any) -> int:
+        return call(command, values)
+
+    params: list[click.Parameter] = [_argument(arg) for arg in command.args]
+    params += [_option(opt) for opt in command.opts]
+    return click.Command(
+        command.name, callback=callback, params=params, help=command.help, short_help=command.summary
+    )
+
+
+class TableGroup(click.Group):
+    """`mlproj`: its commands are built when they are asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 - click's
+        return [command.name for command in COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: ARG002 - click's
+        command = next((c for c in COMMANDS if c.name == cmd_name), None)
+        return None if command is None else _command(command)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:  # noqa: ARG002 - click's
+        with formatter.section("Commands"):
+            formatter.write_dl([(command.name, command.summary) for command in COMMANDS])
+
+
+@click.group(cls=TableGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlproj")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+def cli(debug: bool) -> None:  # noqa: FBT001 - click's flag
+    """Run MLflow projects and pipelines, and follow their runs from any shell."""
+
+
+def main(args: list[str]) -> int:
+    """Run the command line through click; click's own exceptions go to the caller's boundary."""
+    result: Any = cli.main(args=args, prog_name="mlproj", standalone_mode=False)
+    return int(result or 0)

@@ -1,0 +1,321 @@
+"""Every command's arguments and options, written once. Two readers use the table: `mlproj.cli.parse`, a
+small parser that handles a well-formed command line without importing click (start-up matters: click
+costs more than `mlproj status` may take), and `mlproj.cli.clickapp`, which builds the click commands
+for everything else (help, errors, completion). No dataclasses here either, for the same reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+TYPE_CHECKING = False  # typing's, not imported on the way to a command: it costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Opt:
+    """An option. `kind`: text, flag, toggle (`--x/--no-x`), int (at least `minimum`), seconds (> 0),
+    seconds0 (>= 0), days (>= 0), or choice (one of `choices`)."""
+
+    __slots__ = ("choices", "default", "dest", "help", "kind", "metavar", "minimum", "multiple", "names")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        dest: str,
+        help: str,
+        kind: str = "text",
+        *,
+        multiple: bool = False,
+        default: Any = None,
+        metavar: str | None = None,
+        choices: tuple[str, ...] = (),
+        minimum: int = 1,
+    ) -> None:
+        self.names, self.dest, self.help, self.kind = names, dest, help, kind
+        self.multiple, self.metavar, self.choices, self.minimum = multiple, metavar, choices, minimum
+        self.default = () if multiple and default is None else default
+        if kind == "flag" and default is None:
+            self.default = False
+
+    @property
+    def takes_value(self) -> bool:
+        return self.kind not in ("flag", "toggle")
+
+
+class Arg:
+    __slots__ = ("dest", "metavar")
+
+    def __init__(self, dest: str, metavar: str) -> None:
+        self.dest, self.metavar = dest, metavar
+
+
+class Command:
+    """A command: what it takes, and where it is implemented (`module:function`, called with the
+    console and the values)."""
+
+    __slots__ = ("args", "help", "name", "opts", "subcommands", "summary", "target")
+
+    def __init__(
+        self,
+        name: str,
+        target: str,
+        summary: str,
+        help: str,
+        args: tuple[Arg, ...] = (),
+        opts: tuple[Opt, ...] = (),
+        subcommands: tuple[Command, ...] = (),
+    ) -> None:
+        self.name, self.target, self.summary, self.help = name, target, summary, help
+        self.args, self.opts, self.subcommands = args, opts, subcommands
+
+
+def convert(opt: Opt, text: str) -> Any:
+    """An option's value from its text; ValueError says what was expected."""
+    kind = opt.kind
+    if kind == "int":
+        try:
+            number = int(text.strip())
+        except ValueError:
+            raise ValueError(f"{text}: expected a whole number") from None
+        if number < opt.minimum:
+            raise ValueError(f"{text}: expected a whole number of at least {opt.minimum}")
+        return number
+    if kind in ("seconds", "seconds0", "days"):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        zero_ok = kind != "seconds"
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+            unit = "days" if kind == "days" else "seconds"
+            expected = f"a number of {unit}, 0 or more" if zero_ok else f"a positive number of {unit}"
+            raise ValueError(f"{text}: expected {expected}")
+        return value
+    if kind == "choice" and text not in opt.choices:
+        raise ValueError(f"{text}: expected one of {', '.join(opt.choices)}")
+    return text
+
+
+RUN_ID = Arg("run_id", "RUN_ID")
+JSON = Opt(("--json",), "as_json", "Print JSON on stdout (everything for people goes to stderr).", "flag")
+DETACH = Opt(("-d", "--detach"), "detach", "Start in the background and print the run ID.", "flag")
+ENTRY_POINT = Opt(("-e", "--entry-point"), "entry_point", "Entry point to run.", default="main")
+VERSION = Opt(("-v", "--version"), "version", "Git branch, tag or commit.")
+PARAM = Opt(("-P", "--param"), "params", "A parameter (repeatable).", multiple=True, metavar="KEY=VALUE")
+ENV_MANAGER = Opt(("--env-manager",), "env_manager", "local, virtualenv, uv, conda or docker.")
+
+COMMANDS = (
+    Command(
+        "run",
+        "mlproj.cli.run:run",
+        "Run a project or a pipeline from a folder, a file or a Git URI.",
+        "Run the project or pipeline at URI: a folder, a pipeline file (.yml with `type: pipeline`) or a "
+        "Git URI, with an optional #subdirectory (or #path/to/pipeline.yml).",
+        (Arg("uri", "URI"),),
+        (
+            ENTRY_POINT,
+            VERSION,
+            PARAM,
+            ENV_MANAGER,
+            Opt(("-b", "--backend"), "backend", "Where the run executes.", default="local"),
+            Opt(
+                ("-c", "--backend-config"),
+                "backend_config",
+                "Backend settings: JSON text or a file.",
+                metavar="JSON_OR_FILE",
+            ),
+            Opt(("--experiment-name",), "experiment_name", "Experiment to record the run under."),
+            Opt(("--run-name",), "run_name", "A name for the run."),
+            Opt(("--tag",), "tags", "A tag (repeatable).", multiple=True, metavar="KEY=VALUE"),
+            Opt(
+                ("--storage-dir",),
+                "storage_dir",
+                "Where path parameters given as URIs are downloaded.",
+                metavar="DIRECTORY",
+            ),
+            DETACH,
+            JSON,
+            Opt(
+                ("--timeout",),
+                "timeout",
+                "Cancel the run after this long (exit 124).",
+                "seconds",
+                metavar="SECONDS",
+            ),
+            Opt(
+                ("--rebuild-env",),
+                "rebuild_env",
+                "Build the environment again, not reusing it.",
+                "flag",
+            ),
+            Opt(
+                ("-A", "--docker-args"),
+                "docker_args",
+                "A docker run option for docker_env projects, e.g. -A gpus=all (repeatable).",
+                multiple=True,
+                metavar="NAME[=VALUE]",
+            ),
+            Opt(
+                ("--build-image",),
+                "build_image",
+                "docker_env: build an image with the project copied in.",
+                "flag",
+            ),
+            Opt(("--max-parallel",), "max_parallel", "Pipelines: steps running at once.", "int", metavar="N"),
+            Opt(("--force-rerun",), "force_rerun", "Pipelines: run every step, reuse none.", "flag"),
+            Opt(
+                ("--continue-on-step-failure",),
+                "continue_on_step_failure",
+                "Pipelines: keep running branches a failure does not reach.",
+                "flag",
+            ),
+        ),
+    ),
+    Command(
+        "status",
+        "mlproj.cli.status:status",
+        "Show one run.",
+        "Show the status of RUN_ID (a run ID or a unique prefix of at least 4 characters).",
+        (RUN_ID,),
+        (JSON, Opt(("--watch",), "watch", "Refresh until the run ends.", "flag")),
+    ),
+    Command(
+        "logs",
+        "mlproj.cli.logs:logs",
+        "Print a run's output.",
+        "Print the output of RUN_ID (for a pipeline: its events, or one step's output with --step).",
+        (RUN_ID,),
+        (
+            Opt(("--step",), "step", "A pipeline step's log (its latest attempt)."),
+            Opt(("-f", "--follow"), "follow", "Keep printing until the run ends.", "flag"),
+        ),
+    ),
+    Command(
+        "wait",
+        "mlproj.cli.wait:wait",
+        "Wait for a run to end; exit with its code.",
+        "Wait until RUN_ID ends; exit 0 if it finished, its exit code if it failed, 130 if canceled.",
+        (RUN_ID,),
+        (
+            Opt(
+                ("--timeout",), "timeout", "Give up after this long (exit 124).", "seconds", metavar="SECONDS"
+            ),
+            Opt(
+                ("--show-output", "--no-show-output"),
+                "show_output",
+                "Stream the run's log.",
+                "toggle",
+                default=True,
+            ),
+        ),
+    ),
+    Command(
+        "cancel",
+        "mlproj.cli.cancel:cancel",
+        "Cancel a run and every process it started.",
+        "Cancel RUN_ID: SIGTERM to every process it started, SIGKILL after --grace seconds.",
+        (RUN_ID,),
+        (
+            Opt(
+                ("--grace",),
+                "grace",
+                "Time between SIGTERM and SIGKILL.",
+                "seconds0",
+                default=10.0,
+                metavar="SECONDS",
+            ),
+        ),
+    ),
+    Command(
+        "runs",
+        "mlproj.cli.runs:runs",
+        "List runs, newest first.",
+        "List runs, newest first.",
+        (),
+        (
+            Opt(("--experiment-name",), "experiment_name", "Only runs of this experiment."),
+            Opt(("--status",), "status_name", "Only runs in this status (e.g. Failed).", metavar="STATUS"),
+            Opt(("--limit",), "limit", "At most this many.", "int", default=20),
+            JSON,
+        ),
+    ),
+    Command(
+        "validate",
+        "mlproj.cli.validate:validate",
+        "Show what would run, resolved, without running it.",
+        "Check the project or pipeline at URI and show what it would run.",
+        (Arg("uri", "URI"),),
+        (ENTRY_POINT, VERSION, PARAM, ENV_MANAGER, JSON),
+    ),
+    Command(
+        "graph",
+        "mlproj.cli.graph:graph",
+        "Print a pipeline's steps and what they depend on.",
+        "Print the DAG of a pipeline file, or of the pipeline a run ran.",
+        (Arg("uri_or_run_id", "URI_OR_RUN_ID"),),
+        (
+            Opt(
+                ("--format",),
+                "fmt",
+                "How to print it.",
+                "choice",
+                default="text",
+                choices=("text", "mermaid", "dot", "json"),
+            ),
+        ),
+    ),
+    Command(
+        "resume",
+        "mlproj.cli.resume:resume",
+        "Run a pipeline again, reusing the steps it finished.",
+        "Run the pipeline of RUN_ID again with the same inputs: the steps it finished are reused (whatever "
+        "allow_reuse says), the others run.",
+        (RUN_ID,),
+        (DETACH, JSON),
+    ),
+    Command(
+        "envs",
+        "",
+        "List or prune cached environments.",
+        "Cached environments (under MLPROJ_HOME/envs).",
+        subcommands=(
+            Command(
+                "list",
+                "mlproj.cli.envs:list_envs",
+                "List cached environments.",
+                "List cached environments: fingerprint, manager, Python, size, last used.",
+                (),
+                (JSON,),
+            ),
+            Command(
+                "prune",
+                "mlproj.cli.envs:prune_envs",
+                "Remove unused environments.",
+                "Remove cached environments (and leftovers of failed builds) not used by an unfinished run.",
+                (),
+                (
+                    Opt(
+                        ("--older-than",),
+                        "older_than",
+                        "Only those unused for DAYS days.",
+                        "days",
+                        metavar="DAYS",
+                    ),
+                ),
+            ),
+        ),
+    ),
+)
+BY_NAME = {command.name: command for command in COMMANDS}
+
+
+def call(command: Command, values: dict[str, Any]) -> int:
+    """Run a command: its function, given the one console of the command and the values."""
+    from mlproj.ui.console import Console
+
+    module_name, _, function = command.target.partition(":")
+    module = __import__(module_name, fromlist=[function])
+    values = dict(values)
+    app = Console(as_json=bool(values.pop("as_json", False)))  # the console's to honour
+    return int(getattr(module, function)(app, **values) or 0)
