@@ -273,7 +273,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
     def verdict(value: float, target: float) -> str:
         return f"**{value:.2f}x** ({'met' if value <= target else 'NOT met'})"
 
-    def ratio(slow: str, fast: str, target: float, above: bool) -> str:
+    def ratio(slow: str, fast: str, target: float, *, above: bool) -> str:
         value = med[slow] / med[fast]
         met = value >= target if above else value <= target
         return f"**{value:.2f}x** ({'met' if met else 'NOT met'})"
@@ -349,10 +349,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             "difference beyond the build is mlproj starting, recording and ending a run, the same as in "
             f"a local run ({ms(med['mlproj local'] - med['python -c pass (floor)'])} over the floor)",
             f"- mlflow / mlproj (target: above 1x): uv cold "
-            f"{ratio('mlflow uv (cold)', 'mlproj uv --rebuild-env', 1, True)}, virtualenv cold "
-            f"{ratio('mlflow virtualenv (cold)', 'mlproj virtualenv --rebuild-env', 1, True)}, uv warm "
-            f"{ratio('mlflow uv (warm)', 'mlproj uv (warm)', 1, True)}, virtualenv warm "
-            f"{ratio('mlflow virtualenv (warm)', 'mlproj virtualenv (warm)', 1, True)}",
+            f"{ratio('mlflow uv (cold)', 'mlproj uv --rebuild-env', 1, above=True)}, virtualenv cold "
+            f"{ratio('mlflow virtualenv (cold)', 'mlproj virtualenv --rebuild-env', 1, above=True)}, uv warm "
+            f"{ratio('mlflow uv (warm)', 'mlproj uv (warm)', 1, above=True)}, virtualenv warm "
+            f"{ratio('mlflow virtualenv (warm)', 'mlproj virtualenv (warm)', 1, above=True)}",
         ]
     )
     write_section(TITLE, body)

@@ -77,7 +77,7 @@ class Soak:
 
     # --- helpers ---
 
-    def project(self, name: str, command: str, conda: bool = False) -> Path:
+    def project(self, name: str, command: str, *, conda: bool = False) -> Path:
         folder = self.work / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "MLproject").write_text(

@@ -6,9 +6,12 @@ it, the local backend runs containers with it.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from mlproj.errors import InputError
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 LABEL = "mlproj.run_id"
 API_TIMEOUT = 60
@@ -33,7 +36,7 @@ def client() -> Any:
     try:
         api = docker.from_env(timeout=API_TIMEOUT, version=version)
         api.ping()
-    except Exception as exc:  # DockerException, or the transport's own (requests) connection errors
+    except Exception as exc:  # noqa: BLE001 - DockerException, or the transport's own (requests) connection errors
         raise InputError(f"no Docker API answers at {where}: {reason(exc)}") from None
     _CLIENTS[where] = api
     return api

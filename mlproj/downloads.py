@@ -14,11 +14,14 @@ import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlsplit
 
 from mlproj.errors import InputError, ParameterError
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 HTTP_TIMEOUT = 60.0  # seconds without data before an HTTP download fails
 DEFAULT_NAME = "download"  # file name when the URL's path does not end with one

@@ -3,20 +3,48 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from mlproj.structs import dataclass
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
-@dataclass(frozen=True)
 class Home:
-    root: Path
+    """MLPROJ_HOME. Its folders are `Path`s; `location` and `db_file` are plain strings, so that a command
+    that only reads the run store (`status`) starts without importing pathlib."""
+
+    __slots__ = ("location",)
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.location = os.fspath(root)
 
     @classmethod
     def from_env(cls, root: str | os.PathLike[str] | None = None) -> Home:
         """The home given, else `MLPROJ_HOME`, else `~/.mlproj`; always an absolute path."""
-        value = root if root is not None else os.environ.get("MLPROJ_HOME") or Path.home() / ".mlproj"
-        return cls(Path(value).expanduser().absolute())
+        value = os.fspath(root) if root is not None else os.environ.get("MLPROJ_HOME") or "~/.mlproj"
+        value = os.path.expanduser(value)
+        if not os.path.isabs(value):
+            value = os.path.join(os.getcwd(), value)
+        return cls(value.rstrip("/") or "/")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Home) and other.location == self.location
+
+    def __hash__(self) -> int:
+        return hash(self.location)
+
+    def __repr__(self) -> str:
+        return f"Home({self.location!r})"
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.location)
+
+    @property
+    def db_file(self) -> str:
+        return f"{self.location.rstrip('/')}/mlproj.db"
 
     @property
     def db_path(self) -> Path:

@@ -12,7 +12,10 @@ import os
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 POLL = 0.05  # seconds between attempts while waiting for a lock another process holds
 

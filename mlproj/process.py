@@ -9,16 +9,15 @@ with the PID being reused. Which processes belong to a run is `mlproj.proctree`'
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from mlproj.structs import dataclass
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
 RUN_ID_VARIABLE = "MLPROJ_RUN_ID"
 RUN_DIR_VARIABLE = "MLPROJ_RUN_DIR"  # the run's own folder, for outputs
@@ -32,7 +31,7 @@ POLL_INTERVAL = 0.02
 # becomes the program, so that nothing the program starts is ever outside the cgroup.
 _INTO_CGROUP = 'echo $$ > "$0" 2>/dev/null; exec "$@"'
 
-_PROC = Path("/proc")
+_PROC = "/proc"
 _LINUX = sys.platform.startswith("linux")
 _BOOT_ID: str | None = None
 
@@ -50,7 +49,8 @@ class ExecRequest:
     adopts: bool = False
 
 
-class Proc(NamedTuple):
+@dataclass(frozen=True)
+class Proc:
     """A process as found: its PID and its identity then."""
 
     pid: int
@@ -179,9 +179,16 @@ def spawn_detached(
 def shell() -> str:
     """The shell that runs MLproject commands and pipeline command steps (bash, as MLflow uses; sh where
     there is no bash)."""
-    import shutil
+    return _which("bash") or "/bin/sh"
 
-    return shutil.which("bash") or "/bin/sh"
+
+def _which(name: str) -> str | None:
+    """`shutil.which` for a bare name on PATH (shutil imports bz2 and lzma: start-up)."""
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or ".", name)  # noqa: PTH118 - as above
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):  # noqa: PTH112 - as above
+            return candidate
+    return None
 
 
 def run_quiet(argv: Sequence[str], cwd: Path | None = None, timeout: float | None = None) -> str | None:
@@ -204,7 +211,7 @@ def identity(pid: int) -> str | None:
     """`boot:start` for a live (non-zombie) process, or None when there is no such process."""
     if _LINUX:
         try:
-            stat = (_PROC / str(pid) / "stat").read_bytes()
+            stat = _read_bytes(f"{_PROC}/{pid}/stat")
         except OSError:
             return None
         # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
@@ -236,6 +243,8 @@ def signal_process(proc: Proc, sig: int) -> bool:
     if proc.pid <= 1 or proc.pid == os.getpid():
         return False
     pidfd_open = getattr(os, "pidfd_open", None)
+    import signal
+
     send = getattr(signal, "pidfd_send_signal", None)
     if pidfd_open is not None and send is not None:
         try:
@@ -269,7 +278,7 @@ def _boot_id() -> str:
     global _BOOT_ID  # noqa: PLW0603 - read once per process
     if _BOOT_ID is None:
         try:
-            _BOOT_ID = (_PROC / "sys/kernel/random/boot_id").read_text().strip()[:8]
+            _BOOT_ID = _read_bytes(f"{_PROC}/sys/kernel/random/boot_id").decode().strip()[:8]
         except OSError:
             _BOOT_ID = "boot"
     return _BOOT_ID
@@ -300,7 +309,7 @@ def reap_adopted() -> None:
         if not entry.name.isdigit() or int(entry.name) in own:
             continue
         try:
-            stat = (_PROC / entry.name / "stat").read_bytes()
+            stat = _read_bytes(f"{_PROC}/{entry.name}/stat")
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
@@ -318,9 +327,16 @@ def exit_status(returncode: int) -> int:
 
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
+        import signal
+
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
         return f"the command was ended by {name}"
     return f"the command exited with code {returncode}"
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as file:  # noqa: PTH123 - /proc, read often: pathlib costs start-up time
+        return file.read()

@@ -12,15 +12,14 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import shutil
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlproj.errors import SourceError
 from mlproj.home import Home
 from mlproj.structs import dataclass
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     import git
 
@@ -65,15 +64,17 @@ def fetch(uri: str, version: str | None, home: Home, caller_dir: Path) -> Fetche
     subdirectory = _normalise_subdirectory(fragment)
     if is_git_uri(base):
         commit, root = _fetch_git(base, version, home)
-        return FetchedSource(base, _inside(root, subdirectory, base), version, commit, subdirectory, True)
+        return FetchedSource(
+            base, _inside(root, subdirectory, base), version, commit, subdirectory, is_git=True
+        )
     folder = Path(os.path.normpath((caller_dir / Path(base).expanduser()).absolute()))
     if not folder.exists():
         raise SourceError(f"no such project folder or file: {folder}")
     if version is None:
         path = _inside(folder, subdirectory, base)
-        return FetchedSource(base, path, None, local_commit(path), subdirectory, False)
+        return FetchedSource(base, path, None, local_commit(path), subdirectory, is_git=False)
     commit, root = _fetch_local_version(folder, version, home, base)
-    return FetchedSource(base, _inside(root, subdirectory, base), version, commit, subdirectory, True)
+    return FetchedSource(base, _inside(root, subdirectory, base), version, commit, subdirectory, is_git=True)
 
 
 def local_commit(path: Path) -> str | None:
@@ -235,6 +236,8 @@ def _materialise(bare: Path, commit: str, checkouts: Path, shown: str) -> Path:
         return final
     checkouts.mkdir(exist_ok=True)
     for stale in checkouts.glob(".tmp-*"):  # left by a crash: we hold the lock, nobody else writes here
+        import shutil
+
         shutil.rmtree(stale, ignore_errors=True)
     work = checkouts / f".tmp-{os.urandom(8).hex()}"
     work.mkdir()
@@ -251,6 +254,8 @@ def _materialise(bare: Path, commit: str, checkouts: Path, shown: str) -> Path:
     )
     index.unlink(missing_ok=True)
     if status != 0:
+        import shutil
+
         shutil.rmtree(work, ignore_errors=True)
         raise SourceError(f"cannot check out {commit} of {shown}: {_reason(err)}")
     work.rename(final)
@@ -284,5 +289,7 @@ def copy_checkout(source: FetchedSource, target: Path) -> Path:
     """Copy the whole checkout that `source` lies in to `target`; returns `target`."""
     depth = len(Path(source.subdirectory).parts) if source.subdirectory else 0
     root = source.path.parents[depth - 1] if depth else source.path
+    import shutil
+
     shutil.copytree(root, target, symlinks=True)
     return target

@@ -17,11 +17,14 @@ import shlex
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlproj.errors import InputError, SpecError
 from mlproj.quoting import Template, TemplateError
 from mlproj.structs import dataclass, field
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 PARAMETER_TYPES = ("string", "float", "int", "bool", "path", "uri")
 _TYPE_ALIASES = {"str": "string", "integer": "int", "double": "float", "number": "float", "boolean": "bool"}

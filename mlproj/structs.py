@@ -24,7 +24,7 @@ else:
     class Field:
         __slots__ = ("compare", "default", "default_factory", "name", "repr")
 
-        def __init__(self, default, default_factory, compare, repr):
+        def __init__(self, default, default_factory, *, compare, repr):
             if default is not _MISSING and default_factory is not _MISSING:
                 raise ValueError("cannot specify both default and default_factory")
             self.name = ""
@@ -35,7 +35,7 @@ else:
             return f"Field(name={self.name!r})"
 
     def field(*, default=_MISSING, default_factory=_MISSING, compare=True, repr=True):
-        return Field(default, default_factory, compare, repr)
+        return Field(default, default_factory, compare=compare, repr=repr)
 
     def fields(class_or_instance):
         try:
@@ -86,7 +86,8 @@ else:
             if _is_classvar(annotation):
                 continue
             default = cls.__dict__.get(name, _MISSING)
-            spec = default if isinstance(default, Field) else Field(default, _MISSING, True, True)
+            plain = not isinstance(default, Field)
+            spec = Field(default, _MISSING, compare=True, repr=True) if plain else default
             spec.name = name
             if isinstance(default, Field):  # the class keeps a plain default, as the standard one does
                 if spec.default is _MISSING:
@@ -131,6 +132,38 @@ else:
             )
         return dataclasses.field(compare=spec.compare, repr=spec.repr)
 
+    def _init(cls, specs, names):
+        setter = object.__setattr__
+
+        def __init__(self, *args, **kwargs):
+            if len(args) > len(specs):
+                raise TypeError(
+                    f"{cls.__name__}.__init__() takes {len(specs) + 1} positional arguments "
+                    f"but {len(args) + 1} were given"
+                )
+            for index, spec in enumerate(specs):
+                name = spec.name
+                if index < len(args):
+                    if name in kwargs:
+                        raise TypeError(
+                            f"{cls.__name__}.__init__() got multiple values for argument {name!r}"
+                        )
+                    value = args[index]
+                elif name in kwargs:
+                    value = kwargs[name]
+                elif spec.default is not _MISSING:
+                    value = spec.default
+                elif spec.default_factory is not _MISSING:
+                    value = spec.default_factory()
+                else:
+                    raise TypeError(f"{cls.__name__}.__init__() missing 1 required argument: {name!r}")
+                setter(self, name, value)
+            for name in kwargs:
+                if name not in names:
+                    raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {name!r}")
+
+        return __init__
+
     def _set(cls, name, method):
         if method is not None:
             method.__qualname__ = f"{cls.__qualname__}.{name}"
@@ -164,34 +197,6 @@ else:
         names = frozenset(spec.name for spec in specs)
         compared = tuple(spec.name for spec in specs if spec.compare)
         shown = tuple(spec.name for spec in specs if spec.repr)
-        setter = object.__setattr__
-
-        def __init__(self, *args, **kwargs):
-            if len(args) > len(specs):
-                raise TypeError(
-                    f"{cls.__name__}.__init__() takes {len(specs) + 1} positional arguments "
-                    f"but {len(args) + 1} were given"
-                )
-            for index, spec in enumerate(specs):
-                name = spec.name
-                if index < len(args):
-                    if name in kwargs:
-                        raise TypeError(
-                            f"{cls.__name__}.__init__() got multiple values for argument {name!r}"
-                        )
-                    value = args[index]
-                elif name in kwargs:
-                    value = kwargs[name]
-                elif spec.default is not _MISSING:
-                    value = spec.default
-                elif spec.default_factory is not _MISSING:
-                    value = spec.default_factory()
-                else:
-                    raise TypeError(f"{cls.__name__}.__init__() missing 1 required argument: {name!r}")
-                setter(self, name, value)
-            for name in kwargs:
-                if name not in names:
-                    raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {name!r}")
 
         def __repr__(self):
             shown_fields = ", ".join(f"{name}={self.__dict__[name]!r}" for name in shown)
@@ -217,7 +222,7 @@ else:
             super(cls, self).__delattr__(name)
 
         return {
-            "__init__": __init__,
+            "__init__": _init(cls, specs, frozenset(spec.name for spec in specs)),
             "__repr__": __repr__,
             "__eq__": __eq__,
             "__hash__": __hash__,

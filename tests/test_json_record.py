@@ -10,7 +10,7 @@ from mlproj.home import Home
 from tests.conftest import make_git_repo
 from tests.helpers import command_project, mlproj
 
-REQUIRED = {
+REQUIRED: dict[str, type | tuple[type, ...]] = {
     "run_id": str,
     "kind": str,
     "status": str,
@@ -118,3 +118,18 @@ def test_runs_json_is_a_list_of_records(tmp_path: Path, home: Home) -> None:
     (record,) = json.loads(done.stdout)
     check_record(record)
     assert record["status"] == "Failed" and record["exit_code"] == 4
+
+
+def test_iso_utc_writes_what_datetime_writes() -> None:
+    import random
+    from datetime import datetime, timezone
+
+    from mlproj.runs.record import iso_utc
+
+    rng = random.Random(7)  # noqa: S311 - test data
+    moments = [0.0, 0.0005, 0.9995, 0.9999995, 1_764_600_000.1234995, 1_764_600_000.999_999_6]
+    moments += [rng.uniform(0, 4_000_000_000) for _ in range(2000)]
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="milliseconds")
+        assert iso_utc(moment) == expected.replace("+00:00", "Z"), moment
+    assert iso_utc(None) is None

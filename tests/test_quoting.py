@@ -201,7 +201,7 @@ NOISE = [
 ]
 VALUES = st.one_of(
     st.sampled_from(PAYLOADS),
-    st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40),
+    st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=40),
     st.lists(st.sampled_from(PAYLOADS), min_size=2, max_size=3).map("".join),
 )
 
@@ -219,12 +219,13 @@ VALUES = st.one_of(
     value=VALUES,
 )
 def test_no_value_ever_runs_whatever_the_template(
-    tmp_path_factory: pytest.TempPathFactory, pieces: list, value: str
+    tmp_path_factory: pytest.TempPathFactory, pieces: list[int | str], value: str
 ) -> None:
     """The payload never runs; each program receives the value literally, unless the template puts it
     on a heredoc line of its own and the value holds that heredoc's delimiter (then it is refused)."""
     cwd = tmp_path_factory.mktemp("q")
-    lines, expected = [], {}
+    lines: list[str] = []
+    expected: dict[str, str] = {}
     for n, piece in enumerate(pieces):
         if isinstance(piece, int):
             template, suffix = DELIVERIES[piece]

@@ -75,7 +75,7 @@ def test_is_git_uri(uri: str, expected: bool) -> None:
 def test_local_folder_is_used_as_is(tmp_path: Path, home: Home) -> None:
     (tmp_path / "proj").mkdir()
     source = fetch("proj", None, home, tmp_path)
-    assert source == FetchedSource("proj", tmp_path / "proj", None, None, None, False)
+    assert source == FetchedSource("proj", tmp_path / "proj", None, None, None, is_git=False)
     assert fetch(str(tmp_path / "proj"), None, home, Path("/")).path == tmp_path / "proj"
     assert not home.git_dir.exists()
 

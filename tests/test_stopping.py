@@ -210,3 +210,15 @@ def test_a_run_canceled_before_its_workload_starts_never_starts_it(tmp_path: Pat
     assert final.pid is None and final.started_at is None
     time.sleep(0.2)
     assert not marker.exists()
+
+
+def test_the_shell_is_found_as_shutil_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from mlproj import process
+
+    (tmp_path / "bash").mkdir()  # a folder named bash is not a program
+    monkeypatch.setenv("PATH", f"{tmp_path}::{os.environ['PATH']}")
+    assert process.shell() == shutil.which("bash")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert process.shell() == "/bin/sh"

@@ -12,8 +12,9 @@ import pytest
 from mlproj.errors import MlprojError, RunNotFoundError
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
+from mlproj.runs.schema import SCHEMA_VERSION
 from mlproj.runs.status import FINAL, TRANSITIONS, RunStatus, predecessors
-from mlproj.runs.store import SCHEMA_VERSION, Store, new_run_id
+from mlproj.runs.store import Store, new_run_id
 from tests.helpers import mlproj, mlproj_json
 
 
@@ -105,7 +106,7 @@ def test_list_filters_and_order(store: Store) -> None:
                 status=RunStatus.FAILED if i == 3 else RunStatus.FINISHED,
             )
         )
-    times = [r.created_at for r in store.list_runs()]
+    times = [r.created_at or 0.0 for r in store.list_runs()]
     assert times == sorted(times, reverse=True)
     assert {r.experiment for r in store.list_runs(experiment="a")} == {"a"}
     assert [r.created_at for r in store.list_runs(status=RunStatus.FAILED)] == [1003.0]
@@ -200,3 +201,15 @@ def test_a_full_disk_is_one_line_and_the_run_is_not_left_running(tmp_path: Path,
     assert "full" in line
     for record in mlproj_json("runs"):  # whatever was recorded has ended, one way or another
         assert record["status"] in ("Finished", "Failed")
+
+
+def test_run_ids_are_version_4_uuids() -> None:
+    import uuid
+
+    from mlproj.runs.store import new_run_id
+
+    ids = {new_run_id() for _ in range(200)}
+    assert len(ids) == 200
+    for run_id in ids:
+        parsed = uuid.UUID(hex=run_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, run_id)

@@ -6,14 +6,16 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import ExecutionError
 from mlproj.home import Home
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.runs.record import RunRecord
     from mlproj.ui.console import PlainView
 
@@ -87,12 +89,12 @@ def run(
     backend: str = "local",
     backend_config: Mapping[str, Any] | str | None = None,
     storage_dir: str | os.PathLike[str] | None = None,
-    synchronous: bool = True,
+    synchronous: bool = True,  # noqa: FBT001, FBT002 - mlflow.projects.run's signature
     run_id: str | None = None,
     run_name: str | None = None,
     env_manager: str | None = None,
     docker_args: Mapping[str, Any] | None = None,
-    build_image: bool = False,
+    build_image: bool = False,  # noqa: FBT001, FBT002 - mlflow.projects.run's signature
     docker_auth: Mapping[str, Any] | None = None,
     *,
     tags: Mapping[str, str] | None = None,
@@ -172,7 +174,7 @@ def raise_unless_finished(record: RunRecord, what: str = "run") -> None:
         )
 
 
-def _events_to_stdout(record: RunRecord) -> PlainView:
+def _events_to_stdout(record: RunRecord) -> PlainView:  # noqa: ARG001 - Foreground.view's signature
     """A synchronous pipeline's events, one line each on sys.stdout."""
     from mlproj.ui.console import PlainView, Text
 

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
 
 from mlproj.api import SubmittedRun, raise_unless_finished
 from mlproj.errors import InputError, RunNotFoundError
@@ -23,6 +22,10 @@ from mlproj.home import Home
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind
 from mlproj.runs.store import Store
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 _MANAGED = "a pipeline run's status is managed by its steps: it cannot be {0} by hand"
 
@@ -37,7 +40,11 @@ class PortDataReference:
     def __repr__(self) -> str:
         return f"PortDataReference(name={self.name!r}, path={str(self.path)!r})"
 
-    def download(self, local_path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    def download(
+        self,
+        local_path: str | os.PathLike[str],
+        overwrite: bool = False,  # noqa: FBT001, FBT002 - Azure ML's PortDataReference's signature
+    ) -> Path:
         """Copy the output to `local_path` (a folder is copied into it as a whole); returns the copy."""
         target = Path(local_path)
         if not self.path.exists():
@@ -203,7 +210,10 @@ class PipelineRun(SubmittedRun, _RunView):
         return target
 
     def wait_for_completion(
-        self, show_output: bool = True, timeout_seconds: float = sys.maxsize, raise_on_error: bool = True
+        self,
+        show_output: bool = True,  # noqa: FBT001, FBT002 - Azure ML's PipelineRun's signature
+        timeout_seconds: float = sys.maxsize,
+        raise_on_error: bool = True,  # noqa: FBT001, FBT002 - Azure ML's PipelineRun's signature
     ) -> str:
         """Wait until the pipeline ends and return its status. `show_output` prints its events as they
         come; `raise_on_error` raises `ExecutionError` unless it finished; `TimeoutError` if it is still

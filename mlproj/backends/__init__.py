@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.base import Backend
 
 BACKENDS = {
@@ -38,7 +40,7 @@ def get_backend(name: str) -> Backend:
         raise InputError(f"unknown backend {name!r} (available: {known})")
     try:
         made = plugins[name].load()()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a plugin may raise anything: its message says why
         raise InputError(
             f"backend {name}: its plugin {plugins[name].value} cannot be loaded: {exc}"
         ) from None

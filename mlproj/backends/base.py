@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError
 from mlproj.structs import dataclass
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.workload import JobState, Workload
     from mlproj.envs.base import Container, EnvManager, PortableEnv
     from mlproj.process import ExecRequest
@@ -26,7 +28,10 @@ if TYPE_CHECKING:
     from mlproj.runs.record import RunRecord
     from mlproj.runs.request import RunRequest
 
-Validator = Callable[[str, Any], Any]  # (key, value) → the value to use; ValueError says why not
+if TYPE_CHECKING:
+    Validator = Callable[[str, Any], Any]  # (key, value) → the value to use; ValueError says why not
+else:
+    Validator = Callable  # the same for code that imports it at run time (typing is not imported)
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class Backend(ABC):
                 "backend cannot start; run it with the local backend"
             )
 
-    def check(self, config: Mapping[str, Any], manager: EnvManager, spec: EnvSpec | None) -> None:
+    def check(self, config: Mapping[str, Any], manager: EnvManager, spec: EnvSpec | None) -> None:  # noqa: ARG002 - the Backend interface's signature
         """Raise `InputError` when the run cannot be submitted (cluster unreachable, no such
         partition, an environment it cannot use) — before anything is recorded."""
         self.accept(manager)
@@ -83,7 +88,7 @@ class Backend(ABC):
     def launch(self, launch: Launch) -> Workload:
         """Start the run; the supervisor waits for, stops and records what is returned."""
 
-    def job_state(self, record: RunRecord) -> JobState | None:
+    def job_state(self, record: RunRecord) -> JobState | None:  # noqa: ARG002 - the Backend interface's signature
         """For a run whose supervisor is gone: its job's state, or None when the cluster no longer
         knows it. Local runs have no job."""
         return None
@@ -103,13 +108,13 @@ class Backend(ABC):
 # --- config validators -----------------------------------------------------------------------------
 
 
-def text(key: str, value: Any) -> str:
+def text(key: str, value: Any) -> str:  # noqa: ARG001 - a Validator's signature
     if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
         raise ValueError("expected a non-empty string")
     return str(value).strip()
 
 
-def positive_int(key: str, value: Any) -> int:
+def positive_int(key: str, value: Any) -> int:  # noqa: ARG001 - a Validator's signature
     if isinstance(value, bool):
         raise ValueError("expected a whole number of at least 1")
     try:
@@ -121,7 +126,7 @@ def positive_int(key: str, value: Any) -> int:
     return number
 
 
-def positive_number(key: str, value: Any) -> float:
+def positive_number(key: str, value: Any) -> float:  # noqa: ARG001 - a Validator's signature
     if isinstance(value, bool):
         raise ValueError("expected a positive number")
     try:
@@ -133,7 +138,7 @@ def positive_number(key: str, value: Any) -> float:
     return number
 
 
-def string_list(key: str, value: Any) -> list[str]:
+def string_list(key: str, value: Any) -> list[str]:  # noqa: ARG001 - a Validator's signature
     """A list of strings, or one string split as a shell would."""
     if isinstance(value, str):
         import shlex
@@ -144,7 +149,7 @@ def string_list(key: str, value: Any) -> list[str]:
     return [str(item) for item in value]
 
 
-def mapping(key: str, value: Any) -> dict[str, Any]:
+def mapping(key: str, value: Any) -> dict[str, Any]:  # noqa: ARG001 - a Validator's signature
     if not isinstance(value, dict):
         raise ValueError("expected a mapping")
     return {str(k): v for k, v in value.items()}
@@ -153,7 +158,7 @@ def mapping(key: str, value: Any) -> dict[str, Any]:
 def matching(pattern: str, expected: str) -> Validator:
     compiled = re.compile(pattern)
 
-    def check(key: str, value: Any) -> str:
+    def check(key: str, value: Any) -> str:  # noqa: ARG001 - a Validator's signature
         shown = str(value).strip()
         if isinstance(value, bool) or not compiled.fullmatch(shown):
             raise ValueError(f"expected {expected}")

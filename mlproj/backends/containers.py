@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.workload import Workload
 from mlproj.dockerapi import API_TIMEOUT, LABEL, client, reason
 from mlproj.errors import InputError, MlprojError
 from mlproj.process import RUN_ID_VARIABLE
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.base import Launch
 
 
@@ -52,7 +54,7 @@ class ContainerWorkload(Workload):
         )
         try:
             container.start()
-        except Exception as exc:  # the engine created it but cannot start it (a bad user, a bad mount)
+        except Exception as exc:  # noqa: BLE001 - the engine created it but cannot start it (a bad user, a bad mount)
             with contextlib.suppress(Exception):
                 container.remove(force=True)
             raise MlprojError(f"the container could not start: {reason(exc)}") from None
@@ -65,7 +67,7 @@ class ContainerWorkload(Workload):
                     log.write(chunk)
                     log.flush()
             self._code = int(self.container.wait().get("StatusCode", 1))
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the engine raises, the run ends with exit code 1
             self._code = 1
         finally:
             self._done.set()
@@ -95,5 +97,5 @@ def remove_containers(run_id: str) -> None:
     for container in api.containers.list(all=True, filters={"label": f"{LABEL}={run_id}"}):
         try:
             container.remove(force=True)
-        except Exception:  # noqa: S112 - gone already, or the engine refuses: nothing left to do
+        except Exception:  # noqa: S112, BLE001 - gone already, or the engine refuses: nothing left to do
             continue

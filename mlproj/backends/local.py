@@ -4,13 +4,13 @@ an environment that is an image, in a container through the Docker Engine API.""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from mlproj import process
 from mlproj.backends.base import Backend, Launch
 from mlproj.backends.workload import Workload
 from mlproj.proctree import RunProcesses, join_cgroup
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     import subprocess
 
@@ -28,7 +28,7 @@ class LocalBackend(Backend):
             return ContainerWorkload.start(launch)
         return ProcessWorkload.start(launch.record.run_id, process.spawn(launch.process), launch.process)
 
-    def cancel_job(self, record: RunRecord, grace: float) -> None:
+    def cancel_job(self, record: RunRecord, grace: float) -> None:  # noqa: ARG002 - the Backend interface's signature
         """A lost run's processes are ended by its cgroup or process group; a container is removed."""
         from mlproj.envs import get_manager
         from mlproj.runs.request import RunRequest

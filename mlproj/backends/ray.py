@@ -14,7 +14,6 @@ import shlex
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.base import Backend, Launch, mapping, positive_int, positive_number, text
 from mlproj.backends.workload import ClusterWorkload, JobState
@@ -23,7 +22,10 @@ from mlproj.process import RUN_DIR_VARIABLE, RUN_ID_VARIABLE
 from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunStatus
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.workload import Workload
     from mlproj.envs.base import EnvManager, PortableEnv
     from mlproj.runs.envspec import EnvSpec
@@ -68,7 +70,7 @@ def client(address: str, error: type[MlprojError] = InputError) -> Any:
         # Ray's client prefers RAY_ADDRESS to the address it is given: the address chosen here wins.
         with _environment_without("RAY_ADDRESS"):
             made = JobSubmissionClient(address)
-    except Exception as exc:  # ConnectionError, or Ray's own errors for a bad address
+    except Exception as exc:  # noqa: BLE001 - ConnectionError, or Ray's own errors for a bad address
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise error(f"backend ray: no Ray cluster answers at {address}: {reason[:300]}") from None
     _CLIENTS[address] = made
@@ -134,7 +136,7 @@ class RayBackend(Backend):
                 metadata={"mlproj_run_id": record.run_id},
                 **options,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Ray's errors are not known: any one is a refusal
             raise MlprojError(f"backend ray: the cluster refused the job: {_reason(exc)}") from None
         return RayJob(f"ray job {job_id}", record, str(job_id), jobs, request.log_path)
 
@@ -142,7 +144,7 @@ class RayBackend(Backend):
         jobs = client(address_of(_config(record)), MlprojError)
         return query(jobs, record.job_id or submission_id(record.run_id))
 
-    def cancel_job(self, record: RunRecord, grace: float) -> None:
+    def cancel_job(self, record: RunRecord, grace: float) -> None:  # noqa: ARG002 - the Backend interface's signature
         jobs = client(address_of(_config(record)), MlprojError)
         with contextlib.suppress(Exception):  # it has ended, or the cluster forgot it: nothing to stop
             jobs.stop_job(record.job_id or submission_id(record.run_id))
@@ -153,7 +155,7 @@ class RayBackend(Backend):
         jobs = client(address_of(_config(record)), MlprojError)
         try:
             text_now = jobs.get_job_logs(record.job_id or submission_id(record.run_id))
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever Ray raises, there is no log to collect
             return
         _append_missing(Path(record.log_path), text_now)
 
@@ -175,7 +177,7 @@ def runtime_env(portable: PortableEnv | None) -> dict[str, Any]:
 def query(jobs: Any, job_id: str) -> JobState | None:
     try:
         info = jobs.get_job_info(job_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Ray's errors are not typed: a missing job is told by its message
         if "does not exist" in str(exc) or "404" in str(exc):
             return None
         raise MlprojError(f"backend ray: cannot ask about job {job_id}: {_reason(exc)}") from None
@@ -231,7 +233,7 @@ class RayJob(ClusterWorkload):
         with contextlib.suppress(Exception):  # the final read in `finish` catches up whatever was missed
             asyncio.run(tail())
 
-    def stop_job(self, sig: int) -> None:
+    def stop_job(self, sig: int) -> None:  # noqa: ARG002 - ClusterWorkload's signature (Ray's stop_job takes no signal)
         with contextlib.suppress(Exception):  # it has ended meanwhile
             self.jobs.stop_job(self.job_id)
 
@@ -240,7 +242,7 @@ class RayJob(ClusterWorkload):
         seconds later. The tail is told to stop, and the log completed from the full output."""
         try:
             complete = self.jobs.get_job_logs(self.job_id)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever Ray raises, the stream is all there is
             self._tail.join(LOG_WAIT)  # the stream is all there is
             return
         with self._lock:

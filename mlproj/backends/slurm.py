@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from mlproj.backends.base import Backend, Launch, matching, positive_int, string_list, text
 from mlproj.backends.workload import ClusterWorkload, JobState
@@ -22,7 +21,10 @@ from mlproj.errors import InputError, MlprojError
 from mlproj.runs.status import RunStatus
 from mlproj.structs import replace
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.workload import Workload
     from mlproj.envs.base import EnvManager
     from mlproj.runs.envspec import EnvSpec
@@ -138,7 +140,7 @@ class SlurmBackend(Backend):
     def job_state(self, record: RunRecord) -> JobState | None:
         return query(record.job_id or "")
 
-    def cancel_job(self, record: RunRecord, grace: float) -> None:
+    def cancel_job(self, record: RunRecord, grace: float) -> None:  # noqa: ARG002 - the Backend interface's signature
         if record.job_id:
             _scancel(record.job_id, None)
 
@@ -228,7 +230,7 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
         return None
 
 
-def _slurm(argv: list[str], what: str, env: dict[str, str] | None = None, input_error: bool = True) -> str:
+def _slurm(argv: list[str], what: str, env: dict[str, str] | None = None, *, input_error: bool = True) -> str:
     """Run a Slurm command; its stdout, or an error naming the backend and why."""
     error = InputError if input_error else MlprojError
     try:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 from mlproj.proctree import RunProcesses
 from mlproj.runs.status import RunStatus
 from mlproj.structs import dataclass
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from mlproj.runs.record import RunRecord
 

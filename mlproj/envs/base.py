@@ -10,13 +10,15 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj.errors import InputError
 from mlproj.runs.envspec import EnvSpec
 from mlproj.structs import dataclass, field
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.spec import Project
 
 
@@ -68,7 +70,7 @@ class EnvManager(ABC):
     cached = True  # False when something else (a container engine) caches what is built
     in_container = False  # True: the workload runs in an image (`container`), by a backend that can
 
-    def load_spec(self, project: Project, options: Mapping[str, Any]) -> EnvSpec:
+    def load_spec(self, project: Project, options: Mapping[str, Any]) -> EnvSpec:  # noqa: ARG002 - the EnvManager interface's signature
         """What to build for `project` (`options`: the run's docker_args, build_image, docker_auth)."""
         from mlproj.envs.envspec import load_env_spec
 
@@ -90,7 +92,7 @@ class EnvManager(ABC):
         """The programs that build `spec` at `target` (which does not exist yet); files the programs need
         are written beside it, in `target.parent`."""
 
-    def container(self, spec: EnvSpec, cwd: Path, run_dir: Path) -> Container | None:
+    def container(self, spec: EnvSpec, cwd: Path, run_dir: Path) -> Container | None:  # noqa: ARG002 - the EnvManager interface's signature
         """The image the workload runs in, for an environment that is one (`in_container`)."""
         return None
 

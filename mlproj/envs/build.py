@@ -6,7 +6,6 @@ their output to the run log and stops them if the run is canceled.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -96,6 +95,8 @@ def _build(
             on_status(step.description)
             _check(manager_name, step, run_step(step))
     except BaseException:
+        import shutil
+
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return cache.publish(fingerprint, folder, manager_name, spec.python_version, spec.source_file)
@@ -109,7 +110,7 @@ def _check(manager_name: str, step: BuildStep, result: StepResult) -> None:
         )
 
 
-def _activate(env: CachedEnv, base_env: Mapping[str, str], reused: bool) -> PreparedEnv:
+def _activate(env: CachedEnv, base_env: Mapping[str, str], *, reused: bool) -> PreparedEnv:
     manager = get_manager(env.manager)
     target = Path(env.path) / ENV_FOLDER
     return PreparedEnv(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +84,8 @@ class EnvCache:
         still uses them."""
         for stale in self.root.glob(f"{fingerprint}-*"):
             if (stale / BUILDING).exists():
+                import shutil
+
                 shutil.rmtree(stale, ignore_errors=True)
         import secrets
 
@@ -126,6 +127,8 @@ class EnvCache:
         env = self.lookup(fingerprint)
         self._meta(fingerprint).unlink(missing_ok=True)
         if env is not None:
+            import shutil
+
             shutil.rmtree(env.path, ignore_errors=True)
 
     def orphans(self) -> list[Path]:

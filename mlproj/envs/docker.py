@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlproj.dockerapi import client, reason
 from mlproj.envs.base import BuildStep, Container, EnvManager, PortableEnv
@@ -22,6 +21,10 @@ from mlproj.errors import InputError
 from mlproj.process import RUN_DIR_VARIABLE
 from mlproj.runs.envspec import EnvSpec
 from mlproj.spec import Project
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 CODE_DIR = "/mlflow/projects/code"  # where MLflow puts a project in a built image
 RUN_DIR = "/mlproj/run"
@@ -51,7 +54,7 @@ class DockerEnv(EnvManager):
             docker_env["needs_build"] = not image_exists(client(), docker_env["build_tag"])
         return EnvSpec(kind="docker", project_dir=str(project.directory), docker=docker_env)
 
-    def empty_spec(self, folder: Path) -> EnvSpec:
+    def empty_spec(self, folder: Path) -> EnvSpec:  # noqa: ARG002 - the EnvManager interface's signature
         raise InputError("a command step runs with docker only with `code` whose MLproject has a docker_env")
 
     def check(self, spec: EnvSpec) -> None:
@@ -61,7 +64,7 @@ class DockerEnv(EnvManager):
                 raise InputError(f"docker_env.environment: {entry} is not set in this environment")
         ensure_image(client(), docker_env["image"], docker_env.get("auth"))
 
-    def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:
+    def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:  # noqa: ARG002 - the EnvManager interface's signature
         docker_env = _docker(spec)
         tag = docker_env.get("build_tag")
         if not tag or not docker_env.get("needs_build"):
@@ -71,7 +74,7 @@ class DockerEnv(EnvManager):
         argv = (sys.executable, "-m", "mlproj.envs.docker_image", docker_env["image"], tag, spec.project_dir)
         return [BuildStep(f"docker image {tag}", argv, Path(spec.project_dir))]
 
-    def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:
+    def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:  # noqa: ARG002 - the EnvManager interface's signature
         return {}
 
     def container(self, spec: EnvSpec, cwd: Path, run_dir: Path) -> Container:
@@ -98,7 +101,7 @@ class DockerEnv(EnvManager):
             options=options,
         )
 
-    def portable(self, spec: EnvSpec | None) -> PortableEnv | None:
+    def portable(self, spec: EnvSpec | None) -> PortableEnv | None:  # noqa: ARG002 - the EnvManager interface's signature
         raise InputError("the docker environment is an image: a cluster cannot build it from packages")
 
 

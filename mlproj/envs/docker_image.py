@@ -14,9 +14,12 @@ import re
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any
 
 from mlproj.spec import Project
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 CODE_DIR = "/mlflow/projects/code"
 IGNORED = {".git", "__pycache__", ".mlproj"}

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from mlproj.errors import SpecError
 from mlproj.runs.envspec import EnvSpec
 from mlproj.spec import Project
 from mlproj.structs import dataclass, field
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["CONDA_ENV_FILE", "LOCK_FILE", "PYTHON_ENV_FILE", "EnvSpec", "find_env_file", "load_env_spec"]
 

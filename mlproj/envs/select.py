@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj.envs import choose_manager, get_manager
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.envs.base import EnvManager
     from mlproj.home import Home
     from mlproj.runs.envspec import EnvSpec

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlproj import process
 from mlproj.execution.ladder import Stop, climb, rungs
 from mlproj.execution.signals import Canceled
 from mlproj.proctree import RunProcesses
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from mlproj.envs.base import BuildStep
     from mlproj.envs.build import StepResult

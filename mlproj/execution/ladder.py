@@ -13,19 +13,21 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
-from typing import Protocol
 
 from mlproj.process import INTERRUPT_TIMEOUT, KILL_WAIT, LEFTOVER_GRACE, POLL_INTERVAL
 from mlproj.structs import dataclass
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
 
-class Target(Protocol):
-    """What a ladder stops: a workload, or a run's processes."""
+    class Target(Protocol):
+        """What a ladder stops: a workload, or a run's processes."""
 
-    def signal(self, sig: int) -> object: ...
+        def signal(self, sig: int) -> object: ...
 
-    def alive(self) -> bool: ...
+        def alive(self) -> bool: ...
 
 
 @dataclass(frozen=True)

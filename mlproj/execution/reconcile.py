@@ -5,25 +5,35 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
 
 from mlproj import process
-from mlproj.execution.ladder import climb, rungs
-from mlproj.proctree import RunProcesses, remove_cgroup
-from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
-from mlproj.runs.store import Store
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from mlproj.proctree import RunProcesses
+    from mlproj.runs.record import RunRecord
+    from mlproj.runs.store import Store
 
 
 def run_processes(record: RunRecord) -> RunProcesses:
     """How to find the processes of a recorded run: its cgroup, or its main process (identity-checked)
     and its environment marker."""
+    from mlproj.proctree import RunProcesses
+
     leader = process.Proc(record.pid, record.pid_identity) if record.pid and record.pid_identity else None
-    return RunProcesses(record.run_id, cgroup=Path(record.cgroup) if record.cgroup else None, leader=leader)
+    if not record.cgroup:
+        return RunProcesses(record.run_id, cgroup=None, leader=leader)
+    from pathlib import Path
+
+    return RunProcesses(record.run_id, cgroup=Path(record.cgroup), leader=leader)
 
 
 def end_processes(record: RunRecord, grace: float = process.LEFTOVER_GRACE) -> None:
     """End every process of a run that its supervisor no longer watches: SIGTERM, SIGKILL after `grace`."""
+    from mlproj.execution.ladder import climb, rungs
+    from mlproj.proctree import remove_cgroup
+
     target = run_processes(record)
     climb(target, rungs(grace))
     remove_cgroup(target.cgroup)

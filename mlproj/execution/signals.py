@@ -5,7 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 _STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
@@ -24,10 +27,10 @@ class SignalFlags:
         self.interrupts = 0  # Ctrl-C presses so far
         self.stop_signal: str | None = None
 
-    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002 - a signal handler's signature
         self.interrupts += 1
 
-    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002 - a signal handler's signature
         self.stop_signal = signal.Signals(signum).name
 
     def install(self) -> dict[int, Any]:

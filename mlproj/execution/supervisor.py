@@ -11,7 +11,6 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj import process
 from mlproj.errors import MlprojError
@@ -26,7 +25,10 @@ from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.base import Launch
     from mlproj.backends.workload import Workload
 
@@ -36,7 +38,7 @@ OUTPUT_INTERVAL = 0.05  # how often new output is copied from the run log to the
 REAP_INTERVAL = 1.0  # how often a subreaper collects the orphans it adopted that have exited
 
 
-def stop_for(reason: str, grace: float, interactive: bool) -> Stop:
+def stop_for(reason: str, grace: float, *, interactive: bool) -> Stop:
     """A stop of a run: SIGTERM, then SIGKILL after `grace`; SIGINT first when a person pressed Ctrl-C."""
     return Stop(reason, rungs(grace, interactive=interactive))
 
@@ -110,7 +112,7 @@ class Supervisor:
                 self.run_id, RunStatus.CANCELED, error=canceled.reason, ended_at=time.time()
             )
             return self.store.get(self.run_id)
-        except Exception as exc:  # the run is never left unfinished by a failure to start it
+        except Exception as exc:  # noqa: BLE001 - the run is never left unfinished by a failure to start it
             remove_cgroup(self.cgroup)
             self.store.transition(
                 self.run_id, RunStatus.FAILED, error=_start_error(exc), ended_at=time.time()
@@ -253,7 +255,7 @@ class Supervisor:
         return self._check_stop(None)
 
     def _watch(
-        self, workload: Workload, record: RunRecord, log_path: Path, started: float, canceled_early: bool
+        self, workload: Workload, record: RunRecord, log_path: Path, started: float, *, canceled_early: bool
     ) -> RunRecord:
         """Follow the workload until its main process exits and nothing it left runs. A stop (cancel,
         Ctrl-C, SIGTERM, timeout) climbs the ladder; once the main process has exited, whatever is left
@@ -326,10 +328,10 @@ class Supervisor:
                 return self._begin_stop("canceled by mlproj cancel", interactive=False)
         return None
 
-    def _begin_stop(self, reason: str, interactive: bool) -> Stop:
+    def _begin_stop(self, reason: str, *, interactive: bool) -> Stop:
         self.store.transition(self.run_id, RunStatus.CANCEL_REQUESTED)
         grace = self.store.get(self.run_id).grace
-        return stop_for(reason, process.DEFAULT_GRACE if grace is None else grace, interactive)
+        return stop_for(reason, process.DEFAULT_GRACE if grace is None else grace, interactive=interactive)
 
     def _pump(self, log: Any) -> None:
         data = log.read()

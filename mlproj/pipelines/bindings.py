@@ -4,12 +4,15 @@ own inputs and outputs, each with the text its reuse key sees."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from mlproj.errors import InputError
 from mlproj.pipelines.model import BINDING, Step, text_of
 from mlproj.structs import dataclass, field
 from mlproj.values import uri_scheme
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 URI_INPUTS = ("uri_file", "uri_folder")
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlproj import process
 from mlproj.execution.builds import run_build_step
 from mlproj.execution.ladder import Stop, rungs
 from mlproj.execution.signals import Canceled
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from mlproj.home import Home
     from mlproj.pipelines.plan import PipelinePlan, StepPlan

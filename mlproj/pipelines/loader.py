@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlproj.errors import SpecError
 from mlproj.pipelines.model import (
@@ -26,6 +25,10 @@ from mlproj.pipelines.model import (
 )
 from mlproj.quoting import TemplateError
 from mlproj.values import check
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 _TOP_KEYS = {
     "type",
@@ -77,11 +80,11 @@ def load_pipeline(path: Path, *, as_file: Path | None = None, check_paths: bool 
     from mlproj.yamlio import load_yaml_with_lines
 
     data, lines = load_yaml_with_lines(path.absolute())
-    return _Loader((as_file or path).absolute(), lines, check_paths).pipeline(data)
+    return _Loader((as_file or path).absolute(), lines, check_paths=check_paths).pipeline(data)
 
 
 class _Loader:
-    def __init__(self, path: Path, lines: dict[str, int], check_paths: bool = True) -> None:
+    def __init__(self, path: Path, lines: dict[str, int], *, check_paths: bool = True) -> None:
         self.path = path
         self.lines = lines
         self.check_paths = check_paths
@@ -135,8 +138,10 @@ class _Loader:
             outputs={
                 self.name("outputs", k): v for k, v in self.mapping(data.get("outputs"), "outputs").items()
             },
-            continue_on_step_failure=self.boolean(settings, "continue_on_step_failure", "settings", False),
-            force_rerun=self.boolean(settings, "force_rerun", "settings", False),
+            continue_on_step_failure=self.boolean(
+                settings, "continue_on_step_failure", "settings", default=False
+            ),
+            force_rerun=self.boolean(settings, "force_rerun", "settings", default=False),
             max_parallel=self.positive_int(settings, "max_parallel", "settings"),
             env_manager=self.env_manager(settings.get("env_manager"), "settings.env_manager"),
             backend=self.backend(settings, "settings"),
@@ -203,7 +208,7 @@ class _Loader:
             "depends_on": tuple(depends_on),
             "retries": self.positive_int(body, "retries", key, minimum=0) or 0,
             "timeout": self.positive_number(body, "timeout", key),
-            "allow_reuse": self.boolean(body, "allow_reuse", key, True),
+            "allow_reuse": self.boolean(body, "allow_reuse", key, default=True),
             "env_manager": self.env_manager(body.get("env_manager"), f"{key}.env_manager"),
             "backend": self.backend(body, key),
             "backend_config": self.backend_config(body, key),
@@ -272,7 +277,7 @@ class _Loader:
             self.check_refs(pipeline, None, f"outputs.{out_name}", value, inside_step=False)
 
     def check_refs(
-        self, pipeline: Pipeline, step: Step | None, key: str, value: Any, inside_step: bool
+        self, pipeline: Pipeline, step: Step | None, key: str, value: Any, *, inside_step: bool
     ) -> None:
         for ref in bindings(value):
             text = "${{" + ".".join(ref) + "}}"
@@ -372,7 +377,7 @@ class _Loader:
         value = data.get(key)
         return None if value is None else str(value)
 
-    def boolean(self, data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    def boolean(self, data: Mapping[str, Any], key: str, where: str, *, default: bool) -> bool:
         value = data.get(key, default)
         if not isinstance(value, bool):
             raise self.error(f"{where}.{key}", f"expected true or false, got {value!r}")

@@ -7,10 +7,13 @@ import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlproj.quoting import Template
 from mlproj.structs import dataclass, field
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder")
 OUTPUT_TYPES = ("uri_folder", "uri_file")

@@ -13,7 +13,6 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj.envs.select import select_environment
 from mlproj.errors import InputError, MlprojError, SpecError
@@ -25,7 +24,10 @@ from mlproj.pipelines.model import Pipeline, Step, text_of
 from mlproj.structs import dataclass, field
 from mlproj.values import check
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.base import Backend
     from mlproj.runs.envspec import EnvSpec
     from mlproj.sources import FetchedSource
@@ -208,11 +210,11 @@ def resolve_inputs(pipeline: Pipeline, options: PipelineOptions) -> tuple[dict[s
         resolved[name] = value
         if item.type in URI_INPUTS and is_local(value):
             base = options.caller_dir if given else pipeline.folder
-            resolved[name] = _local_input(name, item.type, value, base, given, pipeline.file)
+            resolved[name] = _local_input(name, item.type, value, base, given=given, file=pipeline.file)
     return resolved, recorded
 
 
-def _local_input(name: str, kind: str, value: str, base: Path, given: bool, file: Path) -> str:
+def _local_input(name: str, kind: str, value: str, base: Path, *, given: bool, file: Path) -> str:
     text = value[len("file://") :] if value.startswith("file://") else value
     path = Path(text).expanduser()
     path = path if path.is_absolute() else base / path

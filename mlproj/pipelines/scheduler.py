@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from mlproj import process
 from mlproj.errors import MlprojError
@@ -36,18 +35,22 @@ from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class PipelineView(Protocol):
+        """What a person sees while a pipeline runs in the foreground."""
+
+        def event(self, line: str) -> None: ...
+
+        def refresh(self, steps: list[RunRecord]) -> None: ...
+
+        def close(self) -> None: ...
+
+
 REFRESH = 0.25  # how often the view and the pipeline's cancel flag are looked at
 _FAILED = (RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SKIPPED)
-
-
-class PipelineView(Protocol):
-    """What a person sees while a pipeline runs in the foreground."""
-
-    def event(self, line: str) -> None: ...
-
-    def refresh(self, steps: list[RunRecord]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def step_reason(reason: str) -> str:
@@ -156,7 +159,7 @@ class PipelineSupervisor:
         self.store.transition(self.run_id, RunStatus.RUNNING, started_at=self.started)
         try:
             self._schedule(plan, record)
-        except Exception as exc:  # never leave steps running behind a scheduler that failed
+        except Exception as exc:  # noqa: BLE001 - never leave steps running behind a scheduler that failed
             self._abandon(f"the pipeline's scheduler failed: {type(exc).__name__}: {exc}")
         return self._finish(plan)
 
@@ -210,7 +213,7 @@ class PipelineSupervisor:
                     self._cancel_pending(pending, step_reason(self._stop.reason or ""))
                     pending = []
             if self._stop is None:
-                pending = self._start_ready(plan, pending, running, done, halted)
+                pending = self._start_ready(plan, pending, running, done, halted=halted)
             try:
                 name, final = done.get(timeout=0.05 if running else REFRESH)
             except queue.Empty:
@@ -218,7 +221,7 @@ class PipelineSupervisor:
             while name:
                 running.pop(name).join()
                 self.latest[name] = final
-                halted = self._after(plan, name, final, pending, running, done) or halted
+                halted = self._after(plan, name, final, running, done) or halted
                 try:
                     name, final = done.get_nowait()
                 except queue.Empty:
@@ -239,6 +242,7 @@ class PipelineSupervisor:
         pending: list[str],
         running: dict[str, threading.Thread],
         done: queue.Queue[tuple[str, RunRecord]],
+        *,
         halted: bool,
     ) -> list[str]:
         still = []
@@ -279,7 +283,6 @@ class PipelineSupervisor:
         plan: PipelinePlan,
         name: str,
         final: RunRecord,
-        pending: list[str],
         running: dict[str, threading.Thread],
         done: queue.Queue[tuple[str, RunRecord]],
     ) -> bool:

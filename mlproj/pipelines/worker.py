@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 from mlproj import process
 from mlproj.errors import MlprojError
@@ -17,22 +16,24 @@ from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class StepOwner(Protocol):
+        """What a step's worker needs of its pipeline's supervisor."""
+
+        home: Home
+        flags: SignalFlags
+
+        def log_event(self, line: str) -> None: ...
+
+        def step_stop(self) -> tuple[str, bool] | None: ...
+
     from mlproj.execution.signals import SignalFlags
     from mlproj.home import Home
     from mlproj.pipelines.hashing import ContentHasher
     from mlproj.spec import EntryPoint, Project
-
-
-class StepOwner(Protocol):
-    """What a step's worker needs of its pipeline's supervisor."""
-
-    home: Home
-    flags: SignalFlags
-
-    def log_event(self, line: str) -> None: ...
-
-    def step_stop(self) -> tuple[str, bool] | None: ...
 
 
 class StepWorker:
@@ -60,7 +61,7 @@ class StepWorker:
                 return self._run(store)
             except MlprojError as exc:
                 store.transition(self.record.run_id, RunStatus.FAILED, error=str(exc), ended_at=time.time())
-            except Exception as exc:  # never leave a step unfinished
+            except Exception as exc:  # noqa: BLE001 - never leave a step unfinished
                 error = f"internal error: {type(exc).__name__}: {exc}"
                 store.transition(self.record.run_id, RunStatus.FAILED, error=error, ended_at=time.time())
             return store.get(self.record.run_id)

@@ -9,7 +9,7 @@ from mlproj.quoting.slots import Context, Frame
 class BodyReader(Reader):
     """The parts of a command that are not command words: quotes, substitutions' bodies, heredocs."""
 
-    def heredoc_delimiter(self, frame: Frame, strip: bool) -> None:
+    def heredoc_delimiter(self, frame: Frame, *, strip: bool) -> None:
         while self.peek() in (" ", "\t") and self.peek():
             self.advance()
         raw: list[str] = []

@@ -183,7 +183,7 @@ class Lexer(BodyReader):
             strip = self.peek(2) == "-"
             self.advance(3 if strip else 2)
             self.events.append("<<")
-            self.heredoc_delimiter(frame, strip)
+            self.heredoc_delimiter(frame, strip=strip)
             return
         length = 1
         while self.peek(length) in ("<", ">", "&", "|") and self.peek(length) and length < 3:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind
 from mlproj.runs.store import Store
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run_document(store: Store, record: RunRecord) -> dict[str, Any]:

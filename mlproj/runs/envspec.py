@@ -4,13 +4,13 @@ project's `python_env.yaml` or `conda.yaml`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-from pathlib import Path
-from typing import Any
 
 from mlproj.structs import asdict, dataclass
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class EnvSpec:
     @property
     def synced_from_lock(self) -> bool:
         """uv syncs such a project from its lock file, installing the project itself in editable mode."""
+        from pathlib import Path
+
         return self.lock_text is not None and (Path(self.project_dir) / "pyproject.toml").is_file()
 
     @property
@@ -40,6 +42,9 @@ class EnvSpec:
     def fingerprint(self, manager: str, *, located: bool = False) -> str:
         """A hash of everything that makes the environment what it is, built by `manager`; its folder
         counts only when the environment is `located` there (one synced in place from a lock file)."""
+        import hashlib
+        import json
+
         content = asdict(self)
         content.pop("source_file")
         if not located:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import Any
+import time
 
-from mlproj.runs.request import Request, request_from_dict
+from mlproj.runs.request import request_from_dict
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.structs import dataclass, field, fields, replace
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from mlproj.runs.request import Request
 
 # Columns stored as JSON text.
 JSON_COLUMNS = ("parameters", "tags", "request", "outputs", "reuse_parts")
@@ -80,8 +85,6 @@ class RunRecord:
         if end is None:
             if self.is_final:
                 return None
-            import time
-
             end = time.time()
         return round(max(0.0, end - self.started_at), 3)
 
@@ -166,7 +169,12 @@ COLUMNS = tuple(f.name for f in fields(RunRecord))
 
 
 def iso_utc(timestamp: float | None) -> str | None:
+    """`2026-11-29T10:30:00.123Z`: as `datetime.fromtimestamp(t, timezone.utc).isoformat("milliseconds")`
+    writes it (microseconds rounded half to even, then cut to milliseconds), without importing datetime."""
     if timestamp is None:
         return None
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds = int(timestamp // 1)
+    micro = round((timestamp - seconds) * 1e6)
+    if micro >= 1_000_000:
+        seconds, micro = seconds + 1, micro - 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micro // 1000:03d}Z"

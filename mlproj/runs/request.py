@@ -5,11 +5,13 @@ cluster's job all agree on what the run is."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from mlproj.runs.envspec import EnvSpec
 from mlproj.structs import dataclass, field
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,19 @@ import json
 import os
 import sqlite3
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 from mlproj.errors import HomeError, MlprojError, RunNotFoundError, StoreError
 from mlproj.home import Home
 from mlproj.runs.record import COLUMNS, JSON_COLUMNS, RunRecord
+from mlproj.runs.schema import BUSY_TIMEOUT_MS, check_schema
 from mlproj.runs.status import RunStatus, predecessors
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    from typing import TypedDict
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any, TypedDict
 
     from typing_extensions import Unpack
 
@@ -76,102 +76,19 @@ if TYPE_CHECKING:
 
 
 MIN_PREFIX = 4
-BUSY_TIMEOUT_MS = 30_000
 _HEX = frozenset("0123456789abcdef")
 
-# Each entry moves the schema from version i to i + 1. Never edit an entry once released: append.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE experiments (
-        experiment_id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL UNIQUE,
-        created_at REAL NOT NULL
-    );
-    INSERT INTO experiments (experiment_id, name, created_at) VALUES (0, 'Default', strftime('%s', 'now'));
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        exit_code INTEGER,
-        error TEXT,
-        experiment TEXT NOT NULL,
-        experiment_id INTEGER,
-        run_name TEXT,
-        uri TEXT,
-        version TEXT,
-        "commit" TEXT,
-        entry_point TEXT,
-        parameters TEXT,
-        env_manager TEXT,
-        backend TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        ended_at REAL,
-        log_path TEXT,
-        parent_run_id TEXT,
-        step TEXT,
-        reused_from TEXT,
-        tags TEXT,
-        command TEXT,
-        work_dir TEXT,
-        run_dir TEXT,
-        timeout REAL,
-        supervisor_pid INTEGER,
-        supervisor_identity TEXT,
-        pid INTEGER,
-        pid_identity TEXT,
-        grace REAL,
-        request TEXT
-    );
-    CREATE INDEX runs_by_created ON runs (created_at);
-    CREATE INDEX runs_by_experiment ON runs (experiment, created_at);
-    CREATE INDEX runs_by_status ON runs (status, created_at);
-    CREATE INDEX runs_by_parent ON runs (parent_run_id);
-    """,
-    """
-    ALTER TABLE runs ADD COLUMN env_path TEXT;
-    ALTER TABLE runs ADD COLUMN env_fingerprint TEXT;
-    ALTER TABLE runs ADD COLUMN env_reused INTEGER;
-    """,
-    # Top-level runs, newest first, without visiting every step run (`runs --limit 20`).
-    """
-    CREATE INDEX runs_top_level ON runs (parent_run_id, created_at);
-    """,
-    # Pipelines: step outputs, attempts, the reuse key and why a step ran or was reused; the content
-    # hashes of files already read, keyed by what `stat` says of them (so unchanged files are not read).
-    """
-    ALTER TABLE runs ADD COLUMN outputs TEXT;
-    ALTER TABLE runs ADD COLUMN attempt INTEGER;
-    ALTER TABLE runs ADD COLUMN reuse_key TEXT;
-    ALTER TABLE runs ADD COLUMN reuse_parts TEXT;
-    ALTER TABLE runs ADD COLUMN reason TEXT;
-    CREATE INDEX runs_by_reuse_key ON runs (reuse_key);
-    CREATE TABLE file_hashes (
-        path TEXT PRIMARY KEY,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        inode INTEGER NOT NULL,
-        digest TEXT NOT NULL
-    );
-    """,
-    # Cluster backends: the job's ID and the cluster's own name for its state.
-    """
-    ALTER TABLE runs ADD COLUMN job_id TEXT;
-    ALTER TABLE runs ADD COLUMN backend_state TEXT;
-    """,
-    # Process tracking: the run's cgroup, where the machine gives one (see mlproj.proctree).
-    """
-    ALTER TABLE runs ADD COLUMN cgroup TEXT;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
 _PLACEHOLDERS = ", ".join(f":{c}" for c in COLUMNS)
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """A random UUID (version 4) in hex, as `uuid.uuid4().hex` (uuid imports platform: start-up)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def is_run_id(text: str) -> bool:
@@ -182,7 +99,7 @@ class _Guarded:
     """The store's connection: every SQLite error becomes a `StoreError` that names the database file
     and says what to do, instead of a traceback."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, path: str, connection: sqlite3.Connection) -> None:
         self.path = path
         self.connection = connection
 
@@ -204,7 +121,7 @@ class _Guarded:
         self.connection.close()
 
 
-def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+def store_error(path: str | Path, exc: sqlite3.Error) -> StoreError:
     """A one-line error for a failure of the database at `path`, saying what to do about it."""
     reason = str(exc) or type(exc).__name__
     lowered = reason.lower()
@@ -225,9 +142,9 @@ def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
 
 def _prepare_home(home: Home) -> None:
     """MLPROJ_HOME exists and is a folder we can write, or a one-line error says why not."""
-    root = home.root
+    root = home.location
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        os.makedirs(root, exist_ok=True)
     except FileExistsError:
         raise HomeError(f"MLPROJ_HOME {root}: not a folder; point MLPROJ_HOME at a folder") from None
     except OSError as exc:
@@ -249,13 +166,13 @@ class Store:
     def open(cls, home: Home) -> Store:
         _prepare_home(home)
         try:
-            connection = sqlite3.connect(home.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            connection = sqlite3.connect(home.db_file, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as exc:
-            raise store_error(home.db_path, exc) from None
+            raise store_error(home.db_file, exc) from None
         connection.row_factory = sqlite3.Row
-        db = _Guarded(home.db_path, connection)
+        db = _Guarded(home.db_file, connection)
         try:
-            _check_schema(home, db)
+            check_schema(db.execute, home.db_file)
         except BaseException:
             connection.close()
             raise
@@ -316,7 +233,7 @@ class Store:
             (text, text + "g"),
         ).fetchall()
         if not rows:
-            raise RunNotFoundError(f"no run with ID {prefix!r} in {self.home.db_path}")
+            raise RunNotFoundError(f"no run with ID {prefix!r} in {self.home.db_file}")
         if len(rows) > 1:
             shown = ", ".join(row["run_id"] for row in rows[:5])
             more = ", …" if len(rows) > 5 else ""
@@ -440,16 +357,23 @@ class Store:
         rows = self._db.execute(f"SELECT * FROM runs WHERE status NOT IN ({finals})")
         return [RunRecord.from_row(row) for row in rows]
 
-    @contextmanager
-    def immediate(self) -> Iterator[None]:
+    def immediate(self) -> _Immediate:
         """A write transaction taken at once (BEGIN IMMEDIATE), for read-then-write sequences."""
+        return _Immediate(self._db)
+
+
+class _Immediate:
+    """`with store.immediate():` BEGIN IMMEDIATE, then COMMIT, or ROLLBACK on any exception (a plain
+    class: contextlib is not imported on the way to a command)."""
+
+    def __init__(self, db: _Guarded) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+    def __exit__(self, kind: type[BaseException] | None, value: object, traceback: object) -> None:
+        self._db.execute("ROLLBACK" if kind is not None else "COMMIT")
 
 
 def _encoded(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -463,33 +387,3 @@ def _encoded(changes: Mapping[str, Any]) -> dict[str, Any]:
         else:
             encoded[name] = value
     return encoded
-
-
-def _check_schema(home: Home, db: _Guarded) -> None:
-    """Settle the connection, and bring the schema to this version (or refuse a newer one)."""
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db.execute("PRAGMA synchronous = NORMAL")
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version < SCHEMA_VERSION:
-        _migrate(db)
-    elif version > SCHEMA_VERSION:
-        raise MlprojError(
-            f"{home.db_path}: the run store has schema version {version}, newer than this mlproj "
-            f"understands ({SCHEMA_VERSION}); upgrade mlproj"
-        )
-
-
-def _migrate(db: _Guarded) -> None:
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for script in MIGRATIONS[version:]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

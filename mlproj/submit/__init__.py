@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj import process
 from mlproj.errors import InputError
@@ -21,7 +20,10 @@ from mlproj.runs.status import RunKind, RunStatus
 from mlproj.structs import dataclass
 from mlproj.submit.project import RunOptions
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.downloads import Progress
     from mlproj.home import Home
     from mlproj.pipelines.plan import PipelineOptions, PipelinePlan

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
                 record = supervise(home, run_id, dedicated=True)
         finally:
             store.close()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the boundary: the run is recorded Failed, never left running
         traceback.print_exc()
         store = Store.open(home)
         error = f"the supervisor failed: {exc}"

@@ -9,10 +9,8 @@ supervisor will execute.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mlproj import process
 from mlproj.envs.select import select_environment
@@ -35,7 +33,10 @@ from mlproj.spec import EntryPoint, Project
 from mlproj.structs import dataclass, field
 from mlproj.values import check_timeout
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlproj.backends.base import Backend
     from mlproj.downloads import Progress
     from mlproj.sources import FetchedSource
@@ -127,6 +128,8 @@ def plan_project(
         )
     except BaseException:
         if materialize:
+            import shutil
+
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     env_manager, env_spec = select_environment(
@@ -179,9 +182,9 @@ def _private_copy(source: FetchedSource, run_dir: Path) -> Path:
 
 
 def _downloader(target: Path, progress: Progress | None) -> Downloader:
-    from mlproj.downloads import download
-
     def fetch_uri(name: str, uri: str) -> Path:
+        from mlproj.downloads import download  # only when a parameter is a URI to download
+
         return download(name, uri, target, progress)
 
     return fetch_uri

@@ -3,9 +3,11 @@ lines otherwise. Nothing is imported until the first update (most runs reuse the
 
 from __future__ import annotations
 
-from typing import Any, TextIO
-
 from mlproj.ui.console import Text
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 class BuildProgress:

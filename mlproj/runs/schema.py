@@ -1,0 +1,131 @@
+"""The run store's schema: its migrations, and bringing a database to this version (design.md §2)."""
+
+from __future__ import annotations
+
+from mlproj.errors import MlprojError
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Execute = Callable[..., Any]  # a connection's `execute`
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Each entry moves the schema from version i to i + 1. Never edit an entry once released: append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE experiments (
+        experiment_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO experiments (experiment_id, name, created_at) VALUES (0, 'Default', strftime('%s', 'now'));
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        error TEXT,
+        experiment TEXT NOT NULL,
+        experiment_id INTEGER,
+        run_name TEXT,
+        uri TEXT,
+        version TEXT,
+        "commit" TEXT,
+        entry_point TEXT,
+        parameters TEXT,
+        env_manager TEXT,
+        backend TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        log_path TEXT,
+        parent_run_id TEXT,
+        step TEXT,
+        reused_from TEXT,
+        tags TEXT,
+        command TEXT,
+        work_dir TEXT,
+        run_dir TEXT,
+        timeout REAL,
+        supervisor_pid INTEGER,
+        supervisor_identity TEXT,
+        pid INTEGER,
+        pid_identity TEXT,
+        grace REAL,
+        request TEXT
+    );
+    CREATE INDEX runs_by_created ON runs (created_at);
+    CREATE INDEX runs_by_experiment ON runs (experiment, created_at);
+    CREATE INDEX runs_by_status ON runs (status, created_at);
+    CREATE INDEX runs_by_parent ON runs (parent_run_id);
+    """,
+    """
+    ALTER TABLE runs ADD COLUMN env_path TEXT;
+    ALTER TABLE runs ADD COLUMN env_fingerprint TEXT;
+    ALTER TABLE runs ADD COLUMN env_reused INTEGER;
+    """,
+    # Top-level runs, newest first, without visiting every step run (`runs --limit 20`).
+    """
+    CREATE INDEX runs_top_level ON runs (parent_run_id, created_at);
+    """,
+    # Pipelines: step outputs, attempts, the reuse key and why a step ran or was reused; the content
+    # hashes of files already read, keyed by what `stat` says of them (so unchanged files are not read).
+    """
+    ALTER TABLE runs ADD COLUMN outputs TEXT;
+    ALTER TABLE runs ADD COLUMN attempt INTEGER;
+    ALTER TABLE runs ADD COLUMN reuse_key TEXT;
+    ALTER TABLE runs ADD COLUMN reuse_parts TEXT;
+    ALTER TABLE runs ADD COLUMN reason TEXT;
+    CREATE INDEX runs_by_reuse_key ON runs (reuse_key);
+    CREATE TABLE file_hashes (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        digest TEXT NOT NULL
+    );
+    """,
+    # Cluster backends: the job's ID and the cluster's own name for its state.
+    """
+    ALTER TABLE runs ADD COLUMN job_id TEXT;
+    ALTER TABLE runs ADD COLUMN backend_state TEXT;
+    """,
+    # Process tracking: the run's cgroup, where the machine gives one (see mlproj.proctree).
+    """
+    ALTER TABLE runs ADD COLUMN cgroup TEXT;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def check_schema(execute: Execute, where: str) -> None:
+    """Settle the connection, and bring the schema to this version (or refuse a newer one)."""
+    execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    execute("PRAGMA synchronous = NORMAL")
+    version = execute("PRAGMA user_version").fetchone()[0]
+    if version < SCHEMA_VERSION:
+        _migrate(execute)
+    elif version > SCHEMA_VERSION:
+        raise MlprojError(
+            f"{where}: the run store has schema version {version}, newer than this mlproj "
+            f"understands ({SCHEMA_VERSION}); upgrade mlproj"
+        )
+
+
+def _migrate(execute: Execute) -> None:
+    execute("PRAGMA journal_mode = WAL")
+    execute("BEGIN IMMEDIATE")
+    try:
+        version = execute("PRAGMA user_version").fetchone()[0]
+        for script in MIGRATIONS[version:]:
+            for statement in script.split(";"):
+                if statement.strip():
+                    execute(statement)
+        execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        execute("ROLLBACK")
+        raise
+    execute("COMMIT")
