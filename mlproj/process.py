@@ -27,9 +27,9 @@ DEFAULT_GRACE = 10.0  # SIGTERM, then SIGKILL after this long (`cancel --grace`)
 LEFTOVER_GRACE = 2.0  # processes left in a finished run's group: SIGTERM, then SIGKILL
 KILL_WAIT = 5.0  # how long to wait for SIGKILLed processes to disappear
 POLL_INTERVAL = 0.02
-# Starts a program inside a cgroup: the shell moves itself in (`$$` is its PID, which `exec` keeps), then
-# becomes the program, so that nothing the program starts is ever outside the cgroup.
-_INTO_CGROUP = 'echo $$ > "$0" 2>/dev/null; exec "$@"'
+# Starts a program: in its folder ($0), inside its cgroup ($1, when there is one: the shell moves itself
+# in, `$$` being its PID, which `exec` keeps), then becomes the program.
+_START = 'CDPATH= cd -- "$0" || exit 127; [ -z "$1" ] || { echo $$ > "$1"; } 2>/dev/null; shift; exec "$@"'
 
 _PROC = "/proc"
 _LINUX = sys.platform.startswith("linux")
@@ -57,29 +57,139 @@ class Proc:
     identity: str
 
 
-def spawn(request: ExecRequest) -> subprocess.Popen[bytes]:
+def spawn(request: ExecRequest) -> Child:
     """Start the workload in a session of its own, stdout and stderr appended to its log file, and
     inside the request's cgroup (a folder of the cgroup v2 tree) when it has one.
 
-    The output goes straight to the file (not through us), so nothing is lost if mlproj dies.
+    The output goes straight to the file (not through us), so nothing is lost if mlproj dies. A shell
+    starts it (`_START`): it enters the folder, moves itself into the cgroup, then becomes the program
+    (`exec` keeps its PID), so nothing the program starts is ever outside the cgroup. The program is
+    looked up on the request's PATH here, so that a missing program or folder is an error raised here
+    (FileNotFoundError, PermissionError), as `subprocess.Popen` raises it. `os.posix_spawn` starts the
+    shell: importing subprocess costs more start-up time than the whole rest of this module.
     """
+    env = dict(request.env)
+    program = _resolve(request.argv[0], env)
+    cwd = str(request.cwd)
+    if not os.path.isdir(cwd):
+        import errno
+
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cwd)
+    procs = str(request.cgroup / "cgroup.procs") if request.cgroup is not None else ""
+    argv = ["/bin/sh", "-c", _START, cwd, procs, program, *request.argv[1:]]
+    request.log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = os.open(request.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        posix_spawn = getattr(os, "posix_spawn", None)
+        if posix_spawn is None:  # pragma: no cover - every platform mlproj runs on has it
+            return _popen(argv, env, log)
+        import signal
+
+        pid = posix_spawn(
+            "/bin/sh",
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log, 1),
+                (os.POSIX_SPAWN_DUP2, log, 2),
+            ],
+            setsid=True,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # Python ignores SIGPIPE; programs expect it
+        )
+    finally:
+        os.close(log)
+    return Child(pid)
+
+
+def _resolve(program: str, env: Mapping[str, str]) -> str:
+    """`program` as an absolute path: itself when it names a file, else the first on the env's PATH."""
+    import errno
+
+    if "/" in program:
+        candidates = [program]
+    else:
+        path = env.get("PATH", os.defpath)
+        candidates = [os.path.join(folder or ".", program) for folder in path.split(os.pathsep)]
+    denied = None
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return os.path.abspath(candidate)
+            denied = candidate
+    if denied is not None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), denied)
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+
+def _popen(argv: list[str], env: dict[str, str], log: int) -> Child:
     import subprocess
 
-    argv = list(request.argv)
-    if request.cgroup is not None:
-        argv = ["/bin/sh", "-c", _INTO_CGROUP, str(request.cgroup / "cgroup.procs"), *argv]
-    request.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with request.log_path.open("ab") as log:
-        return subprocess.Popen(
-            argv,
-            cwd=request.cwd,
-            env=dict(request.env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
+    proc = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+    )
+    return _PopenChild(proc)
+
+
+class Child:
+    """A process started by `spawn`: its PID, and `poll` and `wait` as `subprocess.Popen` has them
+    (`wait` returns None when `timeout` passes, rather than raising)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already: as Popen has it
+                self.returncode = 0
+                return 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if timeout is None:
+            while self.returncode is None:
+                try:
+                    _, status = os.waitpid(self.pid, 0)
+                except ChildProcessError:
+                    self.returncode = 0
+                else:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+        import time
+
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+        return self.returncode
+
+
+class _PopenChild(Child):
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        super().__init__(proc.pid)
+        self._proc = proc
+
+    def poll(self) -> int | None:
+        self.returncode = self._proc.poll()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        import subprocess
+
+        try:
+            self.returncode = self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
 
 
 class Waiter:
@@ -91,7 +201,7 @@ class Waiter:
     surely ours while what the child left behind is stopped.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: Child) -> None:
         self.proc = proc
         self._fd: int | None = None
         self._code: int | None = None
@@ -109,12 +219,7 @@ class Waiter:
         if self._code is not None:
             return self._code
         if self._fd is None:
-            import subprocess
-
-            try:
-                self._code = self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                return None
+            self._code = self.proc.wait(timeout=timeout)
             return self._code
         import select
 
@@ -130,10 +235,14 @@ class Waiter:
         try:
             info = os.waitid(os.P_PIDFD, self._fd, os.WEXITED | os.WNOWAIT)  # type: ignore[arg-type]
         except (AttributeError, OSError):  # no P_PIDFD (an older kernel): reap it
-            return self.proc.wait()
+            return self._reap()
         if info is None:  # pragma: no cover - ready means exited
-            return self.proc.wait()
+            return self._reap()
         return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+    def _reap(self) -> int:
+        code = self.proc.wait()
+        return 1 if code is None else code
 
     def close(self) -> None:
         """Reap the child (once it has exited) and release the pidfd."""
@@ -145,7 +254,7 @@ class Waiter:
             self._fd = None
 
 
-_OWN: set[int] = set()  # children started here and waited for by their Popen (never reaped elsewhere)
+_OWN: set[int] = set()  # children started here and waited for by their Child (never reaped elsewhere)
 _DETACHED: list[subprocess.Popen[bytes]] = []
 
 
@@ -185,8 +294,8 @@ def shell() -> str:
 def _which(name: str) -> str | None:
     """`shutil.which` for a bare name on PATH (shutil imports bz2 and lzma: start-up)."""
     for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder or ".", name)  # noqa: PTH118 - as above
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):  # noqa: PTH112 - as above
+        candidate = os.path.join(folder or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
             return candidate
     return None
 
@@ -338,5 +447,5 @@ def describe_exit(returncode: int) -> str:
 
 
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as file:  # noqa: PTH123 - /proc, read often: pathlib costs start-up time
+    with open(path, "rb") as file:
         return file.read()

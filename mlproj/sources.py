@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import subprocess
 from pathlib import Path
 
 from mlproj.errors import SourceError
@@ -78,12 +77,79 @@ def fetch(uri: str, version: str | None, home: Home, caller_dir: Path) -> Fetche
 
 
 def local_commit(path: Path) -> str | None:
-    """The HEAD commit of the Git checkout that contains `path`, or None (fast: no GitPython)."""
+    """The HEAD commit of the Git checkout that contains `path`, or None: read from the checkout's own
+    files where their layout is the common one (`read_head`), else asked of `git rev-parse`."""
     start = path.absolute()
     if not start.is_dir():
         start = start.parent
-    if _checkout_root(start) is None:
+    root = _checkout_root(start)
+    if root is None:
         return None
+    known = read_head(root)
+    return known if known is not None else _rev_parse_head(start)
+
+
+def read_head(root: Path) -> str | None:
+    """The commit HEAD names in the checkout at `root`, read from its files without starting git: HEAD
+    holding a commit, or a branch whose commit is in a loose ref or in packed-refs, in the checkout's
+    own .git folder or a linked worktree's. None whenever git itself should be asked instead: Git's
+    variables set, a repository owned by someone else (git refuses those), a reftable store, a
+    symbolic ref, an unborn branch, anything unreadable."""
+    if any(name in os.environ for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")):
+        return None
+    dot_git = root / ".git"
+    try:
+        if dot_git.stat().st_uid != os.geteuid():
+            return None
+        if dot_git.is_dir():
+            git_dir = dot_git
+        else:
+            pointer = dot_git.read_text(encoding="utf-8").strip()
+            if not pointer.startswith("gitdir:"):
+                return None
+            git_dir = root / pointer[len("gitdir:") :].strip()
+        common = git_dir
+        if (git_dir / "commondir").exists():
+            common = git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()
+        if (common / "reftable").exists():
+            return None
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if _FULL_SHA.match(head):
+        return head
+    if not head.startswith("ref: refs/"):
+        return None
+    return _resolve_ref(head[len("ref: ") :].strip(), git_dir, common)
+
+
+def _resolve_ref(ref: str, git_dir: Path, common: Path) -> str | None:
+    if ".." in ref.split("/"):
+        return None
+    for folder in (git_dir, common):
+        try:
+            loose = (folder / ref).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            return None
+        return loose if _FULL_SHA.match(loose) else None
+    try:
+        packed = (common / "packed-refs").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in packed.splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and _FULL_SHA.match(sha):
+            return sha
+    return None
+
+
+def _rev_parse_head(start: Path) -> str | None:
+    import subprocess
+
     try:
         done = subprocess.run(
             ["git", "rev-parse", "--verify", "--quiet", "HEAD"],

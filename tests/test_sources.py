@@ -12,7 +12,7 @@ import pytest
 
 from mlproj.errors import InputError, SourceError
 from mlproj.home import Home
-from mlproj.sources import FetchedSource, fetch, is_git_uri, local_commit
+from mlproj.sources import FetchedSource, fetch, is_git_uri, local_commit, read_head
 from tests.conftest import commit_files, git, make_git_repo
 
 PROJECT = {
@@ -381,3 +381,81 @@ def test_local_sources_do_not_import_gitpython(remote: Path) -> None:
     subprocess.run(
         [sys.executable, "-c", "import mlproj.sources, sys; assert 'git' not in sys.modules"], check=True
     )
+
+
+# --- HEAD read from the checkout's files, as git reads it -----------------------------------------------
+
+
+def git_head(folder: Path) -> str:
+    return git(folder, "rev-parse", "--verify", "HEAD")
+
+
+def test_head_is_read_from_loose_and_packed_refs_as_git_reads_it(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_git_repo(repo, {"a.txt": "1\n"})
+    git(repo, "checkout", "-q", "-b", "feature/deep/name")
+    commit_files(repo, {"b.txt": "2\n"})
+    assert read_head(repo) == git_head(repo)
+    git(repo, "pack-refs", "--all")  # the branch now lives in packed-refs only
+    assert not (repo / ".git" / "refs" / "heads" / "feature" / "deep" / "name").exists()
+    assert read_head(repo) == git_head(repo)
+    commit_files(repo, {"c.txt": "3\n"})  # a loose ref again, newer than the packed one
+    assert read_head(repo) == git_head(repo)
+
+
+def test_a_detached_head_is_the_commit_it_holds(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    first = make_git_repo(repo, {"a.txt": "1\n"})
+    commit_files(repo, {"a.txt": "2\n"})
+    git(repo, "checkout", "-q", first)
+    assert read_head(repo) == first == git_head(repo)
+
+
+def test_a_linked_worktree_and_a_separate_git_dir(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    make_git_repo(repo, {"a.txt": "1\n"})
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "other", str(worktree))
+    commit_files(worktree, {"w.txt": "w\n"})
+    assert (worktree / ".git").is_file()
+    assert read_head(worktree) == git_head(worktree) != git_head(repo)
+    assert local_commit(worktree / "w.txt") == git_head(worktree)
+    separate = tmp_path / "separate"
+    separate.mkdir()
+    git(separate, "init", "-q", "-b", "main", f"--separate-git-dir={tmp_path / 'elsewhere.git'}")
+    commit_files(separate, {"s.txt": "s\n"})
+    assert read_head(separate) == git_head(separate)
+
+
+def test_what_it_does_not_read_is_left_to_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    make_git_repo(repo, {"a.txt": "1\n"})
+    expected = git_head(repo)
+    git(repo, "symbolic-ref", "refs/heads/alias", "refs/heads/main")
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/alias")  # a symbolic ref to a symbolic ref
+    assert read_head(repo) is None
+    assert local_commit(repo) == expected == git_head(repo)  # git's own answer
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/main")
+    monkeypatch.setenv("GIT_DIR", str(repo / ".git"))
+    assert read_head(repo) is None  # Git's variables change what git reads: ask it
+    monkeypatch.delenv("GIT_DIR")
+    unborn = tmp_path / "unborn"
+    unborn.mkdir()
+    git(unborn, "init", "-q", "-b", "main")
+    assert read_head(unborn) is None
+    assert local_commit(unborn) is None
+
+
+def test_a_checkout_starts_no_git_process(tmp_path: Path) -> None:
+    """Reading HEAD costs a few file reads, not a git process (start-up: bench/startup.py)."""
+    repo = tmp_path / "repo"
+    make_git_repo(repo, {"a.txt": "1\n"})
+    code = (
+        "import sys, subprocess; from pathlib import Path; from mlproj.sources import local_commit;"
+        "calls = []; real = subprocess.run;"
+        "subprocess.run = lambda *a, **k: calls.append(a) or real(*a, **k);"
+        "print(local_commit(Path(sys.argv[1])), len(calls), 'subprocess' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(repo)], capture_output=True, text=True, check=True)
+    sha, calls, _ = done.stdout.split()
+    assert (sha, calls) == (git_head(repo), "0")

@@ -12,8 +12,6 @@ from mlproj.proctree import RunProcesses, join_cgroup
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    import subprocess
-
     from mlproj.runs.record import RunRecord
 
 
@@ -47,16 +45,14 @@ class ProcessWorkload(Workload):
     """A local process tree: its main process, and everything the run's cgroup (or its process group,
     descendants and environment marker) says is the run's (see mlproj.proctree)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], processes: RunProcesses) -> None:
+    def __init__(self, proc: process.Child, processes: RunProcesses) -> None:
         self.proc = proc
         self.pid = proc.pid
         self._waiter = process.Waiter(proc)
         self.processes = processes
 
     @classmethod
-    def start(
-        cls, run_id: str, proc: subprocess.Popen[bytes], request: process.ExecRequest
-    ) -> ProcessWorkload:
+    def start(cls, run_id: str, proc: process.Child, request: process.ExecRequest) -> ProcessWorkload:
         """`proc` just started by `request`: in its cgroup (it moved itself in before running anything; we
         move it too, in case it could not), or followed by its process group if there is none."""
         cgroup = request.cgroup
