@@ -10,6 +10,7 @@ ask environments what they need (an image, or packages a cluster installs), neve
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -115,25 +116,22 @@ def text(key: str, value: Any) -> str:  # noqa: ARG001 - a Validator's signature
 
 
 def positive_int(key: str, value: Any) -> int:  # noqa: ARG001 - a Validator's signature
-    if isinstance(value, bool):
+    """A whole number of at least 1, written with ASCII digits (as `mlproj.values` wants numbers)."""
+    shown = str(value).strip()
+    if isinstance(value, bool) or not (shown.isascii() and shown.isdigit()) or int(shown) < 1:
         raise ValueError("expected a whole number of at least 1")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ValueError("expected a whole number of at least 1") from None
-    if number < 1:
-        raise ValueError("expected a whole number of at least 1")
-    return number
+    return int(shown)
 
 
 def positive_number(key: str, value: Any) -> float:  # noqa: ARG001 - a Validator's signature
     if isinstance(value, bool):
         raise ValueError("expected a positive number")
+    shown = str(value).strip()
     try:
-        number = float(str(value).strip())
+        number = float(shown) if shown.isascii() and "_" not in shown else math.nan
     except ValueError:
         raise ValueError("expected a positive number") from None
-    if not number > 0:
+    if not (number > 0 and math.isfinite(number)):
         raise ValueError("expected a positive number")
     return number
 
@@ -156,7 +154,7 @@ def mapping(key: str, value: Any) -> dict[str, Any]:  # noqa: ARG001 - a Validat
 
 
 def matching(pattern: str, expected: str) -> Validator:
-    compiled = re.compile(pattern)
+    compiled = re.compile(pattern, re.ASCII)  # \d is 0-9, not any script's digits
 
     def check(key: str, value: Any) -> str:  # noqa: ARG001 - a Validator's signature
         shown = str(value).strip()

@@ -50,7 +50,7 @@ class BoardView:
     def event(self, line: str) -> None:
         # Failures are worth keeping above the board; everything else is on the board itself.
         if ": Failed" in line or "Skipped:" in line or line.startswith("pipeline "):
-            self.live.console.print(line, markup=False, highlight=False)
+            self.live.console.print(printable(line), markup=False, highlight=False)
 
     def refresh(self, steps: list[RunRecord]) -> None:
         self.live.update(self._table(steps), refresh=True)
@@ -74,6 +74,7 @@ class BoardView:
             (printable(step.step or step.run_id[:8]), step, format_duration(step.duration_s))
             for step in shown
         ]
+        more = [f"… {hidden} more"] if hidden else []
         whys = [printable(_why(step)) for _n, step, _d in rows]
         lasts = [printable(last_line(step, width=TAIL_BYTES)) for _n, step, _d in rows]
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
@@ -81,7 +82,7 @@ class BoardView:
         fixed = [
             max([len(header), *(len(cell) for cell in cells)])
             for header, cells in (
-                ("STEP", [name for name, _s, _d in rows]),
+                ("STEP", [name for name, _s, _d in rows] + more),
                 ("STATUS", [step.status.value for _n, step, _d in rows]),
                 ("DURATION", [duration for _n, _s, duration in rows]),
             )
@@ -104,7 +105,7 @@ class BoardView:
                 RichText(last),
             )
         if hidden:
-            table.add_row(f"… {hidden} more", "", "", "", "")
+            table.add_row(more[0], "", "", "", "")
         elapsed = format_duration(time.monotonic() - self.started)
         heading = RichText.assemble(
             (printable(self.title) or "pipeline", "bold"), f"  run {self.run_id}  ", (elapsed, "dim")

@@ -29,6 +29,8 @@ def graph(app: Console, *, uri_or_run_id: str, fmt: str) -> int:
         source = fetch(uri_or_run_id, None, Home.from_env(), Path.cwd())
         app.print(render(load_pipeline(source.path), fmt))
         return 0
+    if path.suffix in (".yml", ".yaml") or "/" in uri_or_run_id:
+        raise InputError(f"{uri_or_run_id}: no such pipeline file")
     from mlproj.cli.common import find, open_store
     from mlproj.pipelines.records import load_recorded
 

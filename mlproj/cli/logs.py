@@ -27,8 +27,9 @@ def logs(app: Console, *, run_id: str, step: str | None, follow: bool) -> int:
                 f"--step {step}: pipeline run {record.run_id} has no such step ({', '.join(names)})"
             )
         record = attempts[-1]
-        if record.reused_from:
-            write(f"mlproj: step {step} was reused from run {record.reused_from}; its log follows\n".encode())
-            record = store.get(record.reused_from)
+    if record.reused_from:  # a reused step, named by --step or by its own run ID
+        name = record.step or record.run_id
+        write(f"mlproj: step {name} was reused from run {record.reused_from}; its log follows\n".encode())
+        record = store.get(record.reused_from)
     follow_log(store, record.run_id, write, follow=follow and not record.is_final)
     return 0

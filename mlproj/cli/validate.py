@@ -4,6 +4,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing's, not imported on the way to a command
 if TYPE_CHECKING:
+    from mlproj.pipelines.plan import PipelinePlan
     from mlproj.ui.console import Console
 
 
@@ -16,24 +17,26 @@ def validate(
     params: tuple[str, ...],
     env_manager: str | None,
 ) -> int:
+    from mlproj.cli.run import FLAGS
     from mlproj.home import Home
     from mlproj.params import parse_assignments
-    from mlproj.pipelines import names_pipeline
-    from mlproj.submit.project import RunOptions, plan_project
+    from mlproj.submit import options_for, plan
+    from mlproj.submit.project import ProjectPlan
 
-    if names_pipeline(uri):
-        return _validate_pipeline(app, uri, version, parse_assignments(params), env_manager)
-    options = RunOptions(
-        uri=uri,
-        entry_point=entry_point,
+    options = options_for(  # what `run` would be given, refused as `run` refuses it
+        uri,
+        FLAGS,
+        entry_point=None if entry_point == "main" else entry_point,
         version=version,
-        parameters=parse_assignments(params),
+        parameters=parse_assignments(params, "-P"),
         env_manager=env_manager,
     )
-    planned = plan_project(options, Home.from_env(), materialize=False)
+    planned = plan(options, Home.from_env(), materialize=False)
+    if not isinstance(planned, ProjectPlan):
+        return _show_pipeline(app, planned)
     document = {
         "uri": planned.uri,
-        "version": options.version,
+        "version": version,
         "commit": planned.commit,
         "project_dir": str(planned.project.directory),
         "entry_point": planned.entry_point.name,
@@ -54,15 +57,8 @@ def validate(
     return 0
 
 
-def _validate_pipeline(
-    app: Console, uri: str, version: str | None, inputs: dict[str, str], env_manager: str | None
-) -> int:
-    """Plan the whole pipeline (every step's project, parameters and environment) without running."""
-    from mlproj.home import Home
-    from mlproj.pipelines.plan import PipelineOptions, plan_run
-
-    options = PipelineOptions(uri=uri, version=version, inputs=inputs, env_manager=env_manager)
-    plan = plan_run(options, Home.from_env(), materialize=False)
+def _show_pipeline(app: Console, plan: PipelinePlan) -> int:
+    """The whole pipeline, planned (every step's project, parameters and environment), not run."""
     pipeline = plan.pipeline
     order = pipeline.order()
     steps = []

@@ -58,8 +58,8 @@ class EnvCache:
             last_used = meta.stat().st_mtime
         except (OSError, ValueError):
             return None
-        env = CachedEnv(**{**data, "last_used": last_used})
-        return env if Path(env.path).is_dir() else None
+        env = _from_metadata(data, last_used)
+        return env if env is not None and Path(env.path).is_dir() else None
 
     def touch(self, fingerprint: str) -> None:
         """Record a use (the metadata file's modification time is the last use)."""
@@ -137,3 +137,26 @@ class EnvCache:
             return []
         published = {env.path for env in self.entries()}
         return [p for p in self.root.iterdir() if p.is_dir() and str(p) not in published]
+
+
+def _from_metadata(data: object, last_used: float) -> CachedEnv | None:
+    """The environment a metadata file describes, or None for a file that is not one (a stray `.json`
+    someone left in the folder, a file from another version)."""
+    if not isinstance(data, dict):
+        return None
+    texts = ("fingerprint", "manager", "python", "path")
+    if not all(isinstance(data.get(key), str) for key in texts):
+        return None
+    created = data.get("created_at")
+    source = data.get("source")
+    if isinstance(created, bool) or not isinstance(created, (int, float)):
+        return None
+    return CachedEnv(
+        fingerprint=data["fingerprint"],
+        manager=data["manager"],
+        python=data["python"],
+        path=data["path"],
+        created_at=float(created),
+        source=source if isinstance(source, str) else None,
+        last_used=last_used,
+    )

@@ -50,12 +50,12 @@ def cancel(store: Store, record: RunRecord, grace: float = DEFAULT_GRACE) -> Can
             store.transition(
                 step.run_id, RunStatus.CANCELED, error="canceled by mlproj cancel", ended_at=time.time()
             )
-    by_supervisor = current.job_id is None or supervised(store, current)
-    why = (
-        "the supervisor did not respond; its processes were killed"
-        if by_supervisor
-        else "its job was canceled"
-    )
+    if current.job_id is not None and not supervised(store, current):
+        why = "its job was canceled"
+    elif current.supervisor_pid is None:
+        why = "no supervisor had taken it over"
+    else:
+        why = "the supervisor did not respond; its processes were killed"
     store.transition(
         record.run_id, RunStatus.CANCELED, error=f"canceled by mlproj cancel ({why})", ended_at=time.time()
     )

@@ -63,16 +63,15 @@ def reconcile(store: Store, record: RunRecord) -> RunRecord:
         return record
     if record.job_id:  # a cluster's job: the cluster says what became of it
         return _reconcile_job(store, record)
+    supervisor = _supervisor_words(record)
     reason = (
-        f"the supervising process (pid {record.supervisor_pid}) is gone: mlproj was killed "
-        "or the machine restarted; what was left of the run's processes was ended"
+        f"the {supervisor}: mlproj was killed or the machine restarted; what was left of the run's "
+        "processes was ended"
     )
     if record.kind is RunKind.PIPELINE:
         for step in store.list_runs(parent_run_id=record.run_id):
             if not step.is_final:
-                _lose(
-                    store, step, f"the pipeline's supervising process (pid {record.supervisor_pid}) is gone"
-                )
+                _lose(store, step, f"the pipeline's {supervisor}")
     return _lose(store, record, reason)
 
 
@@ -93,7 +92,7 @@ def _reconcile_job(store: Store, record: RunRecord) -> RunRecord:
         if state.native != record.backend_state:
             store.update(record.run_id, backend_state=state.native)
         if state.started and record.status in (RunStatus.QUEUED, RunStatus.PREPARING):
-            store.transition(record.run_id, RunStatus.RUNNING, started_at=time.time())
+            store.transition(record.run_id, RunStatus.RUNNING, started_at=state.started_at or time.time())
         return store.get(record.run_id)
     backend.collect_logs(record)
     error = state.reason
@@ -108,10 +107,17 @@ def _reconcile_job(store: Store, record: RunRecord) -> RunRecord:
         exit_code=state.exit_code,
         error=error,
         backend_state=state.native,
-        started_at=record.started_at or now,
-        ended_at=now,
+        started_at=state.started_at or record.started_at or now,  # the cluster's own times first
+        ended_at=state.ended_at or now,
     )
     return store.get(record.run_id)
+
+
+def _supervisor_words(record: RunRecord) -> str:
+    """What became of the run's supervisor, for the reason a run is ended."""
+    if record.supervisor_pid is None:
+        return "supervising process never took the run over"
+    return f"supervising process (pid {record.supervisor_pid}) is gone"
 
 
 def _lose(store: Store, record: RunRecord, reason: str) -> RunRecord:

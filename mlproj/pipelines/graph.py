@@ -15,9 +15,10 @@ def render(pipeline: Pipeline, fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"nodes": nodes, "edges": [list(edge) for edge in edges]}, indent=2)
     if fmt == "mermaid":
+        ids = _mermaid_ids(nodes)
         lines = ["graph TD"]
-        lines += [f"  {_mermaid_id(n)}[{json.dumps(n)}]" for n in nodes]
-        lines += [f"  {_mermaid_id(a)} --> {_mermaid_id(b)}" for a, b in edges]
+        lines += [f"  {ids[n]}[{json.dumps(n)}]" for n in nodes]
+        lines += [f"  {ids[a]} --> {ids[b]}" for a, b in edges]
         return "\n".join(lines)
     if fmt == "dot":
         lines = [f"digraph {json.dumps(pipeline.name)} {{", "  rankdir=LR;"]
@@ -32,5 +33,16 @@ def render(pipeline: Pipeline, fmt: str) -> str:
     return "\n".join(lines)
 
 
-def _mermaid_id(name: str) -> str:
-    return "s_" + "".join(c if c.isalnum() else "_" for c in name)
+def _mermaid_ids(names: list[str]) -> dict[str, str]:
+    """A Mermaid node ID per step, from its name; names that read the same once made an ID
+    (`prep-data`, `prep_data`) get a suffix, so that no two steps share a node."""
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        base = "s_" + "".join(c if c.isalnum() else "_" for c in name)
+        made, suffix = base, 2
+        while made in taken:
+            made, suffix = f"{base}_{suffix}", suffix + 1
+        taken.add(made)
+        ids[name] = made
+    return ids

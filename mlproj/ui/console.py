@@ -151,8 +151,11 @@ class PlainView:
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
+    # Rounded first, then the unit chosen, so that 9.999 s is "10.0 s" and 59.96 s is "1m00s".
+    if round(seconds, 2) < 10:
+        return f"{seconds:.2f} s"
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds + 0.5) if seconds < 60 else int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

@@ -3,7 +3,7 @@ lines otherwise. Nothing is imported until the first update (most runs reuse the
 
 from __future__ import annotations
 
-from mlproj.ui.console import Text
+from mlproj.ui.console import Text, printable
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -18,12 +18,14 @@ class BuildProgress:
         self._plain: Text | None = None
 
     def update(self, text: str | None) -> None:
-        """Show `text`; None ends the display (the workload is about to start)."""
+        """Show `text` (an installer's line: shown escaped, never as markup); None ends the display (the
+        workload is about to start)."""
         if text is None:
             if self._status is not None:
                 self._status.stop()
                 self._status = None
             return
+        text = printable(text)
         if self._plain is None:
             self._plain = Text(self.stream)
         if self._plain.color:
@@ -42,12 +44,12 @@ class BuildProgress:
 
             self._status = Status("", console=console(stderr=True))
             self._status.start()
-        self._status.update(f"Preparing environment: {text}")
+        self._status.update(_plain_text(f"Preparing environment: {text}"))
 
 
 class DownloadProgress:
     """What a person sees of a big download (a `path` parameter given as a URI): from SHOWN_FROM bytes
-    on, a live line on a terminal, or one line when it starts and one when it ends elsewhere."""
+    on, a live line on a terminal, or one line when it starts elsewhere. Names are shown escaped."""
 
     SHOWN_FROM = 64 * 2**20
     REFRESH = 0.1  # seconds between updates of the live line
@@ -67,6 +69,7 @@ class DownloadProgress:
         self._next = time.monotonic() + self.REFRESH
         if self._text is None:
             self._text = Text(self.stream)
+        what = printable(what)
         of = f" of {_mib(total)}" if total else ""
         line = f"Downloading {what}: {_mib(done)}{of}"
         if self._text.color:
@@ -77,7 +80,7 @@ class DownloadProgress:
 
                 self._status = Status("", console=console(stderr=True))
                 self._status.start()
-            self._status.update(line)
+            self._status.update(_plain_text(line))
         elif self._shown != what:
             self._shown = what
             self._text.print(f"Downloading {what}" + (f" ({_mib(total)})" if total else ""))
@@ -86,6 +89,13 @@ class DownloadProgress:
         if self._status is not None:
             self._status.stop()
             self._status = None
+
+
+def _plain_text(line: str) -> Any:
+    """A rich Text: a name holding `[...]` is shown as it is, not read as markup."""
+    from rich.text import Text as RichText
+
+    return RichText(line)
 
 
 def _mib(count: int | None) -> str:
