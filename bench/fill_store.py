@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
+from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store, new_run_id
 
@@ -51,7 +52,7 @@ def make_record(rng: random.Random, home: Home, created_at: float, experiments: 
         run_dir=str(run_dir),
         supervisor_pid=rng.randint(1000, 60000),
         pid=rng.randint(1000, 60000),
-        request={"argv": ["bash", "-c", "python train.py"], "env": {}, "env_spec": None},
+        request=RunRequest(command="python train.py", cwd=f"/home/user/projects/{experiment}"),
     )
 
 

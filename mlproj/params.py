@@ -6,7 +6,6 @@ ever interpreted by a shell. Values are recorded as the strings the user gave (o
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -148,8 +147,11 @@ def render_command(entry_point: EntryPoint, params: ResolvedParameters) -> str:
         raise ParameterError(
             f"parameter {exc.name!r}: its value cannot be placed in the command: {exc}"
         ) from None
-    for name in params.extra:
-        command += f" {shlex.quote('--' + name)} {shlex.quote(params.rendered[name])}"
+    if params.extra:
+        import shlex
+
+        for name in params.extra:
+            command += f" {shlex.quote('--' + name)} {shlex.quote(params.rendered[name])}"
     return command
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -83,6 +82,8 @@ class Project:
                 raise InputError(f"entry point {name!r}: the script is outside the project folder")
             if not script.is_file():
                 raise InputError(f"entry point {name!r}: no such script in {self.directory}")
+            import shlex
+
             script_arg = name if not name.startswith("-") else f"./{name}"
             return EntryPoint(name=name, command=f"{runner} {shlex.quote(script_arg)}")
         declared = ", ".join(sorted(self.entry_points)) or "none"

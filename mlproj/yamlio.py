@@ -116,16 +116,21 @@ def _index(file: Path, node: Any, prefix: str, lines: dict[str, int], seen_nodes
 
 def _cache_slot(path: Path) -> str | None:
     """The cache file for `path`, or None when there is no MLPROJ_HOME to keep it in."""
-    import zlib
-
     from mlproj.home import Home
 
     try:
         home = Home.from_env()
     except OSError:  # no home folder, no working directory: no cache
         return None
-    key = str(path).encode("utf-8", "surrogateescape")
-    return f"{home.location}/cache/yaml/{zlib.crc32(key) % CACHE_SLOTS:04d}.json"
+    return f"{home.location}/cache/yaml/{_fnv1a(str(path)) % CACHE_SLOTS:04d}.json"
+
+
+def _fnv1a(text: str) -> int:
+    """A stable 32-bit hash of `text` (FNV-1a): the same slot in every process, unlike `hash`."""
+    value = 0x811C9DC5
+    for byte in text.encode("utf-8", "surrogateescape"):
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
 
 
 def _cached(slot: str, path: str, text: str) -> tuple[Any, dict[str, int]] | None:

@@ -234,3 +234,15 @@ def run_fake_pipeline(
     for step in store.steps_of(record.run_id):
         attempts.setdefault(step.step or "", []).append(step)
     return final, attempts
+
+
+def insert_run(store: Store, clock: FakeClock, **fields: Any) -> RunRecord:
+    """A run recorded a minute ago (fake time), Running on the fake backend unless `fields` say otherwise."""
+    values: dict[str, Any] = {
+        "run_id": new_run_id(),
+        "status": RunStatus.RUNNING,
+        "backend": "fake",
+        "created_at": clock.now - 60.0,
+    }
+    values.update(fields)
+    return store.insert(RunRecord(**values))

@@ -21,8 +21,8 @@ from mlproj.home import Home
 from mlproj.process import identity
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
-from mlproj.runs.store import Store, new_run_id
-from tests.fakes import FakeClock, FakeClusterBackend, install_fake_backend
+from mlproj.runs.store import Store
+from tests.fakes import FakeClock, FakeClusterBackend, insert_run, install_fake_backend
 
 NOT_RESPONDING = "canceled by mlproj cancel (the supervisor did not respond; its processes were killed)"
 NOT_TAKEN_OVER = "canceled by mlproj cancel (no supervisor had taken it over)"
@@ -93,23 +93,11 @@ def gone() -> dict[str, Any]:
     return {"supervisor_pid": proc.pid, "supervisor_identity": found}
 
 
-def insert(store: Store, clock: FakeClock, **fields: Any) -> RunRecord:
-    """A run recorded a minute ago (fake time), Running on the fake backend unless `fields` say otherwise."""
-    values: dict[str, Any] = {
-        "run_id": new_run_id(),
-        "status": RunStatus.RUNNING,
-        "backend": "fake",
-        "created_at": clock.now - 60.0,
-    }
-    values.update(fields)
-    return store.insert(RunRecord(**values))
-
-
 # --- cancel -------------------------------------------------------------------------------------------------
 
 
 def test_cancel_of_a_final_run_changes_nothing(store: Store, clock: ShellClock) -> None:
-    record = insert(store, clock, status=RunStatus.FINISHED, exit_code=0)
+    record = insert_run(store, clock, status=RunStatus.FINISHED, exit_code=0)
     outcome = cancel(store, record, grace=1.0)
     assert outcome.already_final
     assert outcome.record == record
@@ -122,7 +110,7 @@ def test_cancel_of_a_waiting_run_whose_supervisor_is_gone_finds_it_failed(
     store: Store, clock: ShellClock, gone: dict[str, Any], status: RunStatus
 ) -> None:
     """Reading the run reconciles it first: it has already ended, without anyone to cancel it."""
-    record = insert(store, clock, status=status, **gone)
+    record = insert_run(store, clock, status=status, **gone)
     outcome = cancel(store, record, grace=1.0)
     assert outcome.already_final
     assert outcome.record.status is RunStatus.FAILED
@@ -134,7 +122,7 @@ def test_cancel_of_a_waiting_run_whose_supervisor_is_gone_finds_it_failed(
 def test_cancel_of_a_run_not_yet_taken_over_by_a_supervisor_cancels_it_at_once(
     store: Store, clock: ShellClock
 ) -> None:
-    record = insert(store, clock, status=RunStatus.NOT_STARTED, created_at=clock.now - 1.0)
+    record = insert_run(store, clock, status=RunStatus.NOT_STARTED, created_at=clock.now - 1.0)
     outcome = cancel(store, record, grace=1.0)
     assert not outcome.already_final
     assert (outcome.record.status, outcome.record.error) == (RunStatus.CANCELED, NOT_TAKEN_OVER)
@@ -145,7 +133,7 @@ def test_cancel_of_a_run_not_yet_taken_over_by_a_supervisor_cancels_it_at_once(
 def test_cancel_asks_the_supervisor_and_returns_what_it_recorded(
     store: Store, clock: ShellClock, alive: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **alive)
+    record = insert_run(store, clock, **alive)
     seen: list[tuple[RunStatus, float | None]] = []
 
     def supervisor(sleeps: int) -> None:
@@ -172,7 +160,7 @@ def test_cancel_asks_the_supervisor_and_returns_what_it_recorded(
 def test_a_run_that_ends_on_its_own_while_being_canceled_was_already_final(
     store: Store, clock: ShellClock, alive: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **alive)
+    record = insert_run(store, clock, **alive)
 
     def supervisor(sleeps: int) -> None:
         if sleeps == 2:
@@ -187,7 +175,7 @@ def test_a_run_that_ends_on_its_own_while_being_canceled_was_already_final(
 def test_cancel_ends_the_run_itself_when_the_supervisor_does_not_respond(
     store: Store, clock: ShellClock, alive: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **alive)
+    record = insert_run(store, clock, **alive)
     start = clock.now
     outcome = cancel(store, record, grace=0.5)
     assert not outcome.already_final
@@ -199,10 +187,12 @@ def test_cancel_ends_the_run_itself_when_the_supervisor_does_not_respond(
 def test_an_unresponsive_pipeline_supervisor_has_its_unfinished_steps_canceled(
     store: Store, clock: ShellClock, alive: dict[str, Any]
 ) -> None:
-    pipeline = insert(store, clock, kind=RunKind.PIPELINE, **alive)
-    done = insert(store, clock, kind=RunKind.STEP, parent_run_id=pipeline.run_id, status=RunStatus.FINISHED)
+    pipeline = insert_run(store, clock, kind=RunKind.PIPELINE, **alive)
+    done = insert_run(
+        store, clock, kind=RunKind.STEP, parent_run_id=pipeline.run_id, status=RunStatus.FINISHED
+    )
     steps = [
-        insert(store, clock, kind=RunKind.STEP, parent_run_id=pipeline.run_id, status=status)
+        insert_run(store, clock, kind=RunKind.STEP, parent_run_id=pipeline.run_id, status=status)
         for status in (RunStatus.RUNNING, RunStatus.QUEUED)
     ]
     outcome = cancel(store, pipeline, grace=0.1)
@@ -216,7 +206,7 @@ def test_an_unresponsive_pipeline_supervisor_has_its_unfinished_steps_canceled(
 def test_cancel_of_a_cluster_job_without_a_supervisor_cancels_the_job(
     store: Store, clock: ShellClock, gone: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, backend="fake-cluster", job_id="J-3", backend_state="RUNNING", **gone)
+    record = insert_run(store, clock, backend="fake-cluster", job_id="J-3", backend_state="RUNNING", **gone)
     outcome = cancel(store, record, grace=4.0)
     assert not outcome.already_final
     assert (outcome.record.status, outcome.record.error) == (
@@ -230,7 +220,7 @@ def test_cancel_of_a_cluster_job_without_a_supervisor_cancels_the_job(
 
 
 def test_wait_for_a_final_run_returns_it_at_once(store: Store, clock: ShellClock) -> None:
-    record = insert(
+    record = insert_run(
         store, clock, status=RunStatus.FAILED, exit_code=2, error="the command exited with code 2"
     )
     polls: list[int] = []
@@ -241,7 +231,7 @@ def test_wait_for_a_final_run_returns_it_at_once(store: Store, clock: ShellClock
 def test_wait_with_a_timeout_gives_up_on_a_supervised_run(
     store: Store, clock: ShellClock, alive: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **alive)
+    record = insert_run(store, clock, **alive)
     polls: list[int] = []
     start = clock.now
     assert wait(store, record.run_id, timeout=0.2, on_poll=lambda: polls.append(1)) is None
@@ -253,7 +243,7 @@ def test_wait_with_a_timeout_gives_up_on_a_supervised_run(
 def test_wait_returns_the_run_once_its_supervisor_ends_it(
     store: Store, clock: ShellClock, alive: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **alive)
+    record = insert_run(store, clock, **alive)
 
     def supervisor(sleeps: int) -> None:
         if sleeps == 4:
@@ -269,7 +259,7 @@ def test_wait_returns_the_run_once_its_supervisor_ends_it(
 def test_wait_for_a_run_whose_supervisor_is_gone_returns_it_failed(
     store: Store, clock: ShellClock, gone: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **gone)
+    record = insert_run(store, clock, **gone)
     final = wait(store, record.run_id, timeout=10.0)
     assert final is not None
     assert final.status is RunStatus.FAILED
@@ -282,7 +272,7 @@ def test_wait_for_a_run_whose_supervisor_is_gone_returns_it_failed(
 def logged_run(store: Store, clock: FakeClock, tmp_path: Path, text: bytes, **fields: Any) -> RunRecord:
     log = tmp_path / "output.log"
     log.write_bytes(text)
-    return insert(store, clock, log_path=str(log), **fields)
+    return insert_run(store, clock, log_path=str(log), **fields)
 
 
 def test_follow_of_a_final_run_writes_its_whole_log(store: Store, clock: ShellClock, tmp_path: Path) -> None:
@@ -337,7 +327,7 @@ def test_follow_with_a_timeout_gives_up_on_a_supervised_run(
 
 
 def test_follow_of_a_run_without_its_log_file_writes_nothing(store: Store, clock: ShellClock) -> None:
-    record = insert(store, clock, status=RunStatus.FINISHED, log_path="/nonexistent/output.log")
+    record = insert_run(store, clock, status=RunStatus.FINISHED, log_path="/nonexistent/output.log")
     written: list[bytes] = []
     assert follow(store, record.run_id, written.append) == record
     assert written == []

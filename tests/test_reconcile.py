@@ -29,8 +29,8 @@ from mlproj.home import Home
 from mlproj.process import Proc, identity
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
-from mlproj.runs.store import Store, new_run_id
-from tests.fakes import FakeClock, FakeClusterBackend, install_fake_backend
+from mlproj.runs.store import Store
+from tests.fakes import FakeClock, FakeClusterBackend, insert_run, install_fake_backend
 
 GONE_REASON = (
     "the supervising process (pid {pid}) is gone: mlproj was killed "
@@ -102,18 +102,6 @@ def alive() -> dict[str, Any]:
     return {"supervisor_pid": os.getpid(), "supervisor_identity": identity(os.getpid())}
 
 
-def insert(store: Store, clock: FakeClock, **fields: Any) -> RunRecord:
-    """A run recorded a minute ago (fake time), Running on the fake backend unless `fields` say otherwise."""
-    values: dict[str, Any] = {
-        "run_id": new_run_id(),
-        "status": RunStatus.RUNNING,
-        "backend": "fake",
-        "created_at": clock.now - 60.0,
-    }
-    values.update(fields)
-    return store.insert(RunRecord(**values))
-
-
 def gone_reason(supervisor: dict[str, Any]) -> str:
     return GONE_REASON.format(pid=supervisor["supervisor_pid"])
 
@@ -127,7 +115,7 @@ def gone_reason(supervisor: dict[str, Any]) -> str:
 def test_a_final_run_is_returned_unchanged(
     store: Store, clock: FakeClock, gone: dict[str, Any], status: RunStatus
 ) -> None:
-    record = insert(store, clock, status=status, **gone)
+    record = insert_run(store, clock, status=status, **gone)
     assert reconcile(store, record) is record
     assert store.get(record.run_id) == record
 
@@ -135,7 +123,7 @@ def test_a_final_run_is_returned_unchanged(
 def test_a_run_whose_supervisor_is_alive_is_left_alone(
     store: Store, clock: FakeClock, alive: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **alive)
+    record = insert_run(store, clock, **alive)
     assert reconcile(store, record) == record
     assert store.get(record.run_id) == record
 
@@ -143,7 +131,7 @@ def test_a_run_whose_supervisor_is_alive_is_left_alone(
 def test_a_run_whose_supervisor_is_gone_fails_with_the_reason(
     store: Store, clock: FakeClock, gone: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, started_at=clock.now - 30.0, **gone)
+    record = insert_run(store, clock, started_at=clock.now - 30.0, **gone)
     result = reconcile(store, record)
     assert (result.status, result.error) == (RunStatus.FAILED, gone_reason(gone))
     assert (result.started_at, result.ended_at) == (clock.now - 30.0, clock.now)
@@ -154,14 +142,14 @@ def test_a_run_whose_supervisor_is_gone_fails_with_the_reason(
 def test_an_unstarted_or_stopping_run_whose_supervisor_is_gone_fails_too(
     store: Store, clock: FakeClock, gone: dict[str, Any], status: RunStatus
 ) -> None:
-    record = insert(store, clock, status=status, **gone)
+    record = insert_run(store, clock, status=status, **gone)
     result = reconcile(store, record)
     assert (result.status, result.error) == (RunStatus.FAILED, gone_reason(gone))
 
 
 def test_a_supervisor_pid_now_running_another_program_counts_as_gone(store: Store, clock: FakeClock) -> None:
     """The PID is this very process, but not the one recorded (another start time): it was reused."""
-    record = insert(store, clock, supervisor_pid=os.getpid(), supervisor_identity="0:0")
+    record = insert_run(store, clock, supervisor_pid=os.getpid(), supervisor_identity="0:0")
     result = reconcile(store, record)
     assert (result.status, result.error) == (RunStatus.FAILED, GONE_REASON.format(pid=os.getpid()))
 
@@ -170,7 +158,7 @@ def test_a_supervisor_pid_now_running_another_program_counts_as_gone(store: Stor
 def test_a_run_created_less_than_5_seconds_ago_without_a_supervisor_is_left_alone(
     store: Store, clock: FakeClock, age: float, left_alone: bool
 ) -> None:
-    record = insert(store, clock, status=RunStatus.NOT_STARTED, created_at=clock.now - age)
+    record = insert_run(store, clock, status=RunStatus.NOT_STARTED, created_at=clock.now - age)
     result = reconcile(store, record)
     if left_alone:
         assert result == record
@@ -185,7 +173,7 @@ def test_a_run_created_less_than_5_seconds_ago_without_a_supervisor_is_left_alon
 def test_a_young_run_whose_recorded_supervisor_is_gone_is_not_spared(
     store: Store, clock: FakeClock, gone: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, created_at=clock.now - 1.0, **gone)
+    record = insert_run(store, clock, created_at=clock.now - 1.0, **gone)
     assert reconcile(store, record).status is RunStatus.FAILED
 
 
@@ -193,7 +181,7 @@ def test_a_run_that_ended_just_before_its_supervisor_exited_keeps_its_ending(
     store: Store, clock: FakeClock, gone: dict[str, Any]
 ) -> None:
     """The record in hand is stale: the store already says how the run ended."""
-    stale = insert(store, clock, **gone)
+    stale = insert_run(store, clock, **gone)
     store.transition(stale.run_id, RunStatus.FINISHED, exit_code=0, ended_at=clock.now - 1.0)
     result = reconcile(store, stale)
     assert (result.status, result.exit_code, result.error) == (RunStatus.FINISHED, 0, None)
@@ -207,9 +195,9 @@ def pipeline_with_steps(
     store: Store, clock: FakeClock, supervisor: dict[str, Any], status: RunStatus = RunStatus.RUNNING
 ) -> tuple[RunRecord, dict[RunStatus, RunRecord]]:
     """A pipeline run and one step in each of Finished, Running, Queued and NotStarted."""
-    pipeline = insert(store, clock, kind=RunKind.PIPELINE, status=status, **supervisor)
+    pipeline = insert_run(store, clock, kind=RunKind.PIPELINE, status=status, **supervisor)
     steps = {
-        step_status: insert(
+        step_status: insert_run(
             store,
             clock,
             kind=RunKind.STEP,
@@ -269,8 +257,8 @@ def test_a_step_of_a_supervised_pipeline_is_left_alone(
 def test_an_unfinished_step_of_an_ended_pipeline_ends_too(
     store: Store, clock: FakeClock, alive: dict[str, Any], status: RunStatus, ending: RunStatus, error: str
 ) -> None:
-    pipeline = insert(store, clock, kind=RunKind.PIPELINE, status=RunStatus.FAILED, **alive)
-    step = insert(store, clock, kind=RunKind.STEP, status=status, parent_run_id=pipeline.run_id, step="s")
+    pipeline = insert_run(store, clock, kind=RunKind.PIPELINE, status=RunStatus.FAILED, **alive)
+    step = insert_run(store, clock, kind=RunKind.STEP, status=status, parent_run_id=pipeline.run_id, step="s")
     result = reconcile(store, step)
     assert (result.status, result.error, result.ended_at) == (ending, error, clock.now)
     assert store.get(pipeline.run_id) == pipeline
@@ -280,7 +268,7 @@ def test_an_unfinished_step_of_an_ended_pipeline_ends_too(
 
 
 def job(store: Store, clock: FakeClock, supervisor: dict[str, Any], **fields: Any) -> RunRecord:
-    return insert(store, clock, **{"backend": "fake-cluster", "job_id": "J-7", **supervisor, **fields})
+    return insert_run(store, clock, **{"backend": "fake-cluster", "job_id": "J-7", **supervisor, **fields})
 
 
 @pytest.mark.parametrize("status", [RunStatus.QUEUED, RunStatus.PREPARING])
@@ -422,11 +410,11 @@ def test_the_cluster_is_not_asked_about_a_supervised_job(
 def test_environments_in_use_are_those_of_runs_really_unfinished(
     store: Store, clock: FakeClock, alive: dict[str, Any], gone: dict[str, Any]
 ) -> None:
-    insert(store, clock, env_fingerprint="fp-a", env_path="/envs/a", **alive)
-    lost = insert(store, clock, env_fingerprint="fp-b", env_path="/envs/b", **gone)
-    insert(store, clock, status=RunStatus.FINISHED, env_fingerprint="fp-c", env_path="/envs/c", **alive)
-    insert(store, clock, status=RunStatus.QUEUED, env_path="/envs/d", **alive)
-    insert(store, clock)  # no environment at all
+    insert_run(store, clock, env_fingerprint="fp-a", env_path="/envs/a", **alive)
+    lost = insert_run(store, clock, env_fingerprint="fp-b", env_path="/envs/b", **gone)
+    insert_run(store, clock, status=RunStatus.FINISHED, env_fingerprint="fp-c", env_path="/envs/c", **alive)
+    insert_run(store, clock, status=RunStatus.QUEUED, env_path="/envs/d", **alive)
+    insert_run(store, clock)  # no environment at all
     assert environments_in_use(store) == {"fp-a", "/envs/a", "/envs/d"}
     assert store.get(lost.run_id).status is RunStatus.FAILED  # reconciled on the way
 
@@ -438,7 +426,7 @@ def test_no_environment_is_in_use_in_an_empty_store(store: Store, clock: FakeClo
 def test_find_run_resolves_an_id_or_a_prefix_and_reconciles(
     store: Store, clock: FakeClock, gone: dict[str, Any]
 ) -> None:
-    record = insert(store, clock, **gone)
+    record = insert_run(store, clock, **gone)
     by_prefix = find_run(store, record.run_id[:6].upper())
     assert by_prefix.run_id == record.run_id
     assert by_prefix.status is RunStatus.FAILED
@@ -453,7 +441,7 @@ def test_find_run_refuses_what_is_not_a_run_id_prefix(store: Store, clock: FakeC
 
 
 def test_find_run_names_an_unknown_prefix(store: Store, clock: FakeClock) -> None:
-    insert(store, clock, run_id="1" * 32)
+    insert_run(store, clock, run_id="1" * 32)
     with pytest.raises(RunNotFoundError) as info:
         find_run(store, "ffff")
     assert str(info.value) == f"no run with ID 'ffff' in {store.home.db_file}"
@@ -461,8 +449,8 @@ def test_find_run_names_an_unknown_prefix(store: Store, clock: FakeClock) -> Non
 
 def test_find_run_lists_the_runs_an_ambiguous_prefix_matches(store: Store, clock: FakeClock) -> None:
     first, second = "abcd" + "0" * 28, "abcd" + "1" * 28
-    insert(store, clock, run_id=second, status=RunStatus.FINISHED)
-    insert(store, clock, run_id=first, status=RunStatus.FINISHED)
+    insert_run(store, clock, run_id=second, status=RunStatus.FINISHED)
+    insert_run(store, clock, run_id=first, status=RunStatus.FINISHED)
     with pytest.raises(RunNotFoundError) as info:
         find_run(store, "abcd")
     assert str(info.value) == f"run ID prefix 'abcd' is ambiguous: {first}, {second}"
@@ -473,8 +461,8 @@ def test_find_run_lists_the_runs_an_ambiguous_prefix_matches(store: Store, clock
 
 
 def test_run_processes_name_the_leader_only_with_its_identity(store: Store, clock: FakeClock) -> None:
-    with_leader = insert(store, clock, pid=4242, pid_identity="b:1")
-    without = insert(store, clock, pid=4242)
+    with_leader = insert_run(store, clock, pid=4242, pid_identity="b:1")
+    without = insert_run(store, clock, pid=4242)
     assert run_processes(with_leader).leader == Proc(4242, "b:1")
     assert run_processes(with_leader).run_id == with_leader.run_id
     assert run_processes(without).leader is None
@@ -482,14 +470,14 @@ def test_run_processes_name_the_leader_only_with_its_identity(store: Store, cloc
 
 
 def test_run_processes_use_the_run_cgroup(store: Store, clock: FakeClock, tmp_path: Path) -> None:
-    record = insert(store, clock, cgroup=str(tmp_path / "cg"))
+    record = insert_run(store, clock, cgroup=str(tmp_path / "cg"))
     assert run_processes(record).cgroup == tmp_path / "cg"
 
 
 def test_ending_the_processes_of_a_run_whose_process_is_gone_does_nothing(
     store: Store, clock: FakeClock, gone: dict[str, Any], tmp_path: Path
 ) -> None:
-    record = insert(
+    record = insert_run(
         store,
         clock,
         pid=gone["supervisor_pid"],
@@ -511,7 +499,7 @@ def test_ending_the_processes_of_a_run_stops_its_live_leader(
     monkeypatch.setattr(mlproj.execution.ladder, "time", time)  # a real process dies in real time
     proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
-        record = insert(store, clock, pid=proc.pid, pid_identity=identity(proc.pid))
+        record = insert_run(store, clock, pid=proc.pid, pid_identity=identity(proc.pid))
         end_processes(record, grace=5.0)
         assert proc.wait(timeout=5) == -signal.SIGTERM
     finally:

@@ -6,7 +6,6 @@ that packages register under the entry-point group `mlproj.backends` (MLflow's
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def get_backend(name: str) -> Backend:
 
     target = BACKENDS.get(name)
     if target is not None:
-        backend: Backend = getattr(importlib.import_module(target[0]), target[1])()
+        backend: Backend = getattr(__import__(target[0], fromlist=[target[1]]), target[1])()
         return backend
     plugins = _plugins()
     if name not in plugins:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlproj.cli.table import flag_names
+
 TYPE_CHECKING = False  # typing's, not imported on the way to a command
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,12 +67,11 @@ def run(
 
 # How the command line names what `submit.options_for` refuses for the other kind of run.
 FLAGS = {
-    "entry_point": "-e/--entry-point",
-    "storage_dir": "--storage-dir",
-    "docker": "-A/--docker-args, --build-image",
-    "max_parallel": "--max-parallel",
-    "force_rerun": "--force-rerun",
-    "continue_on_step_failure": "--continue-on-step-failure",
+    **{
+        key: flag_names("run", key)
+        for key in ("entry_point", "storage_dir", "max_parallel", "force_rerun", "continue_on_step_failure")
+    },
+    "docker": f"{flag_names('run', 'docker_args')}, {flag_names('run', 'build_image')}",
 }
 
 

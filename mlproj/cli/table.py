@@ -6,8 +6,6 @@ for everything else (help, errors, completion). No dataclasses here either, for 
 
 from __future__ import annotations
 
-import math
-
 TYPE_CHECKING = False  # typing's, not imported on the way to a command: it costs start-up time
 if TYPE_CHECKING:
     from typing import Any
@@ -82,6 +80,8 @@ def convert(opt: Opt, text: str) -> Any:
             raise ValueError(f"{text}: expected a whole number of at least {opt.minimum}")
         return number
     if kind in ("seconds", "seconds0", "days"):
+        import math
+
         try:
             value = float(text)
         except ValueError:
@@ -308,6 +308,12 @@ COMMANDS = (
     ),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
+
+
+def flag_names(command: str, dest: str) -> str:
+    """How an option of a command is written, for messages: `-e/--entry-point`."""
+    (opt,) = [opt for opt in BY_NAME[command].opts if opt.dest == dest]
+    return "/".join(opt.names)
 
 
 def call(command: Command, values: dict[str, Any]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from mlproj.envs.base import EnvManager, PreparedEnv
@@ -24,7 +23,7 @@ def get_manager(name: str) -> EnvManager:
     target = MANAGERS.get(name)
     if target is None:
         raise InputError(f"unknown --env-manager {name!r} (expected one of: {', '.join(MANAGERS)})")
-    manager: EnvManager = getattr(importlib.import_module(target[0]), target[1])()
+    manager: EnvManager = getattr(__import__(target[0], fromlist=[target[1]]), target[1])()
     return manager
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from mlproj import process
@@ -138,8 +137,10 @@ def cleanup_outside(record: RunRecord, grace: float = process.LEFTOVER_GRACE) ->
     from mlproj.backends import get_backend
     from mlproj.errors import MlprojError
 
-    with contextlib.suppress(MlprojError):
+    try:
         get_backend(record.backend).cancel_job(record, grace)
+    except MlprojError:  # an unknown backend, or one that cannot be reached: nothing more to release
+        return
 
 
 def supervised(store: Store, record: RunRecord) -> bool:

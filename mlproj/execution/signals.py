@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 from types import FrameType
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
@@ -35,9 +34,10 @@ class SignalFlags:
 
     def install(self) -> dict[int, Any]:
         """Install the handlers (in the main thread only); returns what they replaced."""
-        if threading.current_thread() is not threading.main_thread():
+        try:
+            previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, self._on_interrupt)}
+        except ValueError:  # not the main thread: only it may (a program running mlproj in a thread)
             return {}
-        previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, self._on_interrupt)}
         for name in _STOP_SIGNALS:
             signum = getattr(signal, name)
             previous[signum] = signal.signal(signum, self._on_stop_signal)

@@ -170,16 +170,3 @@ class BodyReader(Reader):
             if c == "\\" and not frame.quoted and self.peek(1) == SENTINEL:
                 self.slot(Context.HEREDOC, refused=BACKSLASH)
             self.advance(2 if c == "\\" and not frame.quoted else 1)
-
-
-def describe(frame: Frame) -> str:
-    return {
-        "single": "single quote",
-        "double": "double quote",
-        "ansi": "$'…' quote",
-        "param": "${…}",
-        "arith": "arithmetic expression",
-        "heredoc": f"heredoc (no line {frame.delimiter!r} ends it)",
-        "cmd": "`…` substitution" if frame.backtick else "$(…) or ( … )",
-        "comment": "comment",
-    }[frame.kind]
