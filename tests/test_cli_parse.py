@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlproj import __version__
 from mlproj.cli import clickapp, table
 from mlproj.cli.parse import parse, parse_command
 from mlproj.cli.table import BY_NAME, COMMANDS, Command, Opt
@@ -194,7 +195,12 @@ def test_help_and_version_go_to_stdout_and_exit_0() -> None:
     assert "Usage: mlproj run [OPTIONS] URI" in helped.stdout
     assert "-P, --param KEY=VALUE" in helped.stdout
     version = invoke("--version")
-    assert (version.returncode, version.stdout.split()[0]) == (0, "mlproj,")
+    assert (version.returncode, version.stdout, version.stderr) == (0, f"mlproj, version {__version__}\n", "")
+    with pytest.MonkeyPatch.context() as monkeypatch:  # the same words as click's own version option
+        from mlproj.cli import clickapp
+
+        monkeypatch.setattr("mlproj.cli.main._run", clickapp.main)
+        assert invoke("--version").stdout == version.stdout
 
 
 def test_a_group_without_its_command_shows_what_it_takes() -> None:

@@ -52,12 +52,22 @@ def run_cli(argv: list[str] | None = None) -> int:
             _signal.signal(signum, handler)
 
 
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def _say(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
 
 def _run(args: list[str]) -> int:
+    if args == ["--version"]:  # as click's version option prints it, without importing click
+        from mlproj import __version__
+
+        _out(f"mlproj, version {__version__}")
+        return 0
     parsed = parse(args)
     debug = parsed.debug if parsed is not None else "--debug" in args
     try:
