@@ -248,3 +248,24 @@ def test_how_a_cluster_says_a_job_ended_wins(store: Store, tmp_path: Path, clock
     script = Script(exit_code=1, runs_for=1.0, ending=(RunStatus.CANCELED, "canceled on the cluster"))
     final, _ = supervise(store, tmp_path, script, backend="fake-cluster")
     assert (final.status, final.error) == (RunStatus.CANCELED, "canceled on the cluster")
+
+
+def test_the_run_starts_when_its_environment_is_ready(
+    store: Store, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/decisions.md: building the environment is not part of the timeout, nor of the run's time."""
+    prepare = Supervisor._prepare
+
+    def slow_build(self: Supervisor, *args: Any, **kwargs: Any) -> Any:
+        clock.advance(30.0)  # an environment build of 30 seconds
+        return prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(Supervisor, "_prepare", slow_build)
+    begun = clock.now
+    final, workload = supervise(store, tmp_path, Script(runs_for=1000.0), timeout=5.0)
+    assert final.started_at == pytest.approx(begun + 30.0, abs=0.06)
+    assert (final.status, final.error) == (RunStatus.CANCELED, f"{TIMED_OUT} 5 s")
+    ((term_at, term),) = workload.signals
+    assert term == TERM
+    assert term_at == pytest.approx(5.0, abs=0.06)  # 5 s of the workload, not of the build
+    assert duration(final) == pytest.approx(5.0, abs=0.1)

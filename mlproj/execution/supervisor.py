@@ -79,6 +79,7 @@ class Supervisor:
         self.dedicated = dedicated
         self.cgroup: Path | None = None
         self._next_reap = 0.0
+        self.started = 0.0  # when the workload starts (its environment ready), for its timeout
 
     # --- the run ---------------------------------------------------------------------------------
 
@@ -103,9 +104,8 @@ class Supervisor:
         self.cgroup = make_cgroup(self.run_id)
         if self.cgroup is not None:
             self.store.update(self.run_id, cgroup=str(self.cgroup))
-        started = time.time()
         try:
-            workload = self._launch(record, log_path, started)
+            workload = self._launch(record, log_path)
         except Canceled as canceled:
             remove_cgroup(self.cgroup)
             self.store.transition(
@@ -132,11 +132,12 @@ class Supervisor:
             moved = current is RunStatus.QUEUED or self.store.transition(self.run_id, RunStatus.QUEUED)
             self._awaiting_start = True
         elif self._launched_as is not RunStatus.RUNNING:
-            moved = self.store.transition(self.run_id, RunStatus.RUNNING, started_at=started)
-        return self._watch(workload, record, log_path, started, canceled_early=not moved)
+            moved = self.store.transition(self.run_id, RunStatus.RUNNING, started_at=self.started)
+        return self._watch(workload, record, log_path, self.started, canceled_early=not moved)
 
-    def _launch(self, record: RunRecord, log_path: Path, started: float) -> Workload:
-        """Prepare the environment, then start the workload unless the run was canceled meanwhile."""
+    def _launch(self, record: RunRecord, log_path: Path) -> Workload:
+        """Prepare the environment, then start the workload unless the run was canceled meanwhile. The
+        run starts (`started`: its timeout counts from there) once its environment is ready."""
         from mlproj.backends import get_backend
 
         request = record.request
@@ -145,17 +146,18 @@ class Supervisor:
         backend = get_backend(request.backend)
         launch = self._prepare(record, request, log_path, build=backend.prepares_environment)
         self._log_offset = log_path.stat().st_size if log_path.exists() else 0
-        if not self._claim_start(started, queued=backend.queues):
+        self.started = time.time()
+        if not self._claim_start(queued=backend.queues):
             raise Canceled(self._canceled_reason())
         return backend.launch(launch)
 
-    def _claim_start(self, started: float, *, queued: bool) -> bool:
+    def _claim_start(self, *, queued: bool) -> bool:
         """Decide, in one compare-and-set, that the workload starts: a run canceled while it was being
         prepared never starts. A workload that starts at once is recorded `Running` now (its PID follows);
         a cluster's job (`queued`) stays `Queued` until the cluster starts it."""
         self._launched_as = None
         if not queued:
-            if self.store.transition(self.run_id, RunStatus.RUNNING, started_at=started):
+            if self.store.transition(self.run_id, RunStatus.RUNNING, started_at=self.started):
                 self._launched_as = RunStatus.RUNNING
                 return True
             return False
