@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,10 +71,14 @@ def test_max_parallel_bounds_the_steps_running_at_once(
     store: Store, tmp_path: Path, clock: FakeClock
 ) -> None:
     running: list[int] = []
+    second = threading.Event()
 
     def track(elapsed: float) -> None:
         live = sum(1 for w in FakeBackend.launched if w.main_end is None or w.main_end > clock.now)
         running.append(live)
+        if len(FakeBackend.launched) >= 2:
+            second.set()
+        second.wait(5)  # the first step waits (real time) for a second to start: they do overlap
 
     for name in "abcde":
         FakeBackend.scripts[name] = Script(runs_for=2.0, on_wait=track)
