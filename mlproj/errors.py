@@ -67,3 +67,15 @@ class ExecutionError(MlprojError):
 class EnvironmentBuildError(MlprojError):
     """An environment build that started and failed (exit code 1): the message ends with the installer's
     last lines."""
+
+
+class TrackingError(MlprojError):
+    """An MLflow tracking store refused a request (`code`: its error code, e.g. RESOURCE_DOES_NOT_EXIST)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TrackingUnreachable(TrackingError):
+    """The tracking server could not be reached, or failed (HTTP 5xx): worth trying again later."""

@@ -359,3 +359,52 @@ def copy_checkout(source: FetchedSource, target: Path) -> Path:
 
     shutil.copytree(root, target, symlinks=True)
     return target
+
+
+def source_name(path: Path) -> str:
+    """MLflow's `mlflow.source.name` of a local project: `file://<checkout>#<subfolder>` inside a Git
+    checkout, the folder itself otherwise."""
+    root = _checkout_root(path)
+    if root is None:
+        return str(path)
+    inner = path.relative_to(root).as_posix()
+    return f"file://{root}" + ("" if inner == "." else f"#{inner}")
+
+
+def remote_url(path: Path) -> str | None:
+    """The URL of the first remote of the checkout holding `path` (as MLflow's
+    `mlflow.source.git.repoURL`), without credentials; read from its config file, None when unknown."""
+    root = _checkout_root(path)
+    if root is None or not (root / ".git").is_dir():
+        return None
+    try:
+        text = (root / ".git" / "config").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    in_remote = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            in_remote = line.startswith("[remote ")
+        elif in_remote and line.partition("=")[0].strip().lower() == "url":
+            return strip_credentials(line.partition("=")[2].strip())
+    return None
+
+
+def strip_credentials(url: str) -> str:
+    """`https://user:token@host/x` → `https://host/x`; other URLs as they are."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+
+
+def is_branch(source: FetchedSource) -> bool:
+    """Whether the Git source's version (-v) named a branch (not a tag or a commit)."""
+    if not source.is_git or not source.version:
+        return False
+    for folder in source.path.parents:  # <cache>/checkouts/<commit>/…: the cache holds repo.git
+        if (folder / "repo.git").is_dir():
+            return _rev(folder / "repo.git", f"refs/remotes/origin/{source.version}") is not None
+    return False

@@ -8,6 +8,31 @@ import pytest
 
 from mlproj.home import Home
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.mlflow_server import MlflowServer
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests track in MLflow only where they say so (a developer's MLFLOW_TRACKING_URI stays out)."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server for the session (started on first use; see tests/mlflow_server.py)."""
+    from tests.mlflow_server import MlflowServer
+
+    started = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:

@@ -26,6 +26,7 @@ from mlproj.home import Home
 from mlproj.runs.store import Store
 from tests.clusters import need
 from tests.helpers import alive, assert_input_error, mlproj, mlproj_json, wait_until, write_project
+from tests.mlflow_server import MlflowServer
 
 IMAGE = os.environ.get("MLPROJ_TEST_IMAGE") or "localimg"
 LABEL = "mlproj.run_id"
@@ -483,3 +484,21 @@ def test_no_docker_api_is_an_input_error(tmp_path: Path, home: Home) -> None:
     # The same with --detach: nothing is started, nothing recorded.
     detached = mlproj("run", str(project), "-d", env={"DOCKER_HOST": "unix:///tmp/nonexistent.sock"})
     refused(detached)
+
+
+def test_the_container_gets_the_mlflow_run_and_mlflow_ends_it(
+    tmp_path: Path, home: Home, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    project = docker_project(
+        tmp_path / "p", "echo id=$MLFLOW_RUN_ID uri=$MLFLOW_TRACKING_URI exp=$MLFLOW_EXPERIMENT_ID"
+    )
+    done = mlproj("run", str(project), "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    expected = f"id={record['mlflow_run_id']} uri={mlflow_server.uri} exp={record['mlflow_experiment_id']}"
+    assert expected in Path(record["log_path"]).read_text()
+    run = mlflow_server.run(record["mlflow_run_id"])
+    assert run["info"]["status"] == "FINISHED"
+    assert run["tags"]["mlflow.project.env"] == "docker"
+    assert run["tags"]["mlflow.docker.image.name"] == IMAGE

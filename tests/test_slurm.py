@@ -21,6 +21,7 @@ from mlproj.home import Home
 from mlproj.runs.store import Store
 from tests.clusters import need, slurm_missing
 from tests.helpers import alive, command_project, mlproj, mlproj_json, read_pids, wait_until, write_project
+from tests.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
 
@@ -372,3 +373,19 @@ def test_a_bad_step_backend_config_names_the_step(tmp_path: Path, home: Home) ->
         "(partitions: debug)"
     )
     assert mlproj_json("runs") == []
+
+
+def test_the_job_gets_the_mlflow_run_and_ends_it(
+    tmp_path: Path, home: Home, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    command = "echo id=$MLFLOW_RUN_ID uri=$MLFLOW_TRACKING_URI exp=$MLFLOW_EXPERIMENT_ID"
+    project = write_project(tmp_path / "p", f"name: s\nentry_points:\n  main:\n    command: {command!r}\n")
+    done = mlproj("run", str(project), "-b", "slurm", "--json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    expected = f"id={record['mlflow_run_id']} uri={mlflow_server.uri} exp={record['mlflow_experiment_id']}"
+    assert Path(record["log_path"]).read_text().splitlines() == [expected]
+    run = mlflow_server.run(record["mlflow_run_id"])
+    assert run["info"]["status"] == "FINISHED"
+    assert run["tags"]["mlflow.project.backend"] == "slurm"

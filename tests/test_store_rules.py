@@ -170,7 +170,8 @@ RECORD_KEYS = [
     "version", "commit", "entry_point", "parameters", "env_manager", "backend", "created_at", "started_at",
     "ended_at", "duration_s", "log_path", "parent_run_id", "step", "reused_from", "tags", "command",
     "work_dir", "run_dir", "timeout", "pid", "env_path", "env_fingerprint", "env_reused", "outputs",
-    "attempt", "reason", "backend_config", "job_id", "backend_state",
+    "attempt", "reason", "backend_config", "job_id", "backend_state", "tracking_uri", "mlflow_run_id",
+    "mlflow_experiment_id", "tracking_pending",
 ]  # fmt: skip
 
 

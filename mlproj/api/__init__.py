@@ -68,6 +68,15 @@ class SubmittedRun:
         finally:
             store.close()
 
+    @property
+    def mlflow_run_id(self) -> str | None:
+        """The run's MLflow run (design.md §8), None when it is not tracked."""
+        store = self._store()
+        try:
+            return store.get(self.run_id).mlflow_run_id
+        finally:
+            store.close()
+
     def get_record(self) -> dict[str, Any]:
         """The run's JSON record (design.md §5)."""
         from mlproj.execution.reconcile import reconcile
@@ -104,6 +113,8 @@ def run(
     max_parallel: int | None = None,
     force_rerun: bool = False,
     continue_on_step_failure: bool = False,
+    tracking_uri: str | None = None,
+    tracking: bool = True,
 ) -> SubmittedRun:
     """Run a project; see `mlflow.projects.run`. A synchronous run that does not finish raises
     `ExecutionError`; its output is streamed to `sys.stdout` as it comes.
@@ -113,6 +124,8 @@ def run(
     `backend` (`local`, `slurm`, `ray`, or an installed plugin) and `backend_config` (a mapping, or JSON
     text or a file) say where it runs. `docker_args`, `build_image` and `docker_auth` apply to
     docker_env projects. `rebuild_env=True` builds the environment again instead of reusing it.
+    MLflow tracking is on when `tracking_uri` (else MLFLOW_TRACKING_URI) names a store, unless
+    `tracking=False`; `experiment_id` is then an MLflow experiment's, as in MLflow.
     """
     from mlproj.backends import load_backend_config
     from mlproj.submit import Foreground, options_for, submit
@@ -121,8 +134,13 @@ def run(
     resolved_home = Home.from_env(home)
     store = Store.open(resolved_home)
     try:
-        experiment = experiment_name
-        if experiment_id is not None:
+        from mlproj.tracking import tracking_uri as known_tracking_uri
+
+        experiment, mlflow_experiment = experiment_name, None
+        tracked = known_tracking_uri(tracking_uri, enabled=tracking, caller_dir=Path.cwd()) is not None
+        if experiment_id is not None and tracked:
+            mlflow_experiment = str(experiment_id)
+        elif experiment_id is not None:
             experiment = store.experiment_name(int(experiment_id))
         docker = {
             "docker_args": {str(k): str(v) for k, v in (docker_args or {}).items()},
@@ -138,6 +156,9 @@ def run(
             backend=backend,
             backend_config=dict(config) if config else None,
             experiment=experiment,
+            experiment_id=mlflow_experiment,
+            tracking_uri=tracking_uri,
+            tracking=None if tracking else False,
             run_name=run_name,
             tags=dict(tags or {}),
             storage_dir=Path(storage_dir).absolute() if storage_dir else None,

@@ -45,7 +45,7 @@ class ContainerWorkload(Workload):
         container = api.containers.create(
             spec.image,
             ["sh", "-c", launch.request.command],
-            environment={**spec.environment, RUN_ID_VARIABLE: run_id},
+            environment={**spec.environment, **launch.request.env, RUN_ID_VARIABLE: run_id},
             volumes=list(spec.volumes),
             labels={LABEL: run_id},
             working_dir=spec.working_dir,

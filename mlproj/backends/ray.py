@@ -113,7 +113,10 @@ class RayBackend(Backend):
         config = dict(launch.request.backend_config)
         env = runtime_env(launch.portable)
         env["working_dir"] = str(request.cwd)
-        env["env_vars"] = {name: request.env[name] for name in CARRIED if name in request.env}
+        # The run's own variables, and those its request adds (MLflow tracking's, a pipeline's): the
+        # cluster's workers do not inherit this process's environment.
+        carried = {name: request.env[name] for name in CARRIED if name in request.env}
+        env["env_vars"] = {**carried, **launch.request.env}
         for key, value in (config.get("runtime_env") or {}).items():
             env[key] = (
                 {**env[key], **value} if isinstance(env.get(key), dict) and isinstance(value, dict) else value

@@ -15,8 +15,8 @@ def summary_line(out: Text, record: RunRecord) -> str:
     return text
 
 
-def status_lines(out: Text, record: RunRecord) -> list[str]:
-    """Key/value lines describing one run, for `mlproj status`."""
+def status_lines(out: Text, record: RunRecord, mlflow: tuple[str, str] | None = None) -> list[str]:
+    """Key/value lines describing one run, for `mlproj status`; `mlflow`: its MLflow run and metrics."""
     status = out.status(record.status)
     if record.exit_code is not None:
         status += f" (exit code {record.exit_code})"
@@ -40,6 +40,8 @@ def status_lines(out: Text, record: RunRecord) -> list[str]:
         ("reused from", record.reused_from),
         ("why", record.reason if not record.reused_from else None),
         ("log", record.log_path),
+        ("mlflow", mlflow[0] if mlflow else None),
+        ("metrics", mlflow[1] if mlflow else None),
     ]
     rows = [(key, printable(value)) for key, value in rows if value not in (None, "")]
     rows.insert(1, ("status", status))

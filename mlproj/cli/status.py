@@ -27,7 +27,12 @@ def status(app: Console, *, run_id: str, watch: bool) -> int:
         record = find(store, record.run_id)
     from mlproj.cli.render import status_lines
 
-    for line in status_lines(app.out, record):
+    mlflow = None
+    if record.mlflow_run_id is not None:
+        from mlproj.tracking.runs import describe
+
+        mlflow = describe(record)
+    for line in status_lines(app.out, record, mlflow):
         app.print(line)
     if record.kind is RunKind.PIPELINE:
         from mlproj.cli.render import steps_lines

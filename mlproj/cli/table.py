@@ -126,6 +126,25 @@ COMMANDS = (
                 metavar="JSON_OR_FILE",
             ),
             Opt(("--experiment-name",), "experiment_name", "Experiment to record the run under."),
+            Opt(
+                ("--experiment-id",),
+                "experiment_id",
+                "MLflow experiment ID to track the run under (instead of --experiment-name).",
+                metavar="ID",
+            ),
+            Opt(
+                ("--tracking-uri",),
+                "tracking_uri",
+                "MLflow tracking server or store (default: MLFLOW_TRACKING_URI).",
+                metavar="URI",
+            ),
+            Opt(
+                ("--tracking", "--no-tracking"),
+                "tracking",
+                "Track the run in MLflow when a tracking URI is known.",
+                "toggle",
+                default=True,
+            ),
             Opt(("--run-name",), "run_name", "A name for the run."),
             Opt(("--tag",), "tags", "A tag (repeatable).", multiple=True, metavar="KEY=VALUE"),
             Opt(

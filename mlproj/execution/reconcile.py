@@ -42,9 +42,10 @@ def reconcile(store: Store, record: RunRecord) -> RunRecord:
     """A run whose supervisor is gone becomes `Failed` with the reason; its processes are ended.
 
     A pipeline step is supervised by its pipeline's supervisor: it is reconciled with its pipeline,
-    whose unfinished steps end with it."""
+    whose unfinished steps end with it. A final run whose MLflow end still waits (its tracking server
+    was away) sends it now, if the server answers."""
     if record.is_final:
-        return record
+        return _send_tracking(store, record) if record.tracking_pending is not None else record
     if record.kind is RunKind.STEP and record.parent_run_id:
         parent = store.get(record.parent_run_id)
         if not parent.is_final:
@@ -72,6 +73,12 @@ def reconcile(store: Store, record: RunRecord) -> RunRecord:
             if not step.is_final:
                 _lose(store, step, f"the pipeline's {supervisor}")
     return _lose(store, record, reason)
+
+
+def _send_tracking(store: Store, record: RunRecord) -> RunRecord:
+    from mlproj.tracking.runs import send_pending
+
+    return store.get(record.run_id) if send_pending(store, [record]) else record
 
 
 def _reconcile_job(store: Store, record: RunRecord) -> RunRecord:
@@ -129,7 +136,8 @@ def _lose(store: Store, record: RunRecord, reason: str) -> RunRecord:
     if waiting:
         reason = f"never started: {reason}"
     store.transition(record.run_id, status, error=reason, ended_at=time.time())
-    return store.get(record.run_id)
+    ended = store.get(record.run_id)
+    return _send_tracking(store, ended) if ended.tracking_pending is not None else ended
 
 
 def cleanup_outside(record: RunRecord, grace: float = process.LEFTOVER_GRACE) -> None:

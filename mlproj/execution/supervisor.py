@@ -86,7 +86,12 @@ class Supervisor:
     def run(self) -> RunRecord:
         previous = self.flags.install() if self._own_flags else {}
         try:
-            return self._run()
+            record = self._run()
+            if record.tracking_pending is not None:  # its MLflow run's end: sent now, or kept for later
+                from mlproj.tracking.runs import report_end
+
+                record = report_end(self.store, record)
+            return record
         finally:
             self.flags.restore(previous)
 

@@ -55,6 +55,9 @@ class PipelineOptions:
     resume_from: str | None = None  # `mlproj resume`: the run whose finished steps are reused
     backend: str | None = None  # -b: where steps run unless they say (over settings.backend)
     backend_config: Mapping[str, Any] | None = None
+    tracking_uri: str | None = None  # MLflow tracking, as a project run's (design.md §8)
+    tracking: bool = True
+    experiment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ def plan_run(options: PipelineOptions, home: Home, *, materialize: bool = True) 
 
     check_timeout(options.timeout)
     check_labels(options.run_name, options.tags)
+    if options.experiment_id:
+        from mlproj.tracking import check_experiment_flags, tracking_uri
+
+        uri = tracking_uri(options.tracking_uri, enabled=options.tracking, caller_dir=options.caller_dir)
+        check_experiment_flags(options.experiment, options.experiment_id, uri)
     if options.max_parallel is not None and options.max_parallel < 1:
         raise InputError(f"--max-parallel {options.max_parallel}: expected at least 1")
     run_id = options.run_id or new_run_id()

@@ -19,6 +19,10 @@ from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, new_run_id
 from mlproj.structs import replace
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
 SNAPSHOT = "pipeline.yml"  # the run's copy of its pipeline file
 RESUMED_FROM_TAG = "mlproj.resumed_from"
 
@@ -48,17 +52,24 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
     """Record the pipeline run (`Queued`) and one `NotStarted` run per step, supervised (for now) by
     this process; the pipeline file is copied into the run's folder."""
     run_dir = plan.run_dir
+    options = plan.options
+    try:
+        tracked = _start_tracking(plan)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a private checkout made by the plan
+        raise
+    tracked.pop("env", None)  # each step's workload gets its own nested run's variables
+    experiment = tracked.pop("experiment", plan.experiment)
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(plan.pipeline.file, run_dir / SNAPSHOT)
     log_path = run_dir / "output.log"
     log_path.touch()
     me = os.getpid()
-    options = plan.options
     record = RunRecord(
         run_id=plan.run_id,
         kind=RunKind.PIPELINE,
         status=RunStatus.QUEUED,
-        experiment=plan.experiment,
+        experiment=experiment,
         run_name=options.run_name or plan.pipeline.name,
         uri=plan.uri,
         version=options.version,
@@ -74,12 +85,53 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
         supervisor_pid=me,
         supervisor_identity=process.identity(me),
         request=pipeline_request(plan),
+        **tracked,
     )
     record = store.insert(record)
     with store.immediate():
         for name in plan.steps:
             store.insert(new_step_record(plan, record, name, 1))
     return record
+
+
+def _start_tracking(plan: PipelinePlan) -> dict[str, Any]:
+    """The pipeline run's MLflow run (its inputs as params), when tracking is on (design.md §8)."""
+    from mlproj.tracking import tracking_uri
+
+    options = plan.options
+    uri = tracking_uri(options.tracking_uri, enabled=options.tracking, caller_dir=options.caller_dir)
+    if uri is None:
+        return {}
+    from mlproj.tracking.runs import begin
+
+    named = (
+        options.experiment
+        or plan.pipeline.experiment_name
+        or os.environ.get("MLPROJ_EXPERIMENT_NAME")
+        or (None if options.experiment_id else os.environ.get("MLFLOW_EXPERIMENT_NAME"))
+    )
+    experiment_id = options.experiment_id or (None if named else os.environ.get("MLFLOW_EXPERIMENT_ID"))
+    tags = {
+        "mlflow.source.type": "PROJECT",
+        "mlflow.source.name": plan.uri,
+        "mlproj.kind": "pipeline",
+        "mlproj.run_id": plan.run_id,
+        **plan.pipeline.tags,
+        **options.tags,
+    }
+    if plan.commit:
+        tags["mlflow.source.git.commit"] = plan.commit
+    fields = begin(
+        uri,
+        experiment_name=named,
+        experiment_id=experiment_id,
+        run_name=options.run_name or plan.pipeline.name,
+        tags=tags,
+        params=dict(plan.recorded_inputs),
+    )
+    if not experiment_id:
+        fields["experiment"] = plan.experiment
+    return fields
 
 
 def new_step_record(plan: PipelinePlan, pipeline: RunRecord, name: str, attempt: int) -> RunRecord:

@@ -97,7 +97,12 @@ class PipelineSupervisor:
     def run(self) -> RunRecord:
         previous = self.flags.install()
         try:
-            return self._run()
+            record = self._run()
+            if record.mlflow_run_id is not None:  # the MLflow runs' ends: sent now, or kept for later
+                from mlproj.tracking.runs import report_end
+
+                record = report_end(self.store, record, self.store.steps_of(self.run_id))
+            return record
         finally:
             self.flags.restore(previous)
             if self.view is not None:

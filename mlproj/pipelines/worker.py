@@ -183,6 +183,7 @@ class StepWorker:
     ) -> RunRecord:
         from mlproj.pipelines.reuse import make_key
 
+        self._track(store, reused_from=producer.mlflow_run_id or producer.run_id)
         now = time.time()
         store.transition(
             self.record.run_id,
@@ -196,7 +197,19 @@ class StepWorker:
             started_at=now,
             ended_at=now,
         )
-        return store.get(self.record.run_id)
+        from mlproj.tracking.runs import report_end
+
+        return report_end(store, store.get(self.record.run_id))
+
+    def _track(self, store: Store, reused_from: str | None = None) -> dict[str, str]:
+        """The step's nested MLflow run, when its pipeline is tracked; the workload's variables."""
+        parent = store.get(self.plan.run_id)
+        if parent.mlflow_run_id is None:
+            return {}
+        from mlproj.tracking.runs import begin_nested
+
+        step = store.get(self.record.run_id)
+        return begin_nested(store, parent, step, self.parameters, reused_from=reused_from)
 
     def _execute(
         self,
@@ -218,11 +231,12 @@ class StepWorker:
                 parents=True, exist_ok=True
             )
         work_dir = step_plan.work_dir or folder
+        tracking_env = self._track(store)
         request = RunRequest(
             command=command,
             cwd=str(work_dir),
             shell=process.shell(),
-            env={"MLPROJ_PIPELINE_RUN_ID": self.plan.run_id, "MLPROJ_STEP": self.name},
+            env={"MLPROJ_PIPELINE_RUN_ID": self.plan.run_id, "MLPROJ_STEP": self.name, **tracking_env},
             env_manager=step_plan.env_manager,
             env_spec=step_plan.env_spec,
             backend=step_plan.backend,

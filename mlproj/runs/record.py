@@ -72,6 +72,13 @@ class RunRecord:
     job_id: str | None = None
     backend_state: str | None = None
     cgroup: str | None = None  # the run's cgroup (mlproj.proctree), where the machine gives one
+    # MLflow tracking (design.md §8): the run's MLflow run, and the final update that waits for the
+    # tracking server (JSON: {"status": "FINISHED", "end_time": ms}; None once sent).
+    tracking_uri: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_experiment_id: str | None = None
+    mlflow_artifact_uri: str | None = None
+    tracking_pending: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -136,6 +143,10 @@ class RunRecord:
             "backend_config": dict((self.request.backend_config if self.request else None) or {}),
             "job_id": self.job_id,
             "backend_state": self.backend_state,
+            "tracking_uri": self.tracking_uri,
+            "mlflow_run_id": self.mlflow_run_id,
+            "mlflow_experiment_id": self.mlflow_experiment_id,
+            "tracking_pending": self.tracking_pending is not None,
         }
 
     def to_row(self) -> dict[str, Any]:

@@ -97,6 +97,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN cgroup TEXT;
     """,
+    # MLflow tracking (design.md §8): the run's MLflow run, and its final update while it waits for the
+    # tracking server (the partial index keeps looking for those cheap with many runs).
+    """
+    ALTER TABLE runs ADD COLUMN tracking_uri TEXT;
+    ALTER TABLE runs ADD COLUMN mlflow_run_id TEXT;
+    ALTER TABLE runs ADD COLUMN mlflow_experiment_id TEXT;
+    ALTER TABLE runs ADD COLUMN mlflow_artifact_uri TEXT;
+    ALTER TABLE runs ADD COLUMN tracking_pending TEXT;
+    CREATE INDEX runs_tracking_pending ON runs(created_at) WHERE tracking_pending IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

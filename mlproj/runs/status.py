@@ -68,6 +68,15 @@ for _final in FINAL:
     TRANSITIONS[_final] = frozenset()
 
 
+# How MLflow names a final status (its RunStatus): a tracked run ends with this (design.md §8).
+MLFLOW_STATUS = {
+    RunStatus.FINISHED: "FINISHED",
+    RunStatus.FAILED: "FAILED",
+    RunStatus.CANCELED: "KILLED",
+    RunStatus.SKIPPED: "KILLED",
+}
+
+
 def predecessors(target: RunStatus) -> frozenset[RunStatus]:
     """The statuses from which `target` may be reached."""
     return frozenset(source for source, targets in TRANSITIONS.items() if target in targets)

@@ -17,7 +17,7 @@ from mlproj.errors import HomeError, MlprojError, RunNotFoundError, StoreError
 from mlproj.home import Home
 from mlproj.runs.record import COLUMNS, JSON_COLUMNS, RunRecord
 from mlproj.runs.schema import BUSY_TIMEOUT_MS, check_schema
-from mlproj.runs.status import RunStatus, predecessors
+from mlproj.runs.status import MLFLOW_STATUS, RunStatus, predecessors
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -70,6 +70,11 @@ if TYPE_CHECKING:
         reuse_key: str | None
         reuse_parts: Mapping[str, str] | None
         reason: str | None
+        tracking_uri: str | None
+        mlflow_run_id: str | None
+        mlflow_experiment_id: str | None
+        mlflow_artifact_uri: str | None
+        tracking_pending: str | None
         job_id: str | None
         backend_state: str | None
         cgroup: str | None
@@ -248,6 +253,13 @@ class Store:
         columns = _encoded(changes)
         columns["status"] = status.value
         assignments = ", ".join(f'"{name}" = :{name}' for name in columns)
+        if status in MLFLOW_STATUS and "tracking_pending" not in columns:
+            # A tracked run's final update waits here, written with its final status, until it is sent.
+            ended = changes.get("ended_at") or time.time()
+            columns["_pending"] = json.dumps({"status": MLFLOW_STATUS[status], "end_time": int(ended * 1000)})
+            assignments += (
+                ', "tracking_pending" = CASE WHEN mlflow_run_id IS NULL THEN NULL ELSE :_pending END'
+            )
         marks = ", ".join(f":_from{i}" for i in range(len(allowed)))
         params = {**columns, "run_id": run_id, **{f"_from{i}": s for i, s in enumerate(allowed)}}
         cursor = self._db.execute(
@@ -350,6 +362,22 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
+
+    # --- MLflow tracking -----------------------------------------------------------------------------
+
+    def tracking_pending(self, limit: int = 50) -> list[RunRecord]:
+        """Runs whose final MLflow update waits for its tracking server, oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE tracking_pending IS NOT NULL ORDER BY created_at LIMIT ?", (limit,)
+        )
+        return [RunRecord.from_row(row) for row in rows]
+
+    def tracking_sent(self, run_id: str, pending: str) -> None:
+        """The final update `pending` reached the tracking server (kept if it changed meanwhile)."""
+        self._db.execute(
+            "UPDATE runs SET tracking_pending = NULL WHERE run_id = ? AND tracking_pending = ?",
+            (run_id, pending),
+        )
 
     def unfinished(self) -> list[RunRecord]:
         """Every run not in a final status (for reconciliation)."""

@@ -28,9 +28,9 @@ from mlproj.runs.record import RunRecord
 from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, is_run_id, new_run_id
-from mlproj.sources import copy_checkout
+from mlproj.sources import copy_checkout, is_git_uri
 from mlproj.spec import EntryPoint, Project
-from mlproj.structs import dataclass, field
+from mlproj.structs import dataclass, field, replace
 from mlproj.values import check_timeout
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
@@ -62,6 +62,21 @@ class RunOptions:
     run_id: str | None = None
     rebuild_env: bool = False
     docker: Mapping[str, Any] = field(default_factory=dict)  # docker_args, build_image, docker_auth
+    # MLflow tracking (design.md §8): the store (else MLFLOW_TRACKING_URI), on unless `tracking` is
+    # False, and the MLflow experiment by ID (`experiment` names it).
+    tracking_uri: str | None = None
+    tracking: bool = True
+    experiment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackingPlan:
+    """Where a run is tracked, and what its MLflow run says of its source (`mlflow run`'s tags)."""
+
+    uri: str
+    experiment_name: str | None  # as given (flag or variable); None: MLflow's Default
+    experiment_id: str | None
+    tags: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class ProjectPlan:
     parameters: ResolvedParameters
     request: RunRequest
     experiment: str
+    tracking: TrackingPlan | None = None
 
 
 def plan_project(
@@ -154,6 +170,8 @@ def plan_project(
         backend=options.backend,
         backend_config=backend_config,
     )
+    tracking = plan_tracking(options, source, entry_point.name, env_manager, request)
+    experiment = experiment_name(options)
     return ProjectPlan(
         run_id=run_id,
         options=options,
@@ -163,8 +181,75 @@ def plan_project(
         entry_point=entry_point,
         parameters=parameters,
         request=request,
-        experiment=options.experiment or os.environ.get("MLPROJ_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
+        experiment=experiment or DEFAULT_EXPERIMENT,
+        tracking=tracking,
     )
+
+
+def experiment_name(options: RunOptions) -> str | None:
+    """The experiment named by `--experiment-name`, MLPROJ_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_NAME."""
+    return (
+        options.experiment
+        or os.environ.get("MLPROJ_EXPERIMENT_NAME")
+        or (None if options.experiment_id else os.environ.get("MLFLOW_EXPERIMENT_NAME"))
+        or None
+    )
+
+
+def plan_tracking(
+    options: RunOptions, source: FetchedSource, entry_point: str, env_manager: str, request: RunRequest
+) -> TrackingPlan | None:
+    """Where the run is tracked, with the tags `mlflow run` gives a project's run; None when off. An
+    experiment ID without tracking is an input error."""
+    from mlproj.tracking import check_experiment_flags, tracking_uri
+
+    uri = tracking_uri(options.tracking_uri, enabled=options.tracking, caller_dir=options.caller_dir)
+    name = experiment_name(options)
+    experiment_id = options.experiment_id
+    if experiment_id is None and not name:
+        experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or None
+    check_experiment_flags(options.experiment, options.experiment_id, uri)
+    if uri is None:
+        return None
+    return TrackingPlan(
+        uri=uri,
+        experiment_name=name,
+        experiment_id=str(experiment_id) if experiment_id else None,
+        tags=_source_tags(source, entry_point, env_manager, request, options.caller_dir),
+    )
+
+
+def _source_tags(
+    source: FetchedSource, entry_point: str, env_manager: str, request: RunRequest, caller_dir: Path
+) -> dict[str, str]:
+    from mlproj.sources import is_branch, remote_url, source_name, strip_credentials
+
+    if is_git_uri(source.uri):
+        name = strip_credentials(source.uri) + (f"#{source.subdirectory}" if source.subdirectory else "")
+        repo: str | None = strip_credentials(source.uri)
+    else:  # a local folder (read at -v from a clone of it: named as the folder)
+        folder = source.path if not source.is_git else Path(os.path.normpath(caller_dir / source.uri))
+        name, repo = source_name(folder), remote_url(folder)
+    tags = {
+        "mlflow.source.type": "PROJECT",
+        "mlflow.source.name": name,
+        "mlflow.project.entryPoint": entry_point,
+        "mlflow.project.backend": request.backend,
+    }
+    if env_manager != "local":
+        tags["mlflow.project.env"] = env_manager
+    if source.commit:
+        tags["mlflow.source.git.commit"] = source.commit
+    if repo:
+        tags["mlflow.source.git.repoURL"] = repo
+    if is_branch(source):
+        tags["mlflow.source.git.branch"] = str(source.version)
+    spec = request.env_spec
+    if spec is not None and spec.docker:
+        image = spec.docker.get("build_tag") or spec.docker.get("image")
+        if image:
+            tags["mlflow.docker.image.name"] = str(image)
+    return tags
 
 
 def resolve_backend(name: str, config: Mapping[str, Any] | None) -> tuple[Backend, dict[str, Any]]:
@@ -198,11 +283,22 @@ def record_project(store: Store, planned: ProjectPlan) -> RunRecord:
     log_path.touch()
     me = os.getpid()
     request = planned.request
+    tracked: dict[str, Any] = {}
+    if planned.tracking is not None:
+        try:
+            tracked = start_tracking(planned)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        request = replace(request, env={**request.env, **tracked.pop("env")})
+    experiment = tracked.pop("experiment", planned.experiment)
     record = RunRecord(
         run_id=planned.run_id,
         kind=RunKind.PROJECT,
         status=RunStatus.QUEUED,
-        experiment=planned.experiment,
+        experiment=experiment,
         run_name=planned.options.run_name,
         uri=planned.uri,
         version=planned.options.version,
@@ -220,5 +316,26 @@ def record_project(store: Store, planned: ProjectPlan) -> RunRecord:
         supervisor_pid=me,
         supervisor_identity=process.identity(me),
         request=request,
+        **tracked,
     )
     return store.insert(record)
+
+
+def start_tracking(planned: ProjectPlan) -> dict[str, Any]:
+    """The run's MLflow run, made now: the record's tracking fields, the workload's variables as "env"."""
+    from mlproj.tracking.runs import begin
+
+    plan = planned.tracking
+    if plan is None:
+        return {}
+    fields = begin(
+        plan.uri,
+        experiment_name=plan.experiment_name,
+        experiment_id=plan.experiment_id,
+        run_name=planned.options.run_name,
+        tags={**plan.tags, "mlproj.run_id": planned.run_id, **planned.options.tags},
+        params=dict(planned.parameters.values),
+    )
+    if not plan.experiment_id:
+        fields["experiment"] = planned.experiment  # as named (MLflow's Default when none was)
+    return fields

@@ -1,0 +1,238 @@
+"""A small HTTP/1.1 client for a tracking server's REST API: JSON requests on one kept-alive connection.
+
+Why not `http.client`: it imports `ssl` and the `email` package whatever the URL, about 15 ms of
+start-up on every tracked `mlproj run` (bench/startup.py). This speaks only what a tracking server
+needs (a request with a body of known length; a response with `Content-Length`, chunked, or until the
+connection closes), and imports `ssl` only for an `https` server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from mlproj.structs import dataclass
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+MAX_HEADER = 64 * 1024
+MAX_BODY = 256 * 1024 * 1024
+
+
+class HttpError(OSError):
+    """The server could not be reached, or did not answer in HTTP."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server is: `http(s)://[user:password@]host[:port][/prefix]`."""
+
+    scheme: str
+    host: str
+    port: int
+    prefix: str  # the path the server is mounted under, without its trailing slash
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint:
+        scheme, sep, rest = url.partition("://")
+        scheme = scheme.lower()
+        if not sep or scheme not in ("http", "https"):
+            raise ValueError(f"{url}: expected http://host[:port] or https://host[:port]")
+        netloc, slash, path = rest.partition("/")
+        netloc = netloc.rpartition("@")[2]  # credentials travel in headers, never in the request line
+        if netloc.startswith("["):  # [IPv6]:port
+            host, _, port_text = netloc[1:].partition("]")
+            port_text = port_text.removeprefix(":")
+        else:
+            host, _, port_text = netloc.partition(":")
+        if not host:
+            raise ValueError(f"{url}: no host")
+        try:
+            port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+        except ValueError:
+            raise ValueError(f"{url}: the port {port_text!r} is not a number") from None
+        if not 0 < port < 65536:
+            raise ValueError(f"{url}: the port {port} is out of range")
+        return cls(scheme=scheme, host=host, port=port, prefix=("/" + path).rstrip("/") if slash else "")
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return f"{self.scheme}://{host}" + ("" if self.port == default else f":{self.port}")
+
+
+class Session:
+    """Requests to one server over one connection, opened again when the server closed it."""
+
+    def __init__(
+        self, endpoint: Endpoint, headers: Mapping[str, str], timeout: float, *, verify: bool | str = True
+    ) -> None:
+        self.endpoint = endpoint
+        self.headers = dict(headers)
+        self.timeout = timeout
+        self.verify = verify  # False: no TLS check; a path: that CA bundle
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                self._buffer = b""
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> Response:
+        """Send one request (path under the endpoint's prefix, query included) and read its answer.
+        A kept-alive connection that the server had closed is opened again once."""
+        head = [f"{method} {self.endpoint.prefix}{path} HTTP/1.1", f"Host: {self._host_header()}"]
+        head += [f"{name}: {value}" for name, value in self.headers.items()]
+        if body is not None:
+            head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+        elif method in ("POST", "PUT", "PATCH"):
+            head.append("Content-Length: 0")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        for attempt in (1, 2):
+            reused = self._sock is not None
+            try:
+                sock = self._connect()
+                sock.sendall(data)
+                return self._read_response(method)
+            except (OSError, HttpError) as exc:
+                self.close()
+                if attempt == 2 or not reused:
+                    raise HttpError(f"{self.endpoint.origin}: {_reason(exc)}") from None
+        raise AssertionError  # not reached: the second attempt returns or raises
+
+    def _host_header(self) -> str:
+        return self.endpoint.origin.partition("://")[2]
+
+    def _connect(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.create_connection((self.endpoint.host, self.endpoint.port), timeout=self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.endpoint.scheme == "https":
+                sock = self._wrap(sock)
+            self._sock = sock
+        return self._sock
+
+    def _wrap(self, sock: socket.socket) -> socket.socket:
+        import ssl  # only for https servers
+
+        if self.verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = ssl.create_default_context(cafile=self.verify if isinstance(self.verify, str) else None)
+        client_cert = os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH")
+        if client_cert:
+            context.load_cert_chain(client_cert)
+        return context.wrap_socket(sock, server_hostname=self.endpoint.host)
+
+    def _recv(self) -> bytes:
+        if self._sock is None:
+            raise HttpError("the connection was closed")
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise HttpError("the server closed the connection")
+        return chunk
+
+    def _read_until(self, marker: bytes, limit: int) -> bytes:
+        while marker not in self._buffer:
+            if len(self._buffer) > limit:
+                raise HttpError("an answer line too long")
+            self._buffer += self._recv()
+        line, _, self._buffer = self._buffer.partition(marker)
+        return line
+
+    def _read_exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._buffer += self._recv()
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def _read_response(self, method: str) -> Response:
+        while True:
+            status, headers = self._read_head()
+            if status >= 200 or status == 101:  # 1xx interim answers are skipped
+                break
+        if method == "HEAD" or status in (204, 304):
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._read_chunked()
+        elif "content-length" in headers:
+            try:
+                length = int(headers["content-length"])
+            except ValueError:
+                raise HttpError("a Content-Length that is not a number") from None
+            if not 0 <= length <= MAX_BODY:
+                raise HttpError(f"an answer of {length} bytes")
+            body = self._read_exactly(length)
+        else:
+            body = self._read_to_close()
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return Response(status=status, body=body)
+
+    def _read_head(self) -> tuple[int, dict[str, str]]:
+        lines = self._read_until(b"\r\n\r\n", MAX_HEADER).decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise HttpError(f"not an HTTP answer: {lines[0][:80]!r}")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(parts[1]), headers
+
+    def _read_chunked(self) -> bytes:
+        body = b""
+        while True:
+            size_line = self._read_until(b"\r\n", 1024).split(b";")[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise HttpError("a bad chunk size") from None
+            if size == 0:
+                while self._read_until(b"\r\n", MAX_HEADER):  # trailers, up to the empty line
+                    pass
+                return body
+            if len(body) + size > MAX_BODY:
+                raise HttpError("an answer too large")
+            body += self._read_exactly(size)
+            self._read_exactly(2)
+
+    def _read_to_close(self) -> bytes:
+        body, self._buffer = self._buffer, b""
+        if self._sock is None:
+            raise HttpError("the connection was closed")
+        while chunk := self._sock.recv(65536):
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise HttpError("an answer too large")
+        self.close()
+        return body
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "no answer (timed out)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror or exc})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__

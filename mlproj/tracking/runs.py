@@ -1,0 +1,311 @@
+"""The MLflow run of an mlproj run: made before its workload starts, ended after it (design.md §8).
+
+A run's end is written to the store with its final status (`tracking_pending`, see `Store.transition`)
+and sent from there: by the supervisor at once, or, when the tracking server could not be reached then,
+by the next command that reads runs (`send_pending`). Nothing is lost while the server is away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from mlproj.errors import InputError, TrackingError, TrackingUnreachable
+from mlproj.structs import dataclass
+from mlproj.tracking import open_tracker
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from mlproj.runs.record import RunRecord
+    from mlproj.runs.store import Store
+    from mlproj.tracking.base import TrackedRun, Tracker
+
+DEFAULT_EXPERIMENT_ID = "0"  # MLflow's `Default` experiment
+LOG_ARTIFACT = "mlproj/output.log"
+MAX_LOG_BYTES = 64 * 1024 * 1024  # a log larger than this is sent as its last 64 MiB
+PENDING_TIMEOUT = 3.0  # seconds a command that reads runs waits for a tracking server that is away
+_AWAY: set[str] = set()  # the tracking stores found away by this process: not tried again by it
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    name: str
+
+
+def resolve_experiment(tracker: Tracker, name: str | None, experiment_id: str | None) -> Experiment:
+    """The MLflow experiment named (created when missing) or given by ID; MLflow's `Default` (ID 0)
+    when neither is given. Both given is an input error, as in MLflow."""
+    if name and experiment_id:
+        raise InputError("give an experiment name or an experiment ID, not both (as MLflow)")
+    if experiment_id:
+        return Experiment(id=str(experiment_id), name=tracker.experiment_name(str(experiment_id)))
+    if not name:
+        return Experiment(id=DEFAULT_EXPERIMENT_ID, name="Default")
+    found = tracker.experiment_id_by_name(name)
+    if found is None:
+        try:
+            found = tracker.create_experiment(name)
+        except TrackingError as exc:
+            if exc.code != "RESOURCE_ALREADY_EXISTS":  # made meanwhile by another run
+                raise
+            found = tracker.experiment_id_by_name(name) or ""
+    return Experiment(id=found, name=name)
+
+
+def user_name() -> str:
+    """`mlflow.user`, as MLflow finds it (getpass.getuser's variables, then the password database)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return "unknown"
+
+
+def start_run(
+    tracker: Tracker,
+    experiment: Experiment,
+    *,
+    run_name: str | None,
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+    start_time: float | None = None,
+) -> TrackedRun:
+    """Create the MLflow run (RUNNING) with its tags, then log its parameters."""
+    tags = {"mlflow.user": user_name(), **tags}
+    if run_name:
+        tags["mlflow.runName"] = run_name
+    created = tracker.create_run(
+        experiment.id,
+        run_name=run_name,
+        start_time=int((start_time or time.time()) * 1000),
+        user=tags["mlflow.user"],
+        tags=tags,
+    )
+    if params:
+        tracker.log_batch(created.run_id, params=params)
+    return created
+
+
+def workload_env(uri: str, run_id: str, experiment_id: str) -> dict[str, str]:
+    """The variables that make the workload's `mlflow.log_metric` land on its MLflow run."""
+    env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_ID": experiment_id}
+    from mlproj.tracking import AUTH_VARIABLES
+
+    env.update({name: os.environ[name] for name in AUTH_VARIABLES if name in os.environ})
+    return env
+
+
+def begin(
+    uri: str,
+    *,
+    experiment_name: str | None,
+    experiment_id: str | None,
+    run_name: str | None,
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+) -> dict[str, Any]:
+    """The MLflow run of a run being submitted, made now, before anything starts: the record's tracking
+    fields, with "experiment" (the experiment's name) and "env" (the workload's variables). A store
+    that cannot take it is an input error: nothing is started."""
+    tracker = open_tracker(uri)
+    try:
+        experiment = resolve_experiment(tracker, experiment_name, experiment_id)
+        run = start_run(tracker, experiment, run_name=run_name, tags=tags, params=params)
+    except TrackingError as exc:
+        raise submit_error(uri, exc) from None
+    finally:
+        tracker.close()
+    return {
+        "experiment": experiment.name,
+        "tracking_uri": uri,
+        "mlflow_run_id": run.run_id,
+        "mlflow_experiment_id": run.experiment_id,
+        "mlflow_artifact_uri": run.artifact_uri,
+        "env": workload_env(uri, run.run_id, run.experiment_id),
+    }
+
+
+def begin_nested(
+    store: Store,
+    parent: RunRecord,
+    step: RunRecord,
+    params: Mapping[str, str],
+    *,
+    reused_from: str | None = None,
+) -> dict[str, str]:
+    """A pipeline step's nested MLflow run, recorded on the step's run; the workload's variables. A
+    tracking server away now does not fail the step: it runs untracked, and its folder says so."""
+    if parent.tracking_uri is None or parent.mlflow_run_id is None or parent.mlflow_experiment_id is None:
+        return {}
+    tags = {
+        "mlflow.parentRunId": parent.mlflow_run_id,
+        "mlflow.source.type": "PROJECT",
+        "mlflow.source.name": step.uri or parent.uri or "",
+        "mlproj.run_id": step.run_id,
+        "mlproj.pipeline_run_id": parent.run_id,
+        "mlproj.step": step.step or "",
+        **dict(step.tags),
+    }
+    if step.entry_point:
+        tags["mlflow.project.entryPoint"] = step.entry_point
+    if step.commit:
+        tags["mlflow.source.git.commit"] = step.commit
+    if reused_from:
+        tags["mlproj.reused_from"] = reused_from
+    experiment = Experiment(id=parent.mlflow_experiment_id, name=parent.experiment)
+    try:
+        tracker = _open(parent.tracking_uri, PENDING_TIMEOUT)
+        try:
+            run = start_run(tracker, experiment, run_name=step.step, tags=tags, params=params)
+        finally:
+            tracker.close()
+    except (TrackingError, InputError) as exc:
+        _note(step, f"the step runs without its MLflow run: {exc}")
+        return {}
+    store.update(
+        step.run_id,
+        tracking_uri=parent.tracking_uri,
+        mlflow_run_id=run.run_id,
+        mlflow_experiment_id=run.experiment_id,
+        mlflow_artifact_uri=run.artifact_uri,
+    )
+    return workload_env(parent.tracking_uri, run.run_id, run.experiment_id)
+
+
+def report_end(store: Store, record: RunRecord, others: Iterable[RunRecord] = ()) -> RunRecord:
+    """After a supervisor ended a run (and `others`, a pipeline's steps): their MLflow runs' ends,
+    sent now or kept for later."""
+    waiting = [r for r in (record, *others) if r.tracking_pending is not None]
+    if not waiting:
+        return record
+    send_pending(store, waiting)
+    return store.get(record.run_id)
+
+
+def submit_error(uri: str, exc: TrackingError) -> InputError:
+    """A tracking store that cannot take a run when it is submitted: an input error, nothing started."""
+    from mlproj.tracking import display_uri
+
+    message = str(exc)
+    if isinstance(exc, TrackingUnreachable) and display_uri(uri) not in message:
+        message = f"tracking server {display_uri(uri)}: {message}"
+    return InputError(f"{message} (nothing was started; --no-tracking runs without MLflow tracking)")
+
+
+def send_pending(
+    store: Store, records: Iterable[RunRecord] | None = None, *, timeout: float = PENDING_TIMEOUT
+) -> int:
+    """Send the final updates that wait in the store (of `records`, else of every run); each tracking
+    store is tried once. Returns how many were sent; what cannot be sent now stays for later."""
+    waiting = [r for r in records if r.tracking_pending] if records is not None else store.tracking_pending()
+    sent = 0
+    away = _AWAY
+    trackers: dict[str, Tracker] = {}
+    try:
+        for record in waiting:
+            uri = record.tracking_uri
+            if not uri or not record.mlflow_run_id or uri in away or record.tracking_pending is None:
+                continue
+            try:
+                tracker = trackers.get(uri) or trackers.setdefault(uri, _open(uri, timeout))
+                send_end(tracker, record)
+            except TrackingUnreachable:
+                away.add(uri)
+                continue
+            except (TrackingError, InputError) as exc:
+                # Refused for good (the run deleted in MLflow, the package gone): not worth keeping.
+                _note(record, f"MLflow did not take the run's end: {exc}")
+            store.tracking_sent(record.run_id, record.tracking_pending)
+            sent += 1
+    finally:
+        for tracker in trackers.values():
+            tracker.close()
+    return sent
+
+
+def send_end(tracker: Tracker, record: RunRecord) -> None:
+    """The run's log as the artifact mlproj/output.log, then its end status and time."""
+    if record.mlflow_run_id is None or record.tracking_pending is None:
+        return
+    pending = json.loads(record.tracking_pending)
+    if record.mlflow_artifact_uri and record.log_path:
+        data = _read_log(record.log_path)
+        if data is not None:
+            try:
+                tracker.upload_artifact(record.mlflow_run_id, record.mlflow_artifact_uri, LOG_ARTIFACT, data)
+            except TrackingUnreachable:
+                raise
+            except TrackingError as exc:  # an artifact root mlproj cannot write: the run still ends
+                _note(record, f"the log was not uploaded to MLflow: {exc}")
+    tracker.end_run(record.mlflow_run_id, str(pending["status"]), int(pending["end_time"]))
+
+
+def latest_metrics(tracker: Tracker, run_id: str) -> dict[str, float]:
+    """The latest value of each metric of an MLflow run."""
+    got = tracker.get_run(run_id)
+    return {str(m["key"]): m["value"] for m in (got.get("data") or {}).get("metrics") or []}
+
+
+def describe(record: RunRecord) -> tuple[str, str]:
+    """How `status` shows a tracked run: its MLflow run (a link for a server), and its latest metrics
+    (or why they cannot be shown now)."""
+    from mlproj.tracking import display_uri, run_link
+
+    if record.mlflow_run_id is None or record.tracking_uri is None:
+        return "", ""
+    where = run_link(record.tracking_uri, record.mlflow_experiment_id or "0", record.mlflow_run_id)
+    where = where or f"run {record.mlflow_run_id} in {display_uri(record.tracking_uri)}"
+    if record.tracking_pending is not None:
+        where += " (its end waits for the tracking server)"
+    try:
+        tracker = _open(record.tracking_uri, PENDING_TIMEOUT)
+        try:
+            metrics = latest_metrics(tracker, record.mlflow_run_id)
+        finally:
+            tracker.close()
+    except (TrackingError, InputError) as exc:
+        return where, f"(not available: {exc})"
+    return where, " ".join(f"{k}={_number(v)}" for k, v in sorted(metrics.items())) or "(none)"
+
+
+def _number(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _open(uri: str, timeout: float) -> Tracker:
+    tracker = open_tracker(uri)
+    session = getattr(tracker, "session", None)
+    if session is not None:
+        session.timeout = timeout
+    return tracker
+
+
+def _read_log(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > MAX_LOG_BYTES:
+                file.seek(size - MAX_LOG_BYTES)
+            return file.read()
+    except OSError:
+        return None
+
+
+def _note(record: RunRecord, message: str) -> None:
+    """A note in the run's folder (core modules do not print): what happened to its MLflow run."""
+    if not record.run_dir:
+        return
+    try:
+        with open(os.path.join(record.run_dir, "tracking.log"), "a", encoding="utf-8") as file:
+            file.write(message + "\n")
+    except OSError:
+        pass
