@@ -17,7 +17,8 @@ from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlsplit
 
-from mlproj.errors import InputError, ParameterError
+from mlproj.config import LIMIT_VARIABLE, download_limit
+from mlproj.errors import ParameterError
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -25,10 +26,7 @@ if TYPE_CHECKING:
 
 HTTP_TIMEOUT = 60.0  # seconds without data before an HTTP download fails
 DEFAULT_NAME = "download"  # file name when the URL's path does not end with one
-LIMIT_VARIABLE = "MLPROJ_DOWNLOAD_LIMIT"
-DEFAULT_LIMIT = 10 * 2**30
 CHUNK = 1 << 20
-_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 Progress = Callable[[str, int, "int | None"], None]
 """(what is downloaded, bytes so far, total bytes when known)."""
@@ -36,23 +34,6 @@ Progress = Callable[[str, int, "int | None"], None]
 
 class TooBig(ValueError):
     pass
-
-
-def download_limit() -> int:
-    """MLPROJ_DOWNLOAD_LIMIT in bytes (`10G`, `500M`, `1048576`), else DEFAULT_LIMIT."""
-    text = os.environ.get(LIMIT_VARIABLE, "").strip().upper().removesuffix("IB").removesuffix("B")
-    if not text:
-        return DEFAULT_LIMIT
-    unit = text[-1] if text[-1] in _UNITS else ""
-    try:
-        number = float(text[: len(text) - len(unit)])
-    except ValueError:
-        number = -1.0
-    if not 0 < number < float("inf"):
-        raise InputError(
-            f"{LIMIT_VARIABLE}={os.environ[LIMIT_VARIABLE]!r}: expected a size such as 500M or 10G"
-        )
-    return int(number * _UNITS[unit])
 
 
 def download(name: str, uri: str, dest_dir: Path, progress: Progress | None = None) -> Path:

@@ -6,6 +6,7 @@ ever interpreted by a shell. Values are recorded as the strings the user gave (o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from mlproj.structs import dataclass
 from mlproj.values import check, uri_scheme
 
 DOWNLOAD_SCHEMES = ("file", "http", "https")
+# Artifact URIs, as MLflow takes them for a `path`: runs:/ through MLflow tracking, the others through
+# the mlflow package's artifact repositories (mlproj.tracking.artifacts).
+ARTIFACT_SCHEMES = ("runs", "s3", "gs", "hdfs", "viewfs", "dbfs", "wasbs", "abfss", "ftp", "sftp", "models")
 
 # Linux passes at most this many bytes in one argument (MAX_ARG_STRLEN): the command given to the shell.
 MAX_ARGUMENT_BYTES = 131072
@@ -123,9 +127,10 @@ def _resolve_path(
         raise ParameterError(f"parameter {name!r} (path): expected a path, got an empty value")
     scheme = uri_scheme(value)
     if scheme is not None:
-        if scheme not in DOWNLOAD_SCHEMES:
+        if scheme not in DOWNLOAD_SCHEMES and scheme not in ARTIFACT_SCHEMES:
+            known = ", ".join((*DOWNLOAD_SCHEMES, *ARTIFACT_SCHEMES))
             raise ParameterError(
-                f"parameter {name!r} (path): cannot fetch {scheme}:// URIs (supported: file, http, https)"
+                f"parameter {name!r} (path): cannot fetch {scheme}: URIs (supported: {known})"
             )
         if download is None:  # validation only: the value is well-formed, nothing is fetched
             return value
@@ -133,9 +138,10 @@ def _resolve_path(
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = base / path
-    if not path.exists() and not (pending is not None and path.absolute().is_relative_to(pending)):
+    path = Path(os.path.normpath(path.absolute()))  # `../x` resolved, as MLflow does (links kept)
+    if not path.exists() and not (pending is not None and path.is_relative_to(pending)):
         raise ParameterError(f"parameter {name!r} (path): no such file or folder: {path}")
-    return str(path.absolute())
+    return str(path)
 
 
 def render_command(entry_point: EntryPoint, params: ResolvedParameters) -> str:

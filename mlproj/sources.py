@@ -48,7 +48,8 @@ class FetchedSource:
     subdirectory: str | None
     """The #fragment, normalised, or None."""
     is_git: bool
-    """Fetched from a Git URI, or read from a local checkout at a -v version."""
+    """Fetched into mlproj's cache (a Git URI, a local checkout at a -v version, or a zip file): the
+    run works in a private copy of it."""
 
 
 def is_git_uri(uri: str) -> bool:
@@ -61,6 +62,11 @@ def fetch(uri: str, version: str | None, home: Home, caller_dir: Path) -> Fetche
     base, _, fragment = uri.partition("#")
     _refuse_unsafe(base, version)
     subdirectory = _normalise_subdirectory(fragment)
+    if base.lower().endswith(".zip"):  # a zipped project, as MLflow runs them (a local file)
+        if version is not None:
+            raise SourceError(f"cannot use version {version!r}: {base} is a zip file, not a Git repository")
+        root = _fetch_zip(base, home, caller_dir)
+        return FetchedSource(base, _inside(root, subdirectory, base), None, None, subdirectory, is_git=True)
     if is_git_uri(base):
         commit, root = _fetch_git(base, version, home)
         return FetchedSource(
@@ -205,6 +211,54 @@ def _checkout_root(start: Path) -> Path | None:
         if (folder / ".git").exists():
             return folder
     return None
+
+
+def _fetch_zip(uri: str, home: Home, caller_dir: Path) -> Path:
+    """The folder a zip file unpacks to, in the cache (by its content); a member that would land outside
+    it, a link, or more than the download limit refuses the file."""
+    import hashlib
+    import shutil
+    import tempfile
+    import zipfile
+
+    from mlproj.config import download_limit
+
+    local = uri[len("file://") :] if uri.lower().startswith("file://") else uri
+    if "://" in local:
+        raise SourceError(f"{uri}: only local zip files are run (download it first)")
+    file = Path(os.path.normpath(caller_dir / Path(local).expanduser()))
+    if not file.is_file():
+        raise SourceError(f"no such zip file: {file}")
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    target = home.root / "zips" / digest.hexdigest()[:20]
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".unzip-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+            if sum(m.file_size for m in members) > download_limit():
+                raise SourceError(f"{file}: unpacks to more than the download limit (MLPROJ_DOWNLOAD_LIMIT)")
+            for member in members:
+                parts = Path(member.filename).parts
+                if member.filename.startswith("/") or ".." in parts or (member.external_attr >> 28) == 0o12:
+                    raise SourceError(
+                        f"{file}: {member.filename!r} would unpack outside the project or is a link"
+                    )
+            archive.extractall(staging)
+        staging.rename(target)
+    except zipfile.BadZipFile as exc:
+        raise SourceError(f"{file}: not a zip file ({exc})") from None
+    except OSError as exc:
+        if not target.is_dir():  # another run unpacked it first: use theirs
+            raise SourceError(f"{file}: cannot unpack: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _fetch_local_version(folder: Path, version: str, home: Home, uri: str) -> tuple[str, Path]:

@@ -6,7 +6,9 @@ templates (`{{`/`}}` for literal braces); an entry point that is not declared bu
 file in the project runs it with `python` or `bash`; a folder without MLproject is a project too.
 
 Where MLflow is loose, we are strict: unknown parameter types, placeholders that name no parameter,
-malformed templates and ill-typed defaults are errors that name the file and the key path.
+malformed templates and ill-typed defaults are errors that name the file and the key path, in the
+entry point that is run; in the others they are warnings, and so are keys mlproj does not read, since
+MLflow runs such files.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlproj.errors import InputError, SpecError
+from mlproj.notices import warn
 from mlproj.quoting import Template, TemplateError
 from mlproj.structs import dataclass, field
 
@@ -26,8 +29,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 PARAMETER_TYPES = ("string", "float", "int", "bool", "path", "uri")
+# What MLproject may hold at its top level (kubernetes_env: MLflow's Kubernetes backend reads it).
+TOP_LEVEL_KEYS = frozenset(
+    {"name", "python_env", "conda_env", "docker_env", "entry_points", "kubernetes_env"}
+)
 _TYPE_ALIASES = {"str": "string", "integer": "int", "double": "float", "number": "float", "boolean": "bool"}
-SCRIPT_RUNNERS = {".py": "python", ".sh": "bash"}
+SCRIPT_RUNNERS = {".py": "python", ".sh": "$SHELL", ".R": "Rscript"}  # as MLflow runs them
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
@@ -69,9 +76,18 @@ class Project:
     python_env: str | None = None
     conda_env: str | None = None
     docker_env: Mapping[str, Any] | None = None
+    # Entry points that did not load, with why: an error when one is run, a warning otherwise (MLflow
+    # loads an MLproject whatever its other entry points hold).
+    broken: Mapping[str, SpecError] = field(default_factory=dict)
 
     def entry_point(self, name: str) -> EntryPoint:
-        """The declared entry point, or a `.py`/`.sh` file of the project run as a script."""
+        """The declared entry point, or a `.py`/`.sh` file of the project run as a script. The problems
+        of the entry points that are not run are warnings."""
+        for other, problem in self.broken.items():
+            if other != name:
+                warn(f"{problem} (entry point {other!r} is not run, so this is not an error)")
+        if name in self.broken:
+            raise self.broken[name]
         if name in self.entry_points:
             return self.entry_points[name]
         suffix = Path(name).suffix
@@ -82,10 +98,13 @@ class Project:
                 raise InputError(f"entry point {name!r}: the script is outside the project folder")
             if not script.is_file():
                 raise InputError(f"entry point {name!r}: no such script in {self.directory}")
+            import os
             import shlex
 
+            if runner == "$SHELL":  # MLflow's: the user's shell, else bash
+                runner = os.environ.get("SHELL") or "bash"
             script_arg = name if not name.startswith("-") else f"./{name}"
-            return EntryPoint(name=name, command=f"{runner} {shlex.quote(script_arg)}")
+            return EntryPoint(name=name, command=f"{shlex.quote(runner)} {shlex.quote(script_arg)}")
         declared = ", ".join(sorted(self.entry_points)) or "none"
         where = self.spec_file or self.directory
         raise InputError(
@@ -141,10 +160,15 @@ def _parse_project(
     raw_entry_points = data.get("entry_points") or {}
     if not isinstance(raw_entry_points, dict):
         raise SpecError(spec_file, "entry_points", f"expected a mapping, got {_kind(raw_entry_points)}")
-    entry_points = {
-        str(ep_name): _parse_entry_point(spec_file, str(ep_name), body, lines)
-        for ep_name, body in raw_entry_points.items()
-    }
+    for key in sorted(str(k) for k in set(data) - TOP_LEVEL_KEYS):
+        warn(f"{spec_file}: {key}: unknown key, ignored (mlproj reads {', '.join(sorted(TOP_LEVEL_KEYS))})")
+    entry_points: dict[str, EntryPoint] = {}
+    broken: dict[str, SpecError] = {}
+    for ep_name, body in raw_entry_points.items():
+        try:
+            entry_points[str(ep_name)] = _parse_entry_point(spec_file, str(ep_name), body, lines)
+        except SpecError as exc:
+            broken[str(ep_name)] = exc
     return Project(
         directory=directory,
         spec_file=spec_file,
@@ -153,6 +177,7 @@ def _parse_project(
         python_env=python_env,
         conda_env=conda_env,
         docker_env=docker_env,
+        broken=broken,
     )
 
 
@@ -161,10 +186,10 @@ def _parse_docker_env(spec_file: Path, body: Any) -> dict[str, Any]:
     the host, or [NAME, value] pairs)."""
     if not isinstance(body, dict):
         raise SpecError(spec_file, "docker_env", f"expected a mapping with an image, got {_kind(body)}")
-    unknown = sorted(set(body) - {"image", "volumes", "environment"})
-    if unknown:
-        raise SpecError(
-            spec_file, f"docker_env.{unknown[0]}", "unknown key (expected image, volumes, environment)"
+    for key in sorted(str(k) for k in set(body) - {"image", "volumes", "environment"}):
+        warn(
+            f"{spec_file}: docker_env.{key}: not used by mlproj, ignored "
+            "(it reads image, volumes, environment)"
         )
     image = body.get("image")
     if not isinstance(image, str) or not image.strip():
@@ -232,9 +257,8 @@ def _parse_parameter(spec_file: Path, key: str, name: str, body: Any) -> Paramet
     elif isinstance(body, dict):
         type_name = body.get("type", "string")
         default = body.get("default")
-        unknown = sorted(set(body) - {"type", "default", "description"})
-        if unknown:
-            raise SpecError(spec_file, f"{key}.{unknown[0]}", "unknown key (expected type, default)")
+        for unknown in sorted(str(k) for k in set(body) - {"type", "default", "description"}):
+            warn(f"{spec_file}: {key}.{unknown}: unknown key, ignored (expected type, default)")
     else:
         raise SpecError(spec_file, key, f"expected a type name or {{type, default}}, got {_kind(body)}")
     if not isinstance(type_name, str) or _TYPE_ALIASES.get(type_name, type_name) not in PARAMETER_TYPES:

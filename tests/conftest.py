@@ -20,6 +20,11 @@ def _no_mlflow_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests track in MLflow only where they say so (a developer's MLFLOW_TRACKING_URI stays out)."""
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("MLFLOW_CONDA_HOME", "MLFLOW_CONDA_CREATE_ENV_CMD"):
+        monkeypatch.delenv(name, raising=False)
+    from mlproj import notices
+
+    notices.forget()  # each test hears every warning
 
 
 @pytest.fixture(scope="session")

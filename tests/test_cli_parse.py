@@ -45,8 +45,9 @@ def command_lines(draw: st.DrawFn) -> tuple[Command, list[str]]:
     """A well-formed command line of one command: its arguments and options in any order, in any of
     the forms click accepts."""
     command = draw(st.sampled_from(LEAVES))
+    word = st.text(alphabet="abc/._1", min_size=1, max_size=6)
     words: list[list[str]] = [
-        [draw(st.text(alphabet="abc/._1", min_size=1, max_size=6))] for _ in command.args
+        draw(st.lists(word, min_size=1, max_size=3)) if arg.many else [draw(word)] for arg in command.args
     ]
     chosen = draw(st.lists(st.sampled_from(command.opts), max_size=6)) if command.opts else []
     words.extend(option_words(draw, opt) for opt in chosen)
@@ -90,6 +91,17 @@ def test_it_reads_the_common_forms() -> None:
     assert values["detach"] is True
     assert values["backend"] == "local"  # a default
     assert values["max_parallel"] is None
+
+
+def test_an_argument_that_takes_the_rest() -> None:
+    compare = BY_NAME["compare"]
+    assert parse_command(compare, ["a1b2", "--all", "c3d4", "e5"]) == {
+        "run_ids": ("a1b2", "c3d4", "e5"),
+        "show_all": True,
+        "as_json": False,
+    }
+    assert parse_command(compare, ["--json"]) is None  # none given: click says what is missing
+    assert_input_error(invoke("compare"), "Missing argument 'RUN_ID...'")
 
 
 def test_double_dash_ends_the_options() -> None:

@@ -430,7 +430,6 @@ BAD_DOCKER_ENV = {
     "no image": "docker_env:\n  volumes: ['/tmp:/tmp']\n",
     "empty image": "docker_env:\n  image: ''\n",
     "not a mapping": "docker_env: [localimg]\n",
-    "unknown key": f"docker_env:\n  image: {IMAGE}\n  ports: [80]\n",
     "volumes not a list": f"docker_env:\n  image: {IMAGE}\n  volumes: '/tmp:/data'\n",
     "volume without colon": f"docker_env:\n  image: {IMAGE}\n  volumes: ['/tmp']\n",
     "volume not a string": f"docker_env:\n  image: {IMAGE}\n  volumes: [3]\n",

@@ -364,9 +364,10 @@ def test_without_conda_a_conda_project_is_an_input_error_unless_its_environment_
 
 def test_the_backend_refuses_a_docker_project_before_anything_is_checked(tmp_path: Path, home: Home) -> None:
     loaded = load_project(project(tmp_path / "p", {}, "docker_env:\n  image: python:3.11-slim\n"))
-    for given in (None, "docker"):
+    for given in (None, "docker", "local"):  # a docker_env runs in its container whatever is asked (MLflow)
         with pytest.raises(InputError, match=r"^backend slurm: the docker environment runs in a container"):
             select_environment(given, loaded, home, accept=SlurmBackend().accept)
-    # a manager that is not an image takes over when asked for, on any backend
-    assert select_environment("local", loaded, home, accept=SlurmBackend().accept) == ("local", None)
-    assert select_environment("local", loaded, home, accept=LocalBackend().accept) == ("local", None)
+    assert select_environment("local", loaded, home, accept=LocalBackend().accept, check_tools=False) == (
+        "docker",
+        get_manager("docker").load_spec(loaded, {}),
+    )

@@ -283,7 +283,7 @@ def test_tilde_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert resolved.values == {"data": "~/datasets/x.csv"}
 
 
-@pytest.mark.parametrize("value", ["s3://bucket/key", "gs://b/k", "hdfs://n/p", "S3://bucket/key"])
+@pytest.mark.parametrize("value", ["ftpx://bucket/key", "svn://b/k", "mongodb://n/p", "X1://bucket/key"])
 def test_path_with_an_unfetchable_scheme_is_an_error(tmp_path: Path, value: str) -> None:
     ep = entry_point(data="path")
     calls: list[tuple[str, str]] = []
@@ -293,9 +293,31 @@ def test_path_with_an_unfetchable_scheme_is_an_error(tmp_path: Path, value: str)
         return tmp_path
 
     for downloader in (None, download):
-        with pytest.raises(ParameterError, match=r"parameter 'data' \(path\): cannot fetch"):
+        with pytest.raises(
+            ParameterError, match=r"parameter 'data' \(path\): cannot fetch .* \(supported: file"
+        ):
             resolve(ep, {"data": value}, tmp_path, download=downloader)
     assert calls == []
+
+
+@pytest.mark.parametrize(
+    "value", ["s3://bucket/key", "gs://b/k", "hdfs://n/p", "S3://bucket/key", "runs:/abc/m"]
+)
+def test_an_artifact_uri_goes_to_the_downloader(tmp_path: Path, value: str) -> None:
+    """MLflow reads these through its artifact repositories: mlproj hands them to its downloader (which
+    reads them through tracking or the mlflow package), and `validate` takes them as they are."""
+    ep = entry_point(data="path")
+    calls: list[tuple[str, str]] = []
+
+    def download(name: str, uri: str) -> Path:
+        calls.append((name, uri))
+        return tmp_path / "copy"
+
+    assert resolve(ep, {"data": value}, tmp_path).rendered == {"data": value}
+    assert resolve(ep, {"data": value}, tmp_path, download=download).rendered == {
+        "data": str(tmp_path / "copy")
+    }
+    assert calls == [("data", value)]
 
 
 @pytest.mark.parametrize("value", ["file:///tmp/no/such/file.csv", "https://example.invalid/a/b.csv"])

@@ -257,7 +257,7 @@ def test_a_project_whose_placeholder_cannot_be_quoted_is_refused_with_its_line(t
         "    command: |\n      echo start\n      eval echo {x}\n",
     )
     with pytest.raises(SpecError, match=r"MLproject:8: entry_points\.main\.command: placeholder \{x\}.*eval"):
-        load_project(project)
+        load_project(project).entry_point("main")
 
 
 def test_a_project_may_use_an_int_in_arithmetic_and_not_a_string(tmp_path: Path) -> None:
@@ -265,13 +265,13 @@ def test_a_project_may_use_an_int_in_arithmetic_and_not_a_string(tmp_path: Path)
         tmp_path / "good",
         "entry_points:\n  main:\n    parameters: {n: int}\n    command: 'echo $(( {n} + 1 ))'\n",
     )
-    load_project(good)
+    load_project(good).entry_point("main")
     bad = write_project(
         tmp_path / "bad",
         "entry_points:\n  main:\n    parameters: {n: string}\n    command: 'echo $(( {n} + 1 ))'\n",
     )
     with pytest.raises(SpecError, match=r"placeholder \{n\}.*arithmetic.*only an integer is safe"):
-        load_project(bad)
+        load_project(bad).entry_point("main")
 
 
 def test_mlproj_run_passes_a_payload_after_a_commented_apostrophe_literally(tmp_path: Path) -> None:

@@ -26,10 +26,12 @@ def load(tmp_path: Path, text: str) -> Project:
 
 
 def load_error(tmp_path: Path, text: str) -> SpecError:
-    """Load a spec that must fail; return the `SpecError`."""
+    """Load a spec that must fail when its (first broken) entry point is run; return the `SpecError`."""
     write_spec(tmp_path, text)
     with pytest.raises(SpecError) as info:
-        load_project(tmp_path)
+        project = load_project(tmp_path)
+        for name in project.broken:
+            project.entry_point(name)
     return info.value
 
 
@@ -117,6 +119,7 @@ def bare(tmp_path: Path) -> Project:
     """A folder without MLproject, holding a few scripts."""
     (tmp_path / "train.py").write_text("print('hi')\n")
     (tmp_path / "run.sh").write_text("echo hi\n")
+    (tmp_path / "fit.R").write_text("print(1)\n")
     (tmp_path / "my script.py").write_text("print('hi')\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "eval.py").write_text("print('hi')\n")
@@ -136,15 +139,26 @@ def test_folder_without_spec_is_a_bare_project(bare: Project, tmp_path: Path) ->
     ("name", "command"),
     [
         ("train.py", "python train.py"),
-        ("run.sh", "bash run.sh"),
+        ("run.sh", "/bin/zsh run.sh"),
+        ("fit.R", "Rscript fit.R"),
         ("my script.py", "python 'my script.py'"),
         ("sub/eval.py", "python sub/eval.py"),
     ],
 )
-def test_script_entry_point_runs_with_its_runner(bare: Project, name: str, command: str) -> None:
+def test_script_entry_point_runs_with_its_runner(
+    bare: Project, name: str, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHELL", "/bin/zsh")  # MLflow runs a .sh script with the user's shell
     entry_point = bare.entry_point(name)
 
     assert entry_point == EntryPoint(name=name, command=command, parameters={})
+
+
+def test_a_shell_script_falls_back_to_bash(bare: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHELL", raising=False)
+    assert bare.entry_point("run.sh").command == "bash run.sh"
+    monkeypatch.setenv("SHELL", "/opt/my shell/sh")
+    assert bare.entry_point("run.sh").command == "'/opt/my shell/sh' run.sh"
 
 
 def test_missing_script_is_an_input_error(bare: Project) -> None:
@@ -400,11 +414,43 @@ def test_default_that_is_not_a_single_value_is_a_spec_error(tmp_path: Path, defa
     assert error.key == "entry_points.main.parameters.x.default"
 
 
-def test_unknown_key_in_a_parameter_is_a_spec_error(tmp_path: Path) -> None:
-    error = load_error(tmp_path, main_with_params("x: {type: float, defualt: 0.1}"))
+def test_unknown_key_in_a_parameter_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """MLflow ignores it (a real project has `{type: float, default:0.1}`: a key `default:0.1`)."""
+    write_spec(tmp_path, main_with_params("x: {type: float, defualt: 0.1}\ny: {type: float, default:0.1}"))
+    parameters = load_project(tmp_path).entry_point("main").parameters
+    assert parameters["x"].required and parameters["y"].required  # no default was given
+    warned = capsys.readouterr().err.splitlines()
+    assert warned == [
+        f"mlproj: warning: {tmp_path / 'MLproject'}: entry_points.main.parameters.x.defualt: unknown key, "
+        "ignored (expected type, default)",
+        f"mlproj: warning: {tmp_path / 'MLproject'}: entry_points.main.parameters.y.default:0.1: unknown "
+        "key, ignored (expected type, default)",
+    ]
 
-    assert error.key == "entry_points.main.parameters.x.defualt"
-    assert "unknown key" in str(error)
+
+def test_a_broken_entry_point_that_is_not_run_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_spec(
+        tmp_path,
+        "name: t\nunknown_top: 1\nkubernetes_env: k8s.yaml\nentry_points:\n"
+        "  main:\n    command: echo hi\n"
+        "  other:\n    parameters:\n      n: {type: int, default: 10.5}\n    command: echo {n}\n"
+        "  worse:\n    command: echo {nothing}\n",
+    )
+    project = load_project(tmp_path)
+    assert project.entry_point("main").command == "echo hi"
+    warned = capsys.readouterr().err.splitlines()
+    spec = tmp_path / "MLproject"
+    assert warned[0].startswith(f"mlproj: warning: {spec}: unknown_top: unknown key, ignored")
+    assert warned[1].startswith(f"mlproj: warning: {spec}: entry_points.other.parameters.n.default: ")
+    assert warned[1].endswith("(entry point 'other' is not run, so this is not an error)")
+    assert warned[2].startswith(
+        f"mlproj: warning: {spec}: entry_points.worse.command: placeholder {{nothing}}"
+    )
+    assert len(warned) == 3  # kubernetes_env is MLflow's: no warning
+    with pytest.raises(SpecError, match=r"entry_points\.other\.parameters\.n\.default"):
+        project.entry_point("other")  # run: an error
 
 
 @pytest.mark.parametrize("body", ["x: 3", "x: [float]", "x: true"])

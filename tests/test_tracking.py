@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlproj.home import Home
+from tests.clusters import need
 from tests.conftest import git, make_git_repo
 from tests.helpers import (
     assert_input_error,
@@ -376,3 +377,165 @@ def test_the_python_api_tracks_and_names_the_mlflow_run(tracked: MlflowServer, t
     assert submitted.get_record()["experiment"] == "api-exp"
     untracked = mlproj.run(str(project), tracking=False)
     assert untracked.mlflow_run_id is None
+
+
+def _logging_project(folder: Path) -> Path:
+    python = mlflow_python()
+    assert python is not None
+    code = (
+        "import mlflow, sys; mlflow.log_metric('rmse', float(sys.argv[1]) / 2); mlflow.log_metric('one', 1)"
+    )
+    return command_project(folder, f"{python} -c {json.dumps(code)} {{alpha}}", PARAMS)
+
+
+def test_compare_shows_what_differs_and_runs_columns(tracked: MlflowServer, tmp_path: Path) -> None:
+    project = _logging_project(tmp_path / "p")
+    first = mlproj_json("run", str(project), "-P", "alpha=0.5", "--run-name", "low")
+    second = mlproj_json("run", str(project), "-P", "alpha=0.75", "--run-name", "high")
+    compared = mlproj_json("compare", first["run_id"], second["run_id"][:8])
+    assert compared == {
+        "runs": [first["run_id"], second["run_id"]],
+        "params": {"alpha": ["0.5", "0.75"]},
+        "metrics": {"rmse": [0.25, 0.375]},  # `one` is the same: left out
+    }
+    everything = mlproj_json("compare", first["run_id"], second["run_id"], "--all")
+    assert everything["metrics"] == {"one": [1.0, 1.0], "rmse": [0.25, 0.375]}
+    shown = mlproj("compare", first["run_id"], second["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["low", "high"]
+    assert lines[1].split() == ["params.alpha", "0.5", "0.75"]
+    assert lines[2].split() == ["metrics.rmse", "0.25", "0.375"]
+    # runs --columns: parameters from the record, metrics from MLflow, tags.
+    listed = mlproj("runs", "--columns", "params.alpha,metrics.rmse,tags.nothing")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert "PARAMS.ALPHA" not in header and "params.alpha" in header and "metrics.rmse" in header
+    assert rows[0].split()[0] == second["run_id"][:12]
+    assert "0.75" in rows[0] and "0.375" in rows[0] and "0.25" in rows[1]
+    documents = mlproj_json("runs", "--columns", "metrics.rmse,params.alpha")
+    assert documents[0]["columns"] == {"metrics.rmse": 0.375, "params.alpha": "0.75"}
+
+
+def test_compare_and_columns_refuse_bad_input(home: Home) -> None:
+    assert_input_error(invoke("compare", "abcd"), "two or more runs")
+    assert_input_error(invoke("compare", "abcd", "ef01"), "abcd")
+    assert_input_error(invoke("runs", "--columns", "alpha"), "--columns", "'alpha'", "params.NAME")
+    assert_input_error(invoke("runs", "--columns", "metrics."), "--columns")
+
+
+def test_metrics_of_an_unreachable_server_are_said_missing(tmp_path: Path, home: Home) -> None:
+    server = MlflowServer(tmp_path / "own-server").start()
+    try:
+        project = command_project(tmp_path / "p", "true", PARAMS)
+        env = {"MLFLOW_TRACKING_URI": server.uri}
+        first = mlproj_json("run", str(project), "-P", "alpha=1", env=env)
+        second = mlproj_json("run", str(project), "-P", "alpha=2", env=env)
+    finally:
+        server.stop()
+    done = mlproj("compare", first["run_id"], second["run_id"])
+    assert done.returncode == 0, done.stderr
+    assert "params.alpha" in done.stdout
+    assert "metrics not shown" in done.stderr and "connection refused" in done.stderr
+
+
+def test_a_runs_uri_path_is_downloaded_through_the_server(tracked: MlflowServer, tmp_path: Path) -> None:
+    python = mlflow_python()
+    assert python is not None
+    code = "import mlflow; mlflow.log_text('rows', 'data/x.txt'); mlflow.log_text('more', 'data/deep/y.txt')"
+    producer = mlproj_json("run", str(command_project(tmp_path / "a", f"{python} -c {json.dumps(code)}")))
+    reader = write_project(
+        tmp_path / "b",
+        "name: b\nentry_points:\n  main:\n    parameters:\n      d: path\n"
+        "    command: 'ls -R {d}; cat {d}'\n",
+    )
+    mlflow_run = producer["mlflow_run_id"]
+    one = mlproj_json("run", str(reader), "-P", f"d=runs:/{mlflow_run}/data/x.txt")
+    assert "rows" in Path(one["log_path"]).read_text()
+    assert one["parameters"] == {"d": f"runs:/{mlflow_run}/data/x.txt"}
+    folder = mlproj("run", str(reader), "-P", f"d=runs:/{mlflow_run}/data", "--json")
+    text = Path(json.loads(folder.stdout)["log_path"]).read_text()
+    assert "x.txt" in text and "deep" in text and "y.txt" in text
+    missing = invoke("run", str(reader), "-P", f"d=runs:/{mlflow_run}/nothing/here")
+    assert_input_error(missing, "has no artifact nothing/here")
+
+
+# --- a store other than a server: through the mlflow package --------------------------------------
+
+
+def _with_mlflow(tmp_path: Path) -> list[str]:
+    """`mlproj` in this interpreter, with the MLflow installation's packages added after its own (as
+    `pip install 'mlproj[mlflow]'` would give it)."""
+    python = mlflow_python()
+    need("mlflow", None if python else "MLflow is not installed (set MLPROJ_TEST_MLFLOW)")
+    assert python is not None
+    site_dir = subprocess.run(
+        [python, "-c", "import mlflow, os; print(os.path.dirname(os.path.dirname(mlflow.__file__)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    launcher = (
+        "import site, sys; site.addsitedir(sys.argv.pop(1)); sys.argv[0] = 'mlproj'; import mlproj.cli; "
+        "mlproj.cli.main()"
+    )
+    return [sys.executable, "-c", launcher, site_dir]
+
+
+def _read_store(uri: str, run_id: str) -> dict[str, object]:
+    python = mlflow_python()
+    assert python is not None
+    code = (
+        "import json, sys, mlflow; c = mlflow.tracking.MlflowClient(sys.argv[1]); r = c.get_run(sys.argv[2]);"
+        "print(json.dumps({'status': r.info.status, 'params': r.data.params, 'metrics': r.data.metrics,"
+        "'tags': r.data.tags, 'artifacts': [a.path for a in c.list_artifacts(sys.argv[2], 'mlproj')]}))"
+    )
+    done = subprocess.run([python, "-c", code, uri, run_id], capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_sqlite_store_through_the_mlflow_package(home: Home, tmp_path: Path) -> None:
+    launcher = _with_mlflow(tmp_path)
+    python = mlflow_python()
+    code = "import mlflow, sys; mlflow.log_metric('rmse', float(sys.argv[1]))"
+    project = command_project(tmp_path / "p", f"{python} -c {json.dumps(code)} {{alpha}}", PARAMS)
+    argv = [*launcher, "run", str(project), "-P", "alpha=0.75", "--json"]
+    argv += ["--tracking-uri", "sqlite:///store/mlflow.db", "--experiment-name", "local-store"]
+    (tmp_path / "store").mkdir()
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"  # made absolute for the workload
+    assert record["tracking_uri"] == uri
+    stored = _read_store(uri, record["mlflow_run_id"])
+    assert stored["status"] == "FINISHED"
+    assert stored["params"] == {"alpha": "0.75"}
+    assert stored["metrics"] == {"rmse": 0.75}
+    assert stored["artifacts"] == ["mlproj/output.log"]
+    tags = stored["tags"]
+    assert isinstance(tags, dict) and tags["mlproj.run_id"] == record["run_id"]
+
+
+def test_a_store_that_needs_the_missing_mlflow_package_is_refused(home: Home, tmp_path: Path) -> None:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the mlflow package is installed here")
+    project = command_project(tmp_path / "p", "touch started")
+    done = invoke("run", str(project), "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
+    assert_input_error(done, "needs the mlflow package", "pip install 'mlproj[mlflow]'")
+    assert not (project / "started").exists()
+    assert_nothing_unfinished(home)
+
+
+def test_a_tracking_uri_in_the_projects_config_file(
+    mlflow_server: MlflowServer, home: Home, tmp_path: Path
+) -> None:
+    project = command_project(tmp_path / "p", "echo $MLFLOW_TRACKING_URI")
+    (project / "mlproj.toml").write_text(f'tracking_uri = "{mlflow_server.uri}"\n')
+    record = mlproj_json("run", str(project))
+    assert record["tracking_uri"] == mlflow_server.uri
+    assert mlflow_server.run(record["mlflow_run_id"])["info"]["status"] == "FINISHED"
+    assert mlproj_json("run", str(project), "--no-tracking")["mlflow_run_id"] is None

@@ -609,3 +609,37 @@ def test_source_name_and_remote_url(tmp_path: Path) -> None:
     assert remote_url(repo / "sub") == "https://example.invalid/x.git"
     assert strip_credentials("git@example.invalid:x.git") == "git@example.invalid:x.git"
     assert strip_credentials("ssh://me@h/x") == "ssh://h/x"
+
+
+# --- a local store, seen from a container ----------------------------------------------------------
+
+
+def test_a_local_store_and_its_artifacts_are_mounted_at_the_same_paths(tmp_path: Path) -> None:
+    from mlproj.backends.base import Launch
+    from mlproj.backends.containers import local_tracking_volumes
+    from mlproj.process import ExecRequest
+    from mlproj.runs.request import RunRequest
+
+    store = tmp_path / "store"
+    store.mkdir()
+    artifacts = tmp_path / "mlruns" / "1" / "abc" / "artifacts"
+
+    def launch(uri: str, artifact_uri: str | None) -> Launch:
+        request = RunRequest(
+            command="true", cwd=str(tmp_path), env={"MLFLOW_TRACKING_URI": uri} if uri else {}
+        )
+        record = RunRecord(run_id=new_run_id(), mlflow_artifact_uri=artifact_uri)
+        process = ExecRequest(argv=("true",), cwd=tmp_path, env={}, log_path=tmp_path / "log")
+        return Launch(record=record, request=request, process=process)
+
+    assert local_tracking_volumes(launch(f"sqlite:///{store}/mlflow.db", str(artifacts))) == [
+        f"{store}:{store}:rw",
+        f"{artifacts}:{artifacts}:rw",
+    ]
+    assert artifacts.is_dir()  # made, so the engine mounts a folder (not a new root-owned one)
+    assert local_tracking_volumes(launch(f"file://{store}", f"file://{artifacts}")) == [
+        f"{store}:{store}:rw",
+        f"{artifacts}:{artifacts}:rw",
+    ]
+    assert local_tracking_volumes(launch("http://127.0.0.1:5000", "mlflow-artifacts:/1/abc/artifacts")) == []
+    assert local_tracking_volumes(launch("", None)) == []

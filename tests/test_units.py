@@ -605,7 +605,7 @@ def project_outcomes(folder: Path, project_type: str, value: str) -> tuple[bool,
         "    command: echo {x}\n"
     )
     try:
-        load_project(with_default)
+        load_project(with_default).entry_point("main")
         as_default = True
     except SpecError as exc:
         assert exc.key == "entry_points.main.parameters.x.default"

@@ -137,7 +137,11 @@ def run(
         from mlproj.tracking import tracking_uri as known_tracking_uri
 
         experiment, mlflow_experiment = experiment_name, None
-        tracked = known_tracking_uri(tracking_uri, enabled=tracking, caller_dir=Path.cwd()) is not None
+        cwd = Path.cwd()
+        known = known_tracking_uri(
+            tracking_uri, enabled=tracking, caller_dir=cwd, folders=(cwd,), home=str(resolved_home.root)
+        )
+        tracked = known is not None
         if experiment_id is not None and tracked:
             mlflow_experiment = str(experiment_id)
         elif experiment_id is not None:
@@ -171,7 +175,13 @@ def run(
             continue_on_step_failure=continue_on_step_failure,
         )
         foreground = Foreground(output=_write_stdout, view=_events_to_stdout)
-        record = submit(store, options, detach=not synchronous, foreground=foreground)
+        from mlproj import notices
+
+        stop = notices.listen(_user_warning)
+        try:
+            record = submit(store, options, detach=not synchronous, foreground=foreground)
+        finally:
+            stop()
     finally:
         store.close()
     if record.kind is RunKind.PIPELINE:
@@ -183,6 +193,13 @@ def run(
     if synchronous:
         raise_unless_finished(record)
     return SubmittedRun(record.run_id, resolved_home)
+
+
+def _user_warning(message: str) -> None:
+    """A warning of mlproj's (an MLproject key it does not read…), as Python code hears warnings."""
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def raise_unless_finished(record: RunRecord, what: str = "run") -> None:

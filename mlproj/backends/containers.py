@@ -46,7 +46,7 @@ class ContainerWorkload(Workload):
             spec.image,
             ["sh", "-c", launch.request.command],
             environment={**spec.environment, **launch.request.env, RUN_ID_VARIABLE: run_id},
-            volumes=list(spec.volumes),
+            volumes=[*spec.volumes, *local_tracking_volumes(launch)],
             labels={LABEL: run_id},
             working_dir=spec.working_dir,
             detach=True,
@@ -99,3 +99,20 @@ def remove_containers(run_id: str) -> None:
             container.remove(force=True)
         except Exception:  # noqa: S112, BLE001 - gone already, or the engine refuses: nothing left to do
             continue
+
+
+def local_tracking_volumes(launch: Launch) -> list[str]:
+    """A run tracked in a store on this machine (`sqlite:`, `file:`) writes to it from the container
+    too: its folder, and the run's artifact folder, mounted at the same paths (MLflow mounts them too)."""
+    uri = launch.request.env.get("MLFLOW_TRACKING_URI", "")
+    folders: list[Path] = []
+    if uri.startswith("sqlite:///") and uri[len("sqlite:///") :].startswith("/"):
+        folders.append(Path(uri[len("sqlite:///") :]).parent)
+    elif uri.startswith("file:///"):
+        folders.append(Path(uri[len("file://") :]))
+    artifacts = launch.record.mlflow_artifact_uri or ""
+    if artifacts.startswith(("file:///", "/")):
+        folder = Path(artifacts.removeprefix("file://"))
+        folder.mkdir(parents=True, exist_ok=True)
+        folders.append(folder)
+    return [f"{folder}:{folder}:rw" for folder in dict.fromkeys(folders) if folder.is_dir()]

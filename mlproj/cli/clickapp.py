@@ -55,6 +55,8 @@ def _option(opt: Opt) -> click.Option:
 
 
 def _argument(arg: Arg) -> click.Argument:
+    if arg.many:
+        return click.Argument([arg.dest], metavar=arg.metavar, nargs=-1, required=True)
     return click.Argument([arg.dest], metavar=arg.metavar)
 
 

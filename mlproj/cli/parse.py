@@ -78,9 +78,9 @@ def parse_command(command: Command, args: list[str]) -> dict[str, Any] | None:
             given.setdefault(opt.dest, []).append(value)
         else:
             given[opt.dest] = value
-    if len(positional) != len(command.args):
+    values = _arguments(command, positional)
+    if values is None:
         return None
-    values: dict[str, Any] = {arg.dest: text for arg, text in zip(command.args, positional, strict=True)}
     for opt in command.opts:
         value = given.get(opt.dest, opt.default)
         values[opt.dest] = tuple(value) if opt.multiple else value
@@ -88,6 +88,22 @@ def parse_command(command: Command, args: list[str]) -> dict[str, Any] | None:
 
 
 _INVALID = object()
+
+
+def _arguments(command: Command, positional: list[str]) -> dict[str, Any] | None:
+    """The positional arguments' values (the last may take the rest), or None when they do not fit."""
+    args = command.args
+    if args and args[-1].many:
+        if len(positional) < len(args):
+            return None
+        fixed = len(args) - 1
+        return {
+            **dict(zip((a.dest for a in args[:fixed]), positional, strict=False)),
+            args[-1].dest: tuple(positional[fixed:]),
+        }
+    if len(positional) != len(args):
+        return None
+    return {arg.dest: text for arg, text in zip(args, positional, strict=True)}
 
 
 def _convert(opt: Opt, text: str) -> Any:

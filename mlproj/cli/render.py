@@ -70,9 +70,10 @@ def table_lines(
     return lines
 
 
-def runs_lines(out: Text, records: list[RunRecord]) -> list[str]:
-    """The `mlproj runs` table."""
-    headers = ["RUN ID", "STATUS", "EXPERIMENT", "NAME", "ENTRY", "CREATED", "DURATION", "URI"]
+def runs_lines(out: Text, records: list[RunRecord], extra: dict[str, list[str]] | None = None) -> list[str]:
+    """The `mlproj runs` table; `extra`: more columns (`--columns`), one value per run, before URI."""
+    extra = extra or {}
+    headers = ["RUN ID", "STATUS", "EXPERIMENT", "NAME", "ENTRY", "CREATED", "DURATION", *extra, "URI"]
     rows = [
         [
             r.run_id[:12],
@@ -82,9 +83,10 @@ def runs_lines(out: Text, records: list[RunRecord]) -> list[str]:
             r.entry_point or "",
             (iso_utc(r.created_at) or "-")[:19].replace("T", " "),
             format_duration(r.duration_s),
+            *(values[index] for values in extra.values()),
             r.uri or "",
         ]
-        for r in records
+        for index, r in enumerate(records)
     ]
     return table_lines(out, headers, rows, [STATUS_STYLES[r.status.value] for r in records])
 

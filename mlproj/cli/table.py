@@ -42,10 +42,12 @@ class Opt:
 
 
 class Arg:
-    __slots__ = ("dest", "metavar")
+    """A positional argument; `many`: the last one, taking one or more words (a tuple)."""
 
-    def __init__(self, dest: str, metavar: str) -> None:
-        self.dest, self.metavar = dest, metavar
+    __slots__ = ("dest", "many", "metavar")
+
+    def __init__(self, dest: str, metavar: str, *, many: bool = False) -> None:
+        self.dest, self.metavar, self.many = dest, metavar, many
 
 
 class Command:
@@ -256,8 +258,23 @@ COMMANDS = (
             Opt(("--experiment-name",), "experiment_name", "Only runs of this experiment."),
             Opt(("--status",), "status_name", "Only runs in this status (e.g. Failed).", metavar="STATUS"),
             Opt(("--limit",), "limit", "At most this many.", "int", default=20),
+            Opt(
+                ("--columns",),
+                "columns",
+                "More columns: params.NAME, metrics.NAME (from MLflow) or tags.NAME, comma-separated.",
+                metavar="LIST",
+            ),
             JSON,
         ),
+    ),
+    Command(
+        "compare",
+        "mlproj.cli.compare:compare",
+        "Show runs' parameters and metrics side by side.",
+        "Show the parameters and the latest MLflow metrics of two or more runs side by side: only what "
+        "differs, unless --all.",
+        (Arg("run_ids", "RUN_ID...", many=True),),
+        (Opt(("--all",), "show_all", "Show what the runs share too.", "flag"), JSON),
     ),
     Command(
         "validate",
@@ -343,4 +360,10 @@ def call(command: Command, values: dict[str, Any]) -> int:
     module = __import__(module_name, fromlist=[function])
     values = dict(values)
     app = Console(as_json=bool(values.pop("as_json", False)))  # the console's to honour
-    return int(getattr(module, function)(app, **values) or 0)
+    from mlproj import notices
+
+    stop = notices.listen(lambda message: app.note(f"mlproj: warning: {message}"))
+    try:
+        return int(getattr(module, function)(app, **values) or 0)
+    finally:
+        stop()

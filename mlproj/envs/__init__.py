@@ -29,16 +29,24 @@ def get_manager(name: str) -> EnvManager:
 
 def choose_manager(given: str | None, env_kind: str) -> str:
     """`--env-manager`, else `MLPROJ_ENV_MANAGER`, else MLflow's rule: docker_env → docker, a conda.yaml
-    → conda, a python_env.yaml → virtualenv; a project with no environment file runs `local`."""
-    if given:
-        return given
-    from_env = os.environ.get(ENV_MANAGER_VARIABLE)
-    if from_env:
-        if from_env not in MANAGERS:
-            raise InputError(f"{ENV_MANAGER_VARIABLE}={from_env}: expected one of: {', '.join(MANAGERS)}")
-        return from_env
+    → conda, a python_env.yaml → virtualenv; a project with no environment file runs `local`. A
+    docker_env project runs in its container whatever is asked, as in MLflow (with a warning)."""
+    chosen, source = given, "--env-manager"
+    if not chosen:
+        chosen, source = os.environ.get(ENV_MANAGER_VARIABLE), ENV_MANAGER_VARIABLE
+        if chosen and chosen not in MANAGERS:
+            raise InputError(f"{ENV_MANAGER_VARIABLE}={chosen}: expected one of: {', '.join(MANAGERS)}")
     if env_kind == "docker":
-        return "docker"  # a docker project runs in its container unless --env-manager says otherwise
+        if chosen and chosen != "docker":
+            from mlproj.notices import warn
+
+            warn(
+                f"{source} {chosen} is ignored: the project has a docker_env, which runs in its "
+                "container (as in MLflow)"
+            )
+        return "docker"
+    if chosen:
+        return chosen
     return {"conda": "conda", "python": "virtualenv"}.get(env_kind, "local")
 
 

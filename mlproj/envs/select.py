@@ -29,12 +29,14 @@ def select_environment(
     options: Mapping[str, Any] | None = None,
     accept: Callable[[EnvManager], None] | None = None,
     built_here: bool = True,
+    check_tools: bool = True,
 ) -> tuple[str, EnvSpec | None]:
     """The manager's name and what it must build for `project`. `accept` (the backend's) refuses a
     manager it cannot run; without `built_here` (a cluster builds it) the spec is not checked here.
     `options`: the run's docker options (docker_args, build_image, docker_auth). Without a project (a
     pipeline's command step without `code`), there is no environment file: an empty environment in
-    `folder`, or `local`."""
+    `folder`, or `local`. Without `check_tools` (`validate`: nothing is built), neither the tools nor
+    the image are looked for."""
     from mlproj.envs.envspec import find_env_file
 
     if project is None:
@@ -53,7 +55,7 @@ def select_environment(
     if project is None:
         return name, manager.empty_spec(folder or Path.cwd())
     spec = manager.load_spec(project, options or {})
-    if not built_here:
+    if not built_here or not check_tools:
         return name, spec
     if not manager.cached:
         manager.check(spec)

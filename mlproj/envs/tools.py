@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlproj.errors import InputError
 
-CONDA_VARIABLES = ("MLPROJ_CONDA_EXE", "CONDA_EXE")
+CONDA_VARIABLES = ("MLPROJ_CONDA_EXE", "MLFLOW_CONDA_HOME", "MLFLOW_CONDA_CREATE_ENV_CMD", "CONDA_EXE")
 CONDA_NAMES = ("conda", "mamba", "micromamba")
 
 
@@ -28,19 +28,38 @@ def virtualenv_command() -> list[str]:
 
 
 def conda_executable() -> Path:
-    """conda, mamba or micromamba: `MLPROJ_CONDA_EXE`, then `CONDA_EXE`, then PATH."""
-    for variable in CONDA_VARIABLES:
-        value = os.environ.get(variable)
-        if value:
-            path = Path(value).expanduser()
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                raise InputError(f"{variable}={value}: no such executable")
-            return path
-    for name in CONDA_NAMES:
+    """conda, mamba or micromamba: `MLPROJ_CONDA_EXE`; else MLflow's variables (`MLFLOW_CONDA_HOME`'s
+    bin/, the program `MLFLOW_CONDA_CREATE_ENV_CMD` names, default conda); else `CONDA_EXE`; else PATH."""
+    given = os.environ.get("MLPROJ_CONDA_EXE")
+    if given:
+        return _executable("MLPROJ_CONDA_EXE", given, given)
+    program = os.environ.get("MLFLOW_CONDA_CREATE_ENV_CMD") or None
+    home = os.environ.get("MLFLOW_CONDA_HOME")
+    if home:
+        return _executable(
+            "MLFLOW_CONDA_HOME", home, str(Path(home).expanduser() / "bin" / (program or "conda"))
+        )
+    conda_exe = os.environ.get("CONDA_EXE")
+    if conda_exe:
+        if program:  # MLflow: the create command beside CONDA_EXE
+            beside = str(Path(conda_exe).expanduser().parent / program)
+            return _executable("MLFLOW_CONDA_CREATE_ENV_CMD", program, beside)
+        return _executable("CONDA_EXE", conda_exe, conda_exe)
+    for name in (program,) if program else CONDA_NAMES:
         found = shutil.which(name)
         if found:
             return Path(found)
+    if program:
+        raise InputError(f"MLFLOW_CONDA_CREATE_ENV_CMD={program}: not found on PATH")
     raise InputError(
         "conda is not installed: this project needs conda, mamba or micromamba (set MLPROJ_CONDA_EXE "
-        "to its path), or run it with --env-manager virtualenv or uv"
+        "or MLFLOW_CONDA_HOME), or run it with --env-manager virtualenv or uv"
     )
+
+
+def _executable(variable: str, value: str, program: str) -> Path:
+    path = Path(program).expanduser()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        where = "" if program == value else f" ({program})"
+        raise InputError(f"{variable}={value}: no such executable{where}")
+    return path

@@ -120,7 +120,13 @@ def plan_run(options: PipelineOptions, home: Home, *, materialize: bool = True) 
     if options.experiment_id:
         from mlproj.tracking import check_experiment_flags, tracking_uri
 
-        uri = tracking_uri(options.tracking_uri, enabled=options.tracking, caller_dir=options.caller_dir)
+        uri = tracking_uri(
+            options.tracking_uri,
+            enabled=options.tracking,
+            caller_dir=options.caller_dir,
+            folders=(options.caller_dir,),
+            home=str(home.root),
+        )
         check_experiment_flags(options.experiment, options.experiment_id, uri)
     if options.max_parallel is not None and options.max_parallel < 1:
         raise InputError(f"--max-parallel {options.max_parallel}: expected at least 1")

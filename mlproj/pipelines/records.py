@@ -54,7 +54,7 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
     run_dir = plan.run_dir
     options = plan.options
     try:
-        tracked = _start_tracking(plan)
+        tracked = _start_tracking(plan, store.home)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # a private checkout made by the plan
         raise
@@ -94,12 +94,18 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
     return record
 
 
-def _start_tracking(plan: PipelinePlan) -> dict[str, Any]:
+def _start_tracking(plan: PipelinePlan, home: Home) -> dict[str, Any]:
     """The pipeline run's MLflow run (its inputs as params), when tracking is on (design.md §8)."""
     from mlproj.tracking import tracking_uri
 
     options = plan.options
-    uri = tracking_uri(options.tracking_uri, enabled=options.tracking, caller_dir=options.caller_dir)
+    uri = tracking_uri(
+        options.tracking_uri,
+        enabled=options.tracking,
+        caller_dir=options.caller_dir,
+        folders=(plan.pipeline.folder, options.caller_dir),
+        home=str(home.root),
+    )
     if uri is None:
         return {}
     from mlproj.tracking.runs import begin

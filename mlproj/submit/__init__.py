@@ -47,7 +47,9 @@ PIPELINE_ONLY = ("max_parallel", "force_rerun", "continue_on_step_failure")
 def options_for(uri: str, names: Mapping[str, str] | None = None, **given: Any) -> Options:
     """The options of a run of `uri`: a pipeline's when it names a pipeline file (`parameters` are then
     its inputs), a project's otherwise. Something given (true) that applies only to the other kind is
-    an input error naming it as `names` says (default: its keyword)."""
+    an input error naming it as `names` says (default: its keyword). Quotes around the URI are
+    dropped, as MLflow drops them (`'uri#subdirectory'` written in a script)."""
+    uri = uri.strip("'\"")
     is_pipeline = names_pipeline(uri)
     for key in PROJECT_ONLY if is_pipeline else PIPELINE_ONLY:
         if given.get(key):

@@ -108,6 +108,7 @@ def plan_project(
     from mlproj.envs import get_manager
     from mlproj.sources import fetch
     from mlproj.spec import load_project
+    from mlproj.tracking import check_experiment_flags, tracking_uri
 
     backend, backend_config = resolve_backend(options.backend, options.backend_config)
     check_timeout(options.timeout)
@@ -118,6 +119,14 @@ def plan_project(
     if options.env_manager is not None:
         get_manager(options.env_manager)  # an unknown manager is an input error, found before fetching
     source = fetch(options.uri, options.version, home, options.caller_dir)
+    tracked_at = tracking_uri(
+        options.tracking_uri,
+        enabled=options.tracking,
+        caller_dir=options.caller_dir,
+        folders=(source.path, options.caller_dir) if source.path.is_dir() else (options.caller_dir,),
+        home=str(home.root),
+    )
+    check_experiment_flags(options.experiment, options.experiment_id, tracked_at)
     if not source.path.is_dir():
         from mlproj.pipelines import is_pipeline_file
         from mlproj.pipelines.loader import load_pipeline
@@ -134,7 +143,7 @@ def plan_project(
         project = load_project(project_dir)
         entry_point = project.entry_point(options.entry_point)
         target = options.storage_dir or run_dir / "downloads"
-        downloader = _downloader(target, progress) if materialize else None
+        downloader = _downloader(target, progress, tracked_at) if materialize else None
         parameters = resolve_parameters(
             entry_point,
             options.parameters,
@@ -156,6 +165,7 @@ def plan_project(
         options=options.docker,
         accept=backend.accept,
         built_here=backend.prepares_environment,
+        check_tools=materialize,
     )
     backend.check(backend_config, get_manager(env_manager), env_spec)
     command = render_command(entry_point, parameters)
@@ -170,7 +180,7 @@ def plan_project(
         backend=options.backend,
         backend_config=backend_config,
     )
-    tracking = plan_tracking(options, source, entry_point.name, env_manager, request)
+    tracking = plan_tracking(options, tracked_at, source, entry_point.name, env_manager, request)
     experiment = experiment_name(options)
     return ProjectPlan(
         run_id=run_id,
@@ -197,20 +207,21 @@ def experiment_name(options: RunOptions) -> str | None:
 
 
 def plan_tracking(
-    options: RunOptions, source: FetchedSource, entry_point: str, env_manager: str, request: RunRequest
+    options: RunOptions,
+    uri: str | None,
+    source: FetchedSource,
+    entry_point: str,
+    env_manager: str,
+    request: RunRequest,
 ) -> TrackingPlan | None:
-    """Where the run is tracked, with the tags `mlflow run` gives a project's run; None when off. An
-    experiment ID without tracking is an input error."""
-    from mlproj.tracking import check_experiment_flags, tracking_uri
-
-    uri = tracking_uri(options.tracking_uri, enabled=options.tracking, caller_dir=options.caller_dir)
+    """Where the run is tracked (`uri`), with the tags `mlflow run` gives a project's run; None when
+    tracking is off."""
+    if uri is None:
+        return None
     name = experiment_name(options)
     experiment_id = options.experiment_id
     if experiment_id is None and not name:
         experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or None
-    check_experiment_flags(options.experiment, options.experiment_id, uri)
-    if uri is None:
-        return None
     return TrackingPlan(
         uri=uri,
         experiment_name=name,
@@ -266,8 +277,14 @@ def _private_copy(source: FetchedSource, run_dir: Path) -> Path:
     return target / source.subdirectory if source.subdirectory else target
 
 
-def _downloader(target: Path, progress: Progress | None) -> Downloader:
+def _downloader(target: Path, progress: Progress | None, tracking_uri: str | None) -> Downloader:
     def fetch_uri(name: str, uri: str) -> Path:
+        from mlproj.params import ARTIFACT_SCHEMES
+
+        if uri.partition(":")[0].lower() in ARTIFACT_SCHEMES:  # runs:/, s3://…: MLflow's artifacts
+            from mlproj.tracking import artifacts
+
+            return artifacts.fetch(name, uri, target, tracking_uri)
         from mlproj.downloads import download  # only when a parameter is a URI to download
 
         return download(name, uri, target, progress)

@@ -8,13 +8,12 @@ the run's path); any other store (`sqlite:`, `file:`, `postgresql:`, `databricks
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from mlproj.errors import InputError
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mlproj.tracking.base import Tracker
 
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
@@ -30,17 +29,35 @@ AUTH_VARIABLES = (
 """Carried to a cluster's workload too, when set here: what it logs needs them as much as mlproj."""
 
 
-def tracking_uri(given: str | None, *, enabled: bool, caller_dir: Path) -> str | None:
-    """The tracking URI of a run: `--tracking-uri`, else MLFLOW_TRACKING_URI; None when tracking is
-    off (`--no-tracking`, or no URI known). Local stores are made absolute against `caller_dir`, so that
-    a workload started elsewhere writes to the same one."""
+def tracking_uri(
+    given: str | None,
+    *,
+    enabled: bool,
+    caller_dir: Path,
+    folders: tuple[Path, ...] = (),
+    home: str | None = None,
+) -> str | None:
+    """The tracking URI of a run: `--tracking-uri`, else MLFLOW_TRACKING_URI, else `tracking_uri` in a
+    config file (of `folders`, then the user's in `home`; see mlproj.config); None when tracking is off
+    (`--no-tracking`, or no URI known). Local stores are made absolute (against `caller_dir`, or the
+    config file's folder), so that a workload started elsewhere writes to the same one."""
     if not enabled:
         return None
     uri = given or os.environ.get(URI_VARIABLE) or ""
+    base = caller_dir
+    if not uri and home is not None:
+        from mlproj.config import setting
+
+        found = setting("tracking_uri", folders=folders, home=home)
+        if found is not None:
+            value, path = found
+            if not isinstance(value, str):
+                raise InputError(f"{path}: tracking_uri: expected a string, got {value!r}")
+            uri, base = value, Path(os.path.dirname(path))
     if any(ch in uri for ch in "\n\r\0"):
         raise InputError(f"tracking URI {uri!r}: has a line break or NUL character")
     uri = uri.strip()
-    return absolute_uri(uri, caller_dir) if uri else None
+    return absolute_uri(uri, base) if uri else None
 
 
 def check_experiment_flags(name: str | None, experiment_id: str | None, uri: str | None) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 TIMEOUT = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or 120)
+PACKAGE_HINT = "pip install 'mlproj[mlflow]'"
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
 
 
@@ -130,6 +131,38 @@ class RestTracker(Tracker):
         return found
 
     # Artifacts
+    def list_artifacts(self, run_id: str, path: str) -> list[dict[str, Any]]:
+        """The entries of a folder of a run's artifacts ({"path", "is_dir", "file_size"})."""
+        query = f"run_id={quote_value(run_id)}" + (f"&path={quote_value(path)}" if path else "")
+        return list(self._call("GET", f"{API}/artifacts/list?{query}").get("files") or [])
+
+    def read_artifact(self, artifact_uri: str, path: str) -> bytes:
+        """A file under a run's artifact root: through the server when it proxies it, or read here
+        when the root is a local folder."""
+        scheme, _, rest = artifact_uri.partition(":")
+        if scheme == "mlflow-artifacts":
+            location = rest[2:].partition("/")[2] if rest.startswith("//") else rest.lstrip("/")
+            try:
+                answer = self.session.request("GET", f"{ARTIFACTS}/{quote(location)}/{quote(path)}")
+            except HttpError as exc:
+                raise TrackingUnreachable(f"tracking server {exc}") from None
+            if answer.status != 200:
+                _answer(self.uri, answer.status, answer.body)
+                raise TrackingError(f"tracking server {self.uri}: artifact {path}: HTTP {answer.status}")
+            return answer.body
+        from mlproj.tracking.base import local_artifact_dir
+
+        root = local_artifact_dir(artifact_uri)
+        if root is None:
+            raise TrackingError(
+                f"artifact root {artifact_uri}: only the mlflow package reads it; {PACKAGE_HINT}"
+            )
+        try:
+            with open(os.path.join(root, path), "rb") as file:
+                return file.read()
+        except OSError as exc:
+            raise TrackingError(f"artifact {path}: {exc.strerror or exc}") from None
+
     def upload_artifact(self, run_id: str, artifact_uri: str, path: str, data: bytes) -> None:  # noqa: ARG002 - the Tracker interface
         """Put a file under a run's artifact root; a root the server does not proxy is copied here when
         it is a local folder, and is a TrackingError otherwise."""
@@ -156,7 +189,7 @@ def _copy_to_local_root(artifact_uri: str, path: str, data: bytes) -> None:
     if root is None:
         raise TrackingError(
             f"artifact root {artifact_uri}: mlproj uploads to the tracking server's proxied artifacts "
-            "(mlflow server --serve-artifacts) or to a local folder; install 'mlproj[mlflow]' for others"
+            f"(mlflow server --serve-artifacts) or to a local folder; {PACKAGE_HINT} for others"
         )
     target = os.path.join(root, path)
     os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -218,11 +218,11 @@ def send_pending(
             try:
                 tracker = trackers.get(uri) or trackers.setdefault(uri, _open(uri, timeout))
                 send_end(tracker, record)
-            except TrackingUnreachable:
+            except (TrackingUnreachable, InputError):  # away, or its package missing here: kept
                 away.add(uri)
                 continue
-            except (TrackingError, InputError) as exc:
-                # Refused for good (the run deleted in MLflow, the package gone): not worth keeping.
+            except TrackingError as exc:
+                # Refused for good (the run deleted in MLflow): not worth keeping.
                 _note(record, f"MLflow did not take the run's end: {exc}")
             store.tracking_sent(record.run_id, record.tracking_pending)
             sent += 1
@@ -275,6 +275,42 @@ def describe(record: RunRecord) -> tuple[str, str]:
     except (TrackingError, InputError) as exc:
         return where, f"(not available: {exc})"
     return where, " ".join(f"{k}={_number(v)}" for k, v in sorted(metrics.items())) or "(none)"
+
+
+def metrics_of(records: Iterable[RunRecord]) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """The latest metrics of the tracked runs among `records`, by mlproj run ID (one search per
+    tracking store), and why some could not be read."""
+    by_uri: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.tracking_uri and record.mlflow_run_id:
+            by_uri.setdefault(record.tracking_uri, []).append(record)
+    found: dict[str, dict[str, float]] = {}
+    problems: list[str] = []
+    for uri, group in by_uri.items():
+        experiments = sorted({r.mlflow_experiment_id or DEFAULT_EXPERIMENT_ID for r in group})
+        try:
+            tracker = _open(uri, PENDING_TIMEOUT)
+            try:
+                runs = tracker.search_runs(experiments, [r.mlflow_run_id or "" for r in group])
+            finally:
+                tracker.close()
+        except (TrackingError, InputError) as exc:
+            problems.append(f"metrics not shown: {exc}")
+            continue
+        latest = {
+            str(run["info"]["run_id"]): {
+                str(m["key"]): m["value"] for m in (run.get("data") or {}).get("metrics") or []
+            }
+            for run in runs
+        }
+        for record in group:
+            found[record.run_id] = latest.get(record.mlflow_run_id or "", {})
+    return found, problems
+
+
+def format_number(value: object) -> str:
+    """A metric as people read it: `0.125`, `1.5e+06`."""
+    return _number(value)
 
 
 def _number(value: object) -> str:

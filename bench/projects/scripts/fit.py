@@ -1,0 +1,3 @@
+import sys
+
+print("fit", sys.argv[1:])
