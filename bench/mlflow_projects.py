@@ -53,7 +53,11 @@ def local_cases(zipped: Path) -> list[tuple[str, str, list[str]]]:
         ("loose: unknown keys, a broken entry point not run", str(PROJECTS / "loose"), LOCAL),
         ("nested: #subdirectory", f"{PROJECTS / 'nested'}#sub", LOCAL),
         ("paths: a relative path default", paths, LOCAL),
-        ("paths: ../ in a -P path", paths, ["-P", "data=../paths/data/rows.csv", *LOCAL]),
+        (
+            "paths: ../ in a -P path (from the caller's folder)",
+            paths,
+            ["-P", "data=../data/rows.csv", *LOCAL],
+        ),
         ("zip: a zipped project", str(zipped), ["-P", "label=z", *LOCAL]),
         ("missing folder", str(PROJECTS / "no-such-project"), LOCAL),
     ]
@@ -102,6 +106,8 @@ def main() -> None:
     (base / "server").mkdir(parents=True)
     cwd = base / "cwd"
     cwd.mkdir()
+    (base / "data").mkdir()
+    shutil.copyfile(PROJECTS / "paths" / "data" / "rows.csv", base / "data" / "rows.csv")
     cases = REMOTE + local_cases(zip_typed(base / "typed.zip"))
     if only:
         cases = [case for case in cases if only in case[0]]
@@ -109,7 +115,7 @@ def main() -> None:
     port = free_port()
     server = start_server(mlflow, base / "server", port)
     uri = f"http://127.0.0.1:{port}"
-    rows, same, compared, skipped = [], 0, 0, 0
+    rows, same, outcome, compared, skipped = [], 0, 0, 0, 0
     try:
         for name, project, args in cases:
             why = reachable(project) if project.startswith("https://") else None
@@ -124,8 +130,13 @@ def main() -> None:
                 codes[tool] = run([exe, "run", project, *args], env, cwd)
             compared += 1
             agree = codes["mlflow"][0] == codes["mlproj"][0]
+            both = (codes["mlflow"][0] == 0) == (codes["mlproj"][0] == 0)
             same += agree
-            note = "same" if agree else f"differ: mlflow said `{codes['mlflow'][1][:90]}`"
+            outcome += both
+            said = codes["mlflow"][1].partition("=== ")[2].rstrip(" =") or codes["mlflow"][1]
+            note = (
+                "same" if agree else ("both failed" if both else "one failed") + f"; mlflow: `{said[:100]}`"
+            )
             rows.append(f"| {name} | {shown} | {codes['mlflow'][0]} | {codes['mlproj'][0]} | {note} |")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -139,7 +150,12 @@ def main() -> None:
             "|---|---|---|---|---|",
             *rows,
             "",
-            f"- same exit code: **{same} of {compared}** run; {skipped} not run (not reachable here)",
+            f"- same outcome (both 0, or both not 0): **{outcome} of {compared}**; same exit code: {same} of "
+            f"{compared}; {skipped} not run (not reachable from this machine)",
+            "- by design (design.md §4, README), mlproj exits 2 for bad input found before anything "
+            "runs, where `mlflow run` exits 1; and a relative `path` default is resolved against the "
+            "project folder, where MLflow resolves it against the caller's folder (so the project runs "
+            "from anywhere)",
         ]
     )
     write_section(TITLE, body)

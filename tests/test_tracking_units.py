@@ -643,3 +643,116 @@ def test_a_local_store_and_its_artifacts_are_mounted_at_the_same_paths(tmp_path:
     ]
     assert local_tracking_volumes(launch("http://127.0.0.1:5000", "mlflow-artifacts:/1/abc/artifacts")) == []
     assert local_tracking_volumes(launch("", None)) == []
+
+
+# --- requests answered later: the prefetched experiment, deferred parameters, the end together -----
+
+
+def _first_line(request: bytes) -> str:
+    return request.split(b"\r\n")[0].decode()
+
+
+def test_a_prefetched_experiment_is_read_without_asking_again(serve: Callable[..., RawServer]) -> None:
+    from mlproj.tracking import rest
+
+    server = serve(lambda _: ok(b'{"experiment": {"experiment_id": "9", "lifecycle_stage": "active"}}'))
+    uri = f"http://127.0.0.1:{server.port}"
+    rest.prefetch_experiment(uri, "named")
+    assert (uri, "named") in rest._PREFETCHED
+    tracker = RestTracker(uri)
+    _OPENED.append(tracker)
+    assert tracker.experiment_id_by_name("named") == "9"
+    assert [_first_line(r) for r in server.requests] == [
+        "GET /api/2.0/mlflow/experiments/get-by-name?experiment_name=named HTTP/1.1"
+    ]
+    assert (uri, "named") not in rest._PREFETCHED
+    # Another name is asked the usual way.
+    assert tracker.experiment_id_by_name("other") == "9"
+    assert len(server.requests) == 2
+
+
+def test_a_prefetch_that_failed_is_asked_again(serve: Callable[..., RawServer]) -> None:
+    from mlproj.tracking import rest
+
+    answers = iter([None, ok(b'{"experiment": {"experiment_id": "4"}}')])
+    server = serve(lambda _: next(answers))
+    uri = f"http://127.0.0.1:{server.port}"
+    rest.prefetch_experiment(uri, "x")  # its connection is closed without an answer
+    tracker = RestTracker(uri)
+    _OPENED.append(tracker)
+    assert tracker.experiment_id_by_name("x") == "4"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    rest.prefetch_experiment(f"http://127.0.0.1:{closed}", "y")  # refused: nothing kept
+    assert (f"http://127.0.0.1:{closed}", "y") not in rest._PREFETCHED
+
+
+def test_parameters_sent_now_are_settled_later(
+    serve: Callable[..., RawServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = serve(lambda _: ok(b'{"run": {"info": {"run_id": "r9", "experiment_id": "0"}}}'))
+    tracker = RestTracker(f"http://127.0.0.1:{server.port}")
+    _OPENED.append(tracker)
+    monkeypatch.setattr(tracking_runs, "_UNSETTLED", [])
+    run = tracking_runs.start_run(
+        tracker,
+        tracking_runs.Experiment("0", "Default"),
+        run_name=None,
+        tags={},
+        params={"a": "1"},
+        defer_params=True,
+    )
+    assert run.run_id == "r9"
+    assert len(tracking_runs._UNSETTLED) == 1
+    tracking_runs.settle()
+    assert tracking_runs._UNSETTLED == []
+    lines = [_first_line(r) for r in server.requests]
+    assert lines == [
+        "POST /api/2.0/mlflow/runs/create HTTP/1.1",
+        "POST /api/2.0/mlflow/runs/log-batch HTTP/1.1",
+    ]
+    assert json.loads(server.requests[1].partition(b"\r\n\r\n")[2])["params"] == [{"key": "a", "value": "1"}]
+
+
+def test_parameters_that_failed_are_sent_again_and_else_warned(
+    serve: Callable[..., RawServer], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def first_fails() -> Callable[[], None]:
+        def later() -> None:
+            raise TrackingUnreachable("tracking server: connection reset")
+
+        return later
+
+    server = serve(lambda _: ok(b"{}"))
+    uri = f"http://127.0.0.1:{server.port}"
+    tracking_runs._settle_params(first_fails(), uri, "r1", {"a": "1"})
+    assert [_first_line(r) for r in server.requests] == ["POST /api/2.0/mlflow/runs/log-batch HTTP/1.1"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    tracking_runs._settle_params(first_fails(), f"http://127.0.0.1:{closed}", "r2", {"a": "1"})
+    assert "the parameters of MLflow run r2 were not logged" in capsys.readouterr().err
+
+
+def test_the_log_and_the_end_go_together(serve: Callable[..., RawServer], tmp_path: Path) -> None:
+    def reply(request: bytes) -> bytes:
+        if request.startswith(b"PUT"):
+            body = b'{"message": "artifacts read-only"}'
+            return b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        return ok(b"{}")
+
+    server = serve(reply)
+    tracker = RestTracker(f"http://127.0.0.1:{server.port}")
+    _OPENED.append(tracker)
+    problem = tracker.finish(
+        "r", "FINISHED", 5, ("mlflow-artifacts:/1/r/artifacts", "mlproj/output.log", b"log")
+    )
+    assert problem is not None and "artifacts read-only" in problem
+    lines = sorted(_first_line(r) for r in server.requests)
+    assert lines == [
+        "POST /api/2.0/mlflow/runs/update HTTP/1.1",
+        "PUT /api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/mlproj/output.log HTTP/1.1",
+    ]
+    assert server.connections == 2  # on two connections, at once
+    assert tracker.finish("r", "FAILED", 6, None) is None  # no log: the end alone

@@ -125,6 +125,10 @@ class Supervisor:
             return self.store.get(self.run_id)
         finally:
             self._status(None)
+        if record.mlflow_run_id is not None:  # what was sent while the workload started: answered now
+            from mlproj.tracking.runs import settle
+
+            settle()
         pid = workload.pid
         if workload.job_id is not None:
             self._native = workload.native_state

@@ -140,8 +140,19 @@ def submit(
     planned = plan(options, store.home, progress=progress)
     recorded = record(store, planned)
     if detach:
+        _settle(recorded)  # the MLflow run's parameters logged before another process takes the run
         return start_detached(store, recorded)
-    return supervise_here(store, recorded, planned, foreground or Foreground())
+    try:
+        return supervise_here(store, recorded, planned, foreground or Foreground())
+    finally:
+        _settle(recorded)  # if the supervisor did not (its workload never started)
+
+
+def _settle(recorded: RunRecord) -> None:
+    if recorded.mlflow_run_id is not None:
+        from mlproj.tracking.runs import settle
+
+        settle()
 
 
 def supervise_here(store: Store, recorded: RunRecord, planned: Planned, how: Foreground) -> RunRecord:

@@ -352,6 +352,7 @@ def start_tracking(planned: ProjectPlan) -> dict[str, Any]:
         run_name=planned.options.run_name,
         tags={**plan.tags, "mlproj.run_id": planned.run_id, **planned.options.tags},
         params=dict(planned.parameters.values),
+        defer_params=True,  # their answer read once the workload has started (tracking.runs.settle)
     )
     if not plan.experiment_id:
         fields["experiment"] = planned.experiment  # as named (MLflow's Default when none was)

@@ -9,7 +9,7 @@ from mlproj.structs import dataclass
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
 __all__ = ["TrackedRun", "Tracker", "TrackingError", "TrackingUnreachable", "local_artifact_dir", "unquote"]
@@ -51,8 +51,29 @@ class Tracker:
     ) -> None:
         raise NotImplementedError
 
+    def log_batch_later(self, run_id: str, params: Mapping[str, str]) -> Callable[[], None]:
+        """Log parameters, the answer read when the returned function is called (here: at once)."""
+        self.log_batch(run_id, params=params)
+        return lambda: None
+
     def end_run(self, run_id: str, status: str, end_time: int) -> None:
         raise NotImplementedError
+
+    def finish(
+        self, run_id: str, status: str, end_time: int, artifact: tuple[str, str, bytes] | None
+    ) -> str | None:
+        """Upload the artifact (root, path, bytes), then end the run. Returns why the upload failed for
+        good (the run is ended all the same), or None; a store that is away is raised."""
+        problem = None
+        if artifact is not None:
+            try:
+                self.upload_artifact(run_id, *artifact)
+            except TrackingUnreachable:
+                raise
+            except TrackingError as exc:
+                problem = str(exc)
+        self.end_run(run_id, status, end_time)
+        return problem
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run as the REST API's runs/get shows it: {"info": {...}, "data": {"metrics": [...], ...}}."""

@@ -82,6 +82,8 @@ class Session:
         self.verify = verify  # False: no TLS check; a path: that CA bundle
         self._sock: socket.socket | None = None
         self._buffer = b""
+        self._sent: tuple[str, bytes] = ("GET", b"")  # the request waiting for its answer
+        self._reused = False
 
     def close(self) -> None:
         if self._sock is not None:
@@ -96,24 +98,54 @@ class Session:
     ) -> Response:
         """Send one request (path under the endpoint's prefix, query included) and read its answer.
         A kept-alive connection that the server had closed is opened again once."""
+        self.send(method, path, body, content_type)
+        return self.receive()
+
+    def send(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> None:
+        """Send a request without waiting for its answer (`receive` reads it): the server works on it
+        while mlproj goes on. One request at a time on a session."""
         head = [f"{method} {self.endpoint.prefix}{path} HTTP/1.1", f"Host: {self._host_header()}"]
         head += [f"{name}: {value}" for name, value in self.headers.items()]
         if body is not None:
             head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         elif method in ("POST", "PUT", "PATCH"):
             head.append("Content-Length: 0")
-        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
-        for attempt in (1, 2):
-            reused = self._sock is not None
-            try:
-                sock = self._connect()
-                sock.sendall(data)
-                return self._read_response(method)
-            except (OSError, HttpError) as exc:
-                self.close()
-                if attempt == 2 or not reused:
-                    raise HttpError(f"{self.endpoint.origin}: {_reason(exc)}") from None
-        raise AssertionError  # not reached: the second attempt returns or raises
+        self._sent = (method, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        self._reused = self._sock is not None
+        try:
+            self._connect().sendall(self._sent[1])
+        except OSError as exc:
+            self.close()
+            if not self._reused:
+                raise HttpError(f"{self.endpoint.origin}: {_reason(exc)}") from None
+            self._resend()
+
+    def receive(self) -> Response:
+        """The answer to the request `send` sent. A kept-alive connection that the server had closed
+        before reading it is opened again, and the request sent again, once."""
+        method = self._sent[0]
+        try:
+            return self._read_response(method)
+        except (OSError, HttpError) as exc:
+            self.close()
+            if not self._reused:
+                raise HttpError(f"{self.endpoint.origin}: {_reason(exc)}") from None
+        self._resend()
+        try:
+            return self._read_response(method)
+        except (OSError, HttpError) as exc:
+            self.close()
+            raise HttpError(f"{self.endpoint.origin}: {_reason(exc)}") from None
+
+    def _resend(self) -> None:
+        self._reused = False
+        try:
+            self._connect().sendall(self._sent[1])
+        except OSError as exc:
+            self.close()
+            raise HttpError(f"{self.endpoint.origin}: {_reason(exc)}") from None
 
     def _host_header(self) -> str:
         return self.endpoint.origin.partition("://")[2]

@@ -17,7 +17,7 @@ from mlproj.tracking import open_tracker
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     from mlproj.runs.record import RunRecord
@@ -78,8 +78,10 @@ def start_run(
     tags: Mapping[str, str],
     params: Mapping[str, str],
     start_time: float | None = None,
+    defer_params: bool = False,
 ) -> TrackedRun:
-    """Create the MLflow run (RUNNING) with its tags, then log its parameters."""
+    """Create the MLflow run (RUNNING) with its tags, then log its parameters. `defer_params`: they are
+    sent now, and their answer read by `settle()` (the workload starts meanwhile)."""
     tags = {"mlflow.user": user_name(), **tags}
     if run_name:
         tags["mlflow.runName"] = run_name
@@ -90,9 +92,41 @@ def start_run(
         user=tags["mlflow.user"],
         tags=tags,
     )
-    if params:
+    if params and defer_params:
+        later = tracker.log_batch_later(created.run_id, params)
+        _UNSETTLED.append(lambda: _settle_params(later, tracker.uri, created.run_id, dict(params)))
+    elif params:
         tracker.log_batch(created.run_id, params=params)
     return created
+
+
+_UNSETTLED: list[Callable[[], None]] = []
+
+
+def settle() -> None:
+    """Read the answers to what was sent without waiting (a run's parameters): once its workload has
+    started, or before a detached supervisor takes the run over."""
+    while _UNSETTLED:
+        _UNSETTLED.pop(0)()
+
+
+def _settle_params(later: Callable[[], None], uri: str, run_id: str, params: dict[str, str]) -> None:
+    try:
+        later()
+    except TrackingError:
+        pass
+    else:
+        return
+    try:  # once more, the usual way
+        tracker = open_tracker(uri)
+        try:
+            tracker.log_batch(run_id, params=params)
+        finally:
+            tracker.close()
+    except (TrackingError, InputError) as exc:
+        from mlproj.notices import warn
+
+        warn(f"the parameters of MLflow run {run_id} were not logged: {exc}")
 
 
 def workload_env(uri: str, run_id: str, experiment_id: str) -> dict[str, str]:
@@ -112,14 +146,17 @@ def begin(
     run_name: str | None,
     tags: Mapping[str, str],
     params: Mapping[str, str],
+    defer_params: bool = False,
 ) -> dict[str, Any]:
     """The MLflow run of a run being submitted, made now, before anything starts: the record's tracking
     fields, with "experiment" (the experiment's name) and "env" (the workload's variables). A store
-    that cannot take it is an input error: nothing is started."""
+    that cannot take it is an input error: nothing is started. `defer_params`: see `start_run`."""
     tracker = open_tracker(uri)
     try:
         experiment = resolve_experiment(tracker, experiment_name, experiment_id)
-        run = start_run(tracker, experiment, run_name=run_name, tags=tags, params=params)
+        run = start_run(
+            tracker, experiment, run_name=run_name, tags=tags, params=params, defer_params=defer_params
+        )
     except TrackingError as exc:
         raise submit_error(uri, exc) from None
     finally:
@@ -237,16 +274,14 @@ def send_end(tracker: Tracker, record: RunRecord) -> None:
     if record.mlflow_run_id is None or record.tracking_pending is None:
         return
     pending = json.loads(record.tracking_pending)
+    artifact = None
     if record.mlflow_artifact_uri and record.log_path:
         data = _read_log(record.log_path)
         if data is not None:
-            try:
-                tracker.upload_artifact(record.mlflow_run_id, record.mlflow_artifact_uri, LOG_ARTIFACT, data)
-            except TrackingUnreachable:
-                raise
-            except TrackingError as exc:  # an artifact root mlproj cannot write: the run still ends
-                _note(record, f"the log was not uploaded to MLflow: {exc}")
-    tracker.end_run(record.mlflow_run_id, str(pending["status"]), int(pending["end_time"]))
+            artifact = (record.mlflow_artifact_uri, LOG_ARTIFACT, data)
+    problem = tracker.finish(record.mlflow_run_id, str(pending["status"]), int(pending["end_time"]), artifact)
+    if problem is not None:  # an artifact root mlproj cannot write: the run still ends
+        _note(record, f"the log was not uploaded to MLflow: {problem}")
 
 
 def latest_metrics(tracker: Tracker, run_id: str) -> dict[str, float]:
