@@ -16,7 +16,9 @@ TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/sta
 if TYPE_CHECKING:
     from typing import Any
 
-KEYS = ("env_manager", "backend", "backend_config", "experiment_name", "tracking_uri", "max_parallel")
+# The settings read so far (design.md §12 lists the others; they come with `mlproj config`): anything
+# else is refused, not silently ignored.
+KEYS = ("tracking_uri",)
 
 
 def setting(key: str, *, folders: tuple[str | os.PathLike[str], ...], home: str) -> tuple[Any, str] | None:
@@ -71,17 +73,6 @@ def _read(path: str, table: str | None) -> dict[str, Any] | None:
         where = f"{table}." if table else ""
         raise InputError(f"{path}: {where}{unknown[0]}: unknown setting (expected one of: {', '.join(KEYS)})")
     return data
-
-
-def text_setting(key: str, *, folders: tuple[str | os.PathLike[str], ...], home: str) -> str | None:
-    """A setting that must be a non-empty string; anything else is an input error naming the file."""
-    found = setting(key, folders=folders, home=home)
-    if found is None:
-        return None
-    value, path = found
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{path}: {key}: expected a non-empty string, got {value!r}")
-    return value.strip()
 
 
 LIMIT_VARIABLE = "MLPROJ_DOWNLOAD_LIMIT"

@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 RUN_ID_VARIABLE = "MLPROJ_RUN_ID"
+# MLflow's credentials: a workload that logs needs them as much as mlproj. Never recorded with a run;
+# carried from the environment by the backends that do not pass it whole (a container, a Ray job).
+CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+)
 RUN_DIR_VARIABLE = "MLPROJ_RUN_DIR"  # the run's own folder, for outputs
 # Named timeouts (seconds) for stopping process trees.
 INTERRUPT_TIMEOUT = 3.0  # Ctrl-C: SIGINT first, then SIGTERM after this long

@@ -17,6 +17,7 @@ from pathlib import Path
 from mlproj.errors import SourceError
 from mlproj.home import Home
 from mlproj.structs import dataclass
+from mlproj.urls import strip_credentials
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -443,15 +444,6 @@ def remote_url(path: Path) -> str | None:
         elif in_remote and line.partition("=")[0].strip().lower() == "url":
             return strip_credentials(line.partition("=")[2].strip())
     return None
-
-
-def strip_credentials(url: str) -> str:
-    """`https://user:token@host/x` → `https://host/x`; other URLs as they are."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def is_branch(source: FetchedSource) -> bool:

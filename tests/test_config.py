@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlproj.config import download_limit, setting, text_setting
+from mlproj.config import download_limit, setting
 from mlproj.errors import InputError
 from mlproj.tracking import tracking_uri
 
@@ -18,7 +18,7 @@ def test_the_first_file_that_sets_a_key_wins(tmp_path: Path) -> None:
         folder.mkdir()
     folders = (project, cwd)
     assert setting("tracking_uri", folders=folders, home=str(home)) is None
-    (home / "config.toml").write_text('tracking_uri = "http://user:5000"\nexperiment_name = "mine"\n')
+    (home / "config.toml").write_text('tracking_uri = "http://user:5000"\n')
     assert setting("tracking_uri", folders=folders, home=str(home)) == (
         "http://user:5000",
         str(home / "config.toml"),
@@ -32,8 +32,6 @@ def test_the_first_file_that_sets_a_key_wins(tmp_path: Path) -> None:
         "http://project:5000",
         str(project / "mlproj.toml"),
     )
-    assert setting("experiment_name", folders=folders, home=str(home))[0] == "mine"  # type: ignore[index]
-    assert text_setting("experiment_name", folders=folders, home=str(home)) == "mine"
 
 
 def test_a_pyproject_without_the_table_says_nothing(tmp_path: Path) -> None:
@@ -57,10 +55,12 @@ def test_a_bad_file_is_an_input_error_naming_it(tmp_path: Path, name: str, text:
     assert str(tmp_path / name) in str(caught.value)
 
 
-def test_text_settings_must_be_text(tmp_path: Path) -> None:
-    (tmp_path / "mlproj.toml").write_text("experiment_name = 3\n")
-    with pytest.raises(InputError, match="experiment_name: expected a non-empty string, got 3"):
-        text_setting("experiment_name", folders=(tmp_path,), home=str(tmp_path))
+def test_a_setting_mlproj_does_not_read_yet_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mlproj.toml").write_text('experiment_name = "x"\n')
+    with pytest.raises(
+        InputError, match="experiment_name: unknown setting \\(expected one of: tracking_uri\\)"
+    ):
+        setting("tracking_uri", folders=(tmp_path,), home=str(tmp_path))
 
 
 def test_a_tracking_uri_from_a_file_is_made_absolute_there(

@@ -486,7 +486,7 @@ def test_no_docker_api_is_an_input_error(tmp_path: Path, home: Home) -> None:
 
 
 def test_the_container_gets_the_mlflow_run_and_mlflow_ends_it(
-    tmp_path: Path, home: Home, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, home: Home, mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, docker_api: Any
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
     project = docker_project(
@@ -501,3 +501,5 @@ def test_the_container_gets_the_mlflow_run_and_mlflow_ends_it(
     assert run["info"]["status"] == "FINISHED"
     assert run["tags"]["mlflow.project.env"] == "docker"
     assert run["tags"]["mlflow.docker.image.name"] == IMAGE
+    image_id = run["tags"]["mlflow.docker.image.id"]  # as MLflow tags its docker runs
+    assert image_id.removeprefix("sha256:") in docker_api.images.get(IMAGE).id

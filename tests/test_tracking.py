@@ -539,3 +539,37 @@ def test_a_tracking_uri_in_the_projects_config_file(
     assert record["tracking_uri"] == mlflow_server.uri
     assert mlflow_server.run(record["mlflow_run_id"])["info"]["status"] == "FINISHED"
     assert mlproj_json("run", str(project), "--no-tracking")["mlflow_run_id"] is None
+
+
+def test_a_flag_beats_a_variable_for_the_experiment(tracked: MlflowServer, tmp_path: Path) -> None:
+    project = command_project(tmp_path / "p", "true")
+    made = tracked.call("POST", "experiments/create", {"name": "flagged"})["experiment_id"]
+    env = {"MLPROJ_EXPERIMENT_NAME": "from-variable", "MLFLOW_EXPERIMENT_NAME": "other-variable"}
+    record = mlproj_json("run", str(project), "--experiment-id", made, env=env)
+    assert (record["mlflow_experiment_id"], record["experiment"]) == (made, "flagged")
+
+
+def test_credentials_are_neither_recorded_nor_shown(
+    tracked: MlflowServer, tmp_path: Path, home: Home
+) -> None:
+    """The token reaches the workload from the environment; the run's record and request never hold it."""
+    project = command_project(tmp_path / "p", 'echo "token=$MLFLOW_TRACKING_TOKEN"')
+    secret_uri = tracked.uri.replace("http://", "http://someone:pw-secret@")
+    env = {"MLFLOW_TRACKING_TOKEN": "tok-secret"}
+    done = mlproj("run", str(project), "--tracking-uri", secret_uri, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert "token=tok-secret" in Path(record["log_path"]).read_text()
+    shown = mlproj("status", record["run_id"]).stdout + mlproj("status", record["run_id"], "--json").stdout
+    for text in (done.stdout, done.stderr, shown):
+        assert "pw-secret" not in text and "tok-secret" not in text.replace("token=tok-secret", "")
+    from mlproj.runs.store import Store
+
+    store = Store.open(home)
+    try:
+        request = store.get(record["run_id"]).request
+    finally:
+        store.close()
+    from mlproj.runs.request import RunRequest
+
+    assert isinstance(request, RunRequest) and "MLFLOW_TRACKING_TOKEN" not in request.env

@@ -15,17 +15,18 @@ from typing import Any
 
 import pytest
 
-from mlproj.errors import InputError, TrackingError, TrackingUnreachable
+from mlproj.errors import InputError, ParameterError, TrackingError, TrackingUnreachable
 from mlproj.home import Home
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, new_run_id
-from mlproj.sources import remote_url, source_name, strip_credentials
+from mlproj.sources import remote_url, source_name
 from mlproj.tracking import absolute_uri, display_uri, run_link, tracking_uri
 from mlproj.tracking import runs as tracking_runs
 from mlproj.tracking.base import TrackedRun, Tracker, local_artifact_dir, unquote
 from mlproj.tracking.http import Endpoint, HttpError, Session
 from mlproj.tracking.rest import RestTracker, _answer, _auth_headers, quote, quote_value
+from mlproj.urls import strip_credentials
 from tests.conftest import git, make_git_repo
 
 # --- a socket server that answers with the bytes a test gives ---------------------------------------
@@ -460,16 +461,12 @@ def test_start_run_tags_and_params(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [c[0] for c in tracker.calls] == ["create"]  # no parameters: no batch
 
 
-def test_the_workload_variables_carry_mlflow_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_workload_variables_never_hold_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """They are recorded with the run's request: the credentials stay in the environment, which the
+    workload inherits (containers and Ray jobs are given process.CREDENTIAL_VARIABLES)."""
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok")
-    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     env = tracking_runs.workload_env("http://h", "r1", "3")
-    assert env == {
-        "MLFLOW_RUN_ID": "r1",
-        "MLFLOW_TRACKING_URI": "http://h",
-        "MLFLOW_EXPERIMENT_ID": "3",
-        "MLFLOW_TRACKING_TOKEN": "tok",
-    }
+    assert env == {"MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": "http://h", "MLFLOW_EXPERIMENT_ID": "3"}
 
 
 # --- the store's waiting final updates -------------------------------------------------------------
@@ -756,3 +753,135 @@ def test_the_log_and_the_end_go_together(serve: Callable[..., RawServer], tmp_pa
     ]
     assert server.connections == 2  # on two connections, at once
     assert tracker.finish("r", "FAILED", 6, None) is None  # no log: the end alone
+
+
+# --- what a review found: no POST twice, nothing dropped or leaked, every answer checked ------------
+
+
+def test_a_post_that_timed_out_is_not_sent_again(serve: Callable[..., RawServer]) -> None:
+    def slow(request: bytes) -> bytes:
+        if b"runs/create" in request:
+            time.sleep(1.0)
+        return ok(b'{"run": {"info": {"run_id": "r", "experiment_id": "0"}}}')
+
+    server = serve(slow)
+    client = session(server.port, timeout=0.3)
+    client.request("GET", "/warm")  # the connection is now a kept-alive one
+    with pytest.raises(HttpError, match="timed out"):
+        client.request("POST", "/api/2.0/mlflow/runs/create", b"{}")
+    time.sleep(1.2)
+    assert [_first_line(r) for r in server.requests].count("POST /api/2.0/mlflow/runs/create HTTP/1.1") == 1
+
+
+def test_control_characters_never_reach_a_request_line() -> None:
+    for bad in ("http://h:1/x\r\nX-Injected: yes", "http://h\x00:1", "http://h:1/\x7f"):
+        with pytest.raises(ValueError, match="control characters"):
+            Endpoint.parse(bad)
+    with pytest.raises(TrackingError, match="tracking URI"):
+        RestTracker("http://h:1/a\r\nX: y")
+
+
+def test_messages_never_carry_the_credentials_of_the_uri(serve: Callable[..., RawServer]) -> None:
+    server = serve(lambda _: b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+    tracker = rest(f"http://alice:s3cret@127.0.0.1:{server.port}")
+    with pytest.raises(TrackingError) as caught:
+        tracker.experiment_id_by_name("x")
+    assert "s3cret" not in str(caught.value) and "alice" not in str(caught.value)
+    assert f"http://127.0.0.1:{server.port}" in str(caught.value)
+    record = RunRecord(run_id=new_run_id(), tracking_uri="https://bob:token@mlflow.example/x")
+    assert record.to_dict()["tracking_uri"] == "https://mlflow.example/x"
+
+
+def test_an_answer_without_what_mlflow_sends_is_a_tracking_error(serve: Callable[..., RawServer]) -> None:
+    server = serve(lambda _: ok(b'{"unexpected": true}'))
+    tracker = rest(f"http://127.0.0.1:{server.port}")
+    with pytest.raises(TrackingError, match=r"an answer without run\.info"):
+        tracker.create_run("0", run_name=None, start_time=1, user="u", tags={})
+    with pytest.raises(TrackingError, match="an answer without experiment_id"):
+        tracker.create_experiment("x")
+    with pytest.raises(TrackingError, match="an answer without experiment"):
+        tracker.experiment_id_by_name("x")
+
+
+def test_a_runs_listing_outside_the_folder_asked_for_is_refused(
+    serve: Callable[..., RawServer], tmp_path: Path
+) -> None:
+    from mlproj.tracking.artifacts import fetch
+
+    def reply(request: bytes) -> bytes:
+        line = _first_line(request)
+        if "runs/get" in line:
+            return ok(
+                b'{"run": {"info": {"run_id": "r", "artifact_uri": "mlflow-artifacts:/0/r/artifacts"}}}'
+            )
+        return ok(b'{"files": [{"path": "elsewhere.txt", "is_dir": false}]}')
+
+    server = serve(reply)
+    with pytest.raises(ParameterError, match=r"listed 'elsewhere\.txt' under 'a/b'"):
+        fetch("d", "runs:/r/a/b", tmp_path / "downloads", f"http://127.0.0.1:{server.port}")
+    assert not (tmp_path / "elsewhere.txt").exists()
+    assert not (tmp_path / "downloads" / "d").exists()  # nothing half-downloaded left
+
+
+def test_an_end_not_authorized_here_is_kept(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Unauthorized(MemoryTracker):
+        def _check(self) -> None:
+            raise TrackingError("tracking server http://memory: not authorized (HTTP 401)")
+
+    _use(monkeypatch, Unauthorized())
+    record = _tracked_run(store, tmp_path)
+    store.transition(record.run_id, RunStatus.FINISHED, ended_at=2.0)
+    assert tracking_runs.send_pending(store) == 0
+    assert store.get(record.run_id).tracking_pending is not None  # kept for a shell that has the token
+
+
+def test_a_step_ended_while_its_mlflow_run_was_made_gets_its_end(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, MemoryTracker())
+    parent = _tracked_run(store, tmp_path)
+    step = store.insert(
+        RunRecord(
+            run_id=new_run_id(),
+            kind=RunKind.STEP,
+            parent_run_id=parent.run_id,
+            step="a",
+            run_dir=str(tmp_path),
+        )
+    )
+    store.transition(step.run_id, RunStatus.CANCELED, ended_at=3.0)  # canceled meanwhile: no MLflow run yet
+    tracking_runs.begin_nested(store, store.get(parent.run_id), store.get(step.run_id), {})
+    ended = store.get(step.run_id)
+    assert ended.mlflow_run_id == "m1"
+    assert ended.tracking_pending is not None and json.loads(ended.tracking_pending) == {
+        "status": "KILLED",
+        "end_time": 3000,
+    }
+
+
+def test_reading_commands_send_every_waiting_end(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline's steps are not listed by `runs`: their waiting ends are sent all the same."""
+    tracker = MemoryTracker()
+    _use(monkeypatch, tracker)
+    parent = _tracked_run(store, tmp_path)
+    step = store.insert(
+        RunRecord(
+            run_id=new_run_id(),
+            kind=RunKind.STEP,
+            status=RunStatus.RUNNING,
+            parent_run_id=parent.run_id,
+            step="a",
+            tracking_uri="http://memory",
+            mlflow_run_id="m2",
+        )
+    )
+    store.transition(step.run_id, RunStatus.FAILED, ended_at=4.0)
+    from tests.helpers import invoke
+
+    assert invoke("runs").returncode == 0
+    assert store.get(step.run_id).tracking_pending is None
+    assert ("end", ("m2", "FAILED", 4000)) in tracker.calls

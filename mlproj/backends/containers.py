@@ -15,7 +15,7 @@ from pathlib import Path
 from mlproj.backends.workload import Workload
 from mlproj.dockerapi import API_TIMEOUT, LABEL, client, reason
 from mlproj.errors import InputError, MlprojError
-from mlproj.process import RUN_ID_VARIABLE
+from mlproj.process import CREDENTIAL_VARIABLES, RUN_ID_VARIABLE
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class ContainerWorkload(Workload):
         self.container = container
         self._done = threading.Event()
         self._code: int | None = None
+        self.image_id = str((getattr(container, "attrs", None) or {}).get("Image") or "") or None
         self._thread = threading.Thread(target=self._follow, args=(log_path,), daemon=True)
         self._thread.start()
 
@@ -45,7 +46,16 @@ class ContainerWorkload(Workload):
         container = api.containers.create(
             spec.image,
             ["sh", "-c", launch.request.command],
-            environment={**spec.environment, **launch.request.env, RUN_ID_VARIABLE: run_id},
+            environment={
+                **spec.environment,
+                **launch.request.env,
+                **{
+                    name: launch.process.env[name]
+                    for name in CREDENTIAL_VARIABLES
+                    if name in launch.process.env
+                },
+                RUN_ID_VARIABLE: run_id,
+            },
             volumes=[*spec.volumes, *local_tracking_volumes(launch)],
             labels={LABEL: run_id},
             working_dir=spec.working_dir,

@@ -18,7 +18,7 @@ from pathlib import Path
 from mlproj.backends.base import Backend, Launch, mapping, positive_int, positive_number, text
 from mlproj.backends.workload import ClusterWorkload, JobState
 from mlproj.errors import InputError, MlprojError
-from mlproj.process import RUN_DIR_VARIABLE, RUN_ID_VARIABLE
+from mlproj.process import CREDENTIAL_VARIABLES, RUN_DIR_VARIABLE, RUN_ID_VARIABLE
 from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunStatus
 
@@ -40,7 +40,14 @@ STATES = {
     "STOPPED": RunStatus.CANCELED,
 }
 # mlproj's variables that travel with the job (the rest of this machine's environment does not).
-CARRIED = (RUN_ID_VARIABLE, RUN_DIR_VARIABLE, "PYTHONUNBUFFERED", "MLPROJ_PIPELINE_RUN_ID", "MLPROJ_STEP")
+CARRIED = (
+    RUN_ID_VARIABLE,
+    RUN_DIR_VARIABLE,
+    "PYTHONUNBUFFERED",
+    "MLPROJ_PIPELINE_RUN_ID",
+    "MLPROJ_STEP",
+    *CREDENTIAL_VARIABLES,
+)
 LOG_WAIT = 10.0  # seconds to let the log tail catch up once the job has ended
 _CLIENTS: dict[str, Any] = {}
 

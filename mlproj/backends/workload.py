@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class Workload(ABC):
     pid: int | None = None  # the main local process, if there is one
     job_id: str | None = None  # a cluster's job, if there is one
+    image_id: str | None = None  # the image a container runs (MLflow tags a run with it)
 
     @property
     def started(self) -> bool:

@@ -8,11 +8,18 @@ if TYPE_CHECKING:
     from mlproj.runs.store import Store
 
 
-def open_store() -> Store:
+def open_store(*, reading: bool = True) -> Store:
+    """The run store. A command that reads runs first sends the MLflow ends that wait for their
+    tracking store (design.md §8): any run's, not only the ones it shows (a pipeline's steps too)."""
     from mlproj.home import Home
     from mlproj.runs.store import Store
 
-    return Store.open(Home.from_env())
+    store = Store.open(Home.from_env())
+    if reading and store.has_tracking_pending():
+        from mlproj.tracking.runs import send_pending
+
+        send_pending(store)
+    return store
 
 
 def find(store: Store, run_id: str) -> RunRecord:

@@ -13,7 +13,7 @@ def resume(app: Console, *, run_id: str, detach: bool) -> int:
     from mlproj.cli.run import run_and_show
     from mlproj.pipelines.records import resume_options
 
-    store = open_store()
+    store = open_store(reading=False)
     earlier = find(store, run_id)
     options = resume_options(earlier)
     store.close()

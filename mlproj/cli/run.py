@@ -105,7 +105,7 @@ def run_and_show(app: Console, options: Options, *, detach: bool) -> int:
     from mlproj.submit import Foreground, submit
     from mlproj.ui.progress import BuildProgress, DownloadProgress
 
-    store = open_store()
+    store = open_store(reading=False)
     downloads = DownloadProgress(app.err.stream)
 
     def view(record: RunRecord) -> Any:

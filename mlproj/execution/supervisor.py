@@ -126,9 +126,11 @@ class Supervisor:
         finally:
             self._status(None)
         if record.mlflow_run_id is not None:  # what was sent while the workload started: answered now
-            from mlproj.tracking.runs import settle
+            from mlproj.tracking.runs import settle, tag_image
 
             settle()
+            if workload.image_id is not None:
+                tag_image(record, workload.image_id)
         pid = workload.pid
         if workload.job_id is not None:
             self._native = workload.native_state

@@ -97,6 +97,7 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
 def _start_tracking(plan: PipelinePlan, home: Home) -> dict[str, Any]:
     """The pipeline run's MLflow run (its inputs as params), when tracking is on (design.md §8)."""
     from mlproj.tracking import tracking_uri
+    from mlproj.urls import strip_credentials
 
     options = plan.options
     uri = tracking_uri(
@@ -110,16 +111,17 @@ def _start_tracking(plan: PipelinePlan, home: Home) -> dict[str, Any]:
         return {}
     from mlproj.tracking.runs import begin
 
-    named = (
-        options.experiment
-        or plan.pipeline.experiment_name
+    named = options.experiment or (
+        None
+        if options.experiment_id  # the flag beats the file and the variables
+        else plan.pipeline.experiment_name
         or os.environ.get("MLPROJ_EXPERIMENT_NAME")
-        or (None if options.experiment_id else os.environ.get("MLFLOW_EXPERIMENT_NAME"))
+        or os.environ.get("MLFLOW_EXPERIMENT_NAME")
     )
     experiment_id = options.experiment_id or (None if named else os.environ.get("MLFLOW_EXPERIMENT_ID"))
     tags = {
         "mlflow.source.type": "PROJECT",
-        "mlflow.source.name": plan.uri,
+        "mlflow.source.name": strip_credentials(plan.uri),
         "mlproj.kind": "pipeline",
         "mlproj.run_id": plan.run_id,
         **plan.pipeline.tags,

@@ -8,6 +8,7 @@ import time
 from mlproj.runs.request import request_from_dict
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.structs import dataclass, field, fields, replace
+from mlproj.urls import strip_credentials
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class RunRecord:
             "backend_config": dict((self.request.backend_config if self.request else None) or {}),
             "job_id": self.job_id,
             "backend_state": self.backend_state,
-            "tracking_uri": self.tracking_uri,
+            "tracking_uri": None if self.tracking_uri is None else strip_credentials(self.tracking_uri),
             "mlflow_run_id": self.mlflow_run_id,
             "mlflow_experiment_id": self.mlflow_experiment_id,
             "tracking_pending": self.tracking_pending is not None,

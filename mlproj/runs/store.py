@@ -365,6 +365,13 @@ class Store:
 
     # --- MLflow tracking -----------------------------------------------------------------------------
 
+    def has_tracking_pending(self) -> bool:
+        """Whether some run's MLflow end waits (cheap: a partial index holds only those)."""
+        return (
+            self._db.execute("SELECT 1 FROM runs WHERE tracking_pending IS NOT NULL LIMIT 1").fetchone()
+            is not None
+        )
+
     def tracking_pending(self, limit: int = 50) -> list[RunRecord]:
         """Runs whose final MLflow update waits for its tracking server, oldest first."""
         rows = self._db.execute(

@@ -197,11 +197,14 @@ def plan_project(
 
 
 def experiment_name(options: RunOptions) -> str | None:
-    """The experiment named by `--experiment-name`, MLPROJ_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_NAME."""
+    """The experiment named by `--experiment-name`, MLPROJ_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_NAME; with
+    `--experiment-id`, only the flag (a flag beats a variable)."""
+    if options.experiment_id:
+        return options.experiment
     return (
         options.experiment
         or os.environ.get("MLPROJ_EXPERIMENT_NAME")
-        or (None if options.experiment_id else os.environ.get("MLFLOW_EXPERIMENT_NAME"))
+        or os.environ.get("MLFLOW_EXPERIMENT_NAME")
         or None
     )
 
@@ -233,7 +236,8 @@ def plan_tracking(
 def _source_tags(
     source: FetchedSource, entry_point: str, env_manager: str, request: RunRequest, caller_dir: Path
 ) -> dict[str, str]:
-    from mlproj.sources import is_branch, remote_url, source_name, strip_credentials
+    from mlproj.sources import is_branch, remote_url, source_name
+    from mlproj.urls import strip_credentials
 
     if is_git_uri(source.uri):
         name = strip_credentials(source.uri) + (f"#{source.subdirectory}" if source.subdirectory else "")
@@ -335,7 +339,14 @@ def record_project(store: Store, planned: ProjectPlan) -> RunRecord:
         request=request,
         **tracked,
     )
-    return store.insert(record)
+    try:
+        return store.insert(record)
+    except BaseException:
+        if record.mlflow_run_id is not None and record.tracking_uri is not None:
+            from mlproj.tracking.runs import abandon
+
+            abandon(record.tracking_uri, record.mlflow_run_id)  # not left RUNNING in MLflow
+        raise
 
 
 def start_tracking(planned: ProjectPlan) -> dict[str, Any]:

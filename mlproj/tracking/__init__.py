@@ -19,14 +19,6 @@ if TYPE_CHECKING:
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 RUN_VARIABLES = ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
 """What every workload of a tracked run gets, on every backend."""
-AUTH_VARIABLES = (
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_INSECURE_TLS",
-    "MLFLOW_TRACKING_SERVER_CERT_PATH",
-)
-"""Carried to a cluster's workload too, when set here: what it logs needs them as much as mlproj."""
 
 
 def tracking_uri(
@@ -109,7 +101,7 @@ def open_tracker(uri: str) -> Tracker:
 
 def display_uri(uri: str) -> str:
     """The URI without credentials, as it may be shown."""
-    from mlproj.sources import strip_credentials
+    from mlproj.urls import strip_credentials
 
     return strip_credentials(uri)
 

@@ -67,7 +67,7 @@ def _from_server(where: str, uri: str, target: Path, tracking_uri: str) -> Path:
     _check_relative(where, path)
     tracker = RestTracker(tracking_uri)
     try:
-        root = str(tracker.get_run(run_id)["info"].get("artifact_uri") or "")
+        root = str((tracker.get_run(run_id).get("info") or {}).get("artifact_uri") or "")
         files, single = _files(tracker, run_id, path)
         if not files:
             raise ParameterError(f"{where}: run {run_id} has no artifact {path or '(any)'}")
@@ -85,20 +85,33 @@ def _from_server(where: str, uri: str, target: Path, tracking_uri: str) -> Path:
     return target / os.path.basename(path) if single else target
 
 
+MAX_FILES = 100_000  # a listing that goes on longer than this is not a run's artifacts
+
+
 def _files(tracker: RestTracker, run_id: str, path: str) -> tuple[list[str], bool]:
-    """Every file at or under `path` among the run's artifacts, and whether `path` is one file."""
+    """Every file at or under `path` among the run's artifacts, and whether `path` is one file. Entries
+    the server lists outside the folder asked for are refused (they would land outside the copy)."""
     listed = tracker.list_artifacts(run_id, path)
     if not listed and path:  # a file, or nothing: its folder says which
         siblings = tracker.list_artifacts(run_id, os.path.dirname(path))
         is_file = any(entry.get("path") == path and not entry.get("is_dir") for entry in siblings)
         return ([path], True) if is_file else ([], False)
     found: list[str] = []
+    seen: set[str] = {path}
     while listed:
         entry = listed.pop()
+        name = str(entry.get("path") or "")
+        if path and not name.startswith(path + "/"):
+            raise TrackingError(f"run {run_id}: the server listed {name!r} under {path!r}")
         if entry.get("is_dir"):
-            listed.extend(tracker.list_artifacts(run_id, str(entry["path"])))
+            if name in seen:
+                continue
+            seen.add(name)
+            listed.extend(tracker.list_artifacts(run_id, name))
         else:
-            found.append(str(entry["path"]))
+            found.append(name)
+        if len(found) + len(seen) > MAX_FILES:
+            raise TrackingError(f"run {run_id}: more than {MAX_FILES} artifacts under {path or '(all)'}")
     return sorted(found), False
 
 

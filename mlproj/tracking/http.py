@@ -25,6 +25,10 @@ class HttpError(OSError):
     """The server could not be reached, or did not answer in HTTP."""
 
 
+class _Closed(HttpError):
+    """The server closed the connection."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -42,6 +46,8 @@ class Endpoint:
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+            raise ValueError(f"{url!r}: has control characters")
         scheme, sep, rest = url.partition("://")
         scheme = scheme.lower()
         if not sep or scheme not in ("http", "https"):
@@ -84,6 +90,7 @@ class Session:
         self._buffer = b""
         self._sent: tuple[str, bytes] = ("GET", b"")  # the request waiting for its answer
         self._reused = False
+        self._answered = False  # a byte of the answer was read
 
     def close(self) -> None:
         if self._sock is not None:
@@ -112,7 +119,11 @@ class Session:
             head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
         elif method in ("POST", "PUT", "PATCH"):
             head.append("Content-Length: 0")
-        self._sent = (method, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        try:
+            encoded = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise HttpError(f"{self.endpoint.origin}: a header or path that HTTP cannot carry") from None
+        self._sent = (method, encoded + (body or b""))
         self._reused = self._sock is not None
         try:
             self._connect().sendall(self._sent[1])
@@ -124,13 +135,16 @@ class Session:
 
     def receive(self) -> Response:
         """The answer to the request `send` sent. A kept-alive connection that the server had closed
-        before reading it is opened again, and the request sent again, once."""
+        before reading it (it closed without a byte of answer) is opened again, and the request sent
+        again, once; a timeout or a broken answer never sends a request again (a POST would be done
+        twice)."""
         method = self._sent[0]
         try:
             return self._read_response(method)
         except (OSError, HttpError) as exc:
+            stale = isinstance(exc, (_Closed, ConnectionResetError)) and not self._answered
             self.close()
-            if not self._reused:
+            if not (self._reused and stale):
                 raise HttpError(f"{self.endpoint.origin}: {_reason(exc)}") from None
         self._resend()
         try:
@@ -152,10 +166,19 @@ class Session:
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
-            sock = socket.create_connection((self.endpoint.host, self.endpoint.port), timeout=self.timeout)
+            try:
+                sock = socket.create_connection(
+                    (self.endpoint.host, self.endpoint.port), timeout=self.timeout
+                )
+            except UnicodeError:  # a host name IDNA cannot encode
+                raise HttpError(f"bad host name {self.endpoint.host!r}") from None
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.endpoint.scheme == "https":
-                sock = self._wrap(sock)
+                try:
+                    sock = self._wrap(sock)
+                except BaseException:
+                    sock.close()
+                    raise
             self._sock = sock
         return self._sock
 
@@ -178,7 +201,8 @@ class Session:
             raise HttpError("the connection was closed")
         chunk = self._sock.recv(65536)
         if not chunk:
-            raise HttpError("the server closed the connection")
+            raise _Closed("the server closed the connection")
+        self._answered = True
         return chunk
 
     def _read_until(self, marker: bytes, limit: int) -> bytes:
@@ -196,6 +220,7 @@ class Session:
         return data
 
     def _read_response(self, method: str) -> Response:
+        self._answered = bool(self._buffer)
         while True:
             status, headers = self._read_head()
             if status >= 200 or status == 101:  # 1xx interim answers are skipped
@@ -221,7 +246,11 @@ class Session:
     def _read_head(self) -> tuple[int, dict[str, str]]:
         lines = self._read_until(b"\r\n\r\n", MAX_HEADER).decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        if (
+            len(parts) < 2
+            or not parts[0].startswith("HTTP/")
+            or not (parts[1].isascii() and parts[1].isdigit())
+        ):
             raise HttpError(f"not an HTTP answer: {lines[0][:80]!r}")
         headers: dict[str, str] = {}
         for line in lines[1:]:
@@ -234,9 +263,11 @@ class Session:
         while True:
             size_line = self._read_until(b"\r\n", 1024).split(b";")[0].strip()
             try:
-                size = int(size_line, 16)
+                size = int(size_line, 16) if size_line and size_line.isascii() and size_line.isalnum() else -1
             except ValueError:
-                raise HttpError("a bad chunk size") from None
+                size = -1
+            if size < 0:
+                raise HttpError("a bad chunk size")
             if size == 0:
                 while self._read_until(b"\r\n", MAX_HEADER):  # trailers, up to the empty line
                     pass

@@ -18,17 +18,20 @@ HINT = "pip install 'mlproj[mlflow]' (or --no-tracking)"
 
 class PackageTracker(Tracker):
     def __init__(self, uri: str) -> None:
+        from mlproj.urls import strip_credentials
+
         self.uri = uri
+        shown = self.shown = strip_credentials(uri)  # what messages say: never the credentials
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
             raise InputError(
-                f"tracking URI {uri}: a store other than an http(s) server needs the mlflow package; {HINT}"
+                f"tracking URI {shown}: a store other than an http(s) server needs the mlflow package; {HINT}"
             ) from None
         try:
             self.client = MlflowClient(tracking_uri=uri)
         except Exception as exc:  # noqa: BLE001 - mlflow raises many kinds for a URI it cannot use
-            raise TrackingError(f"tracking URI {uri}: {_message(exc)}") from None
+            raise TrackingError(f"tracking URI {shown}: {_message(exc)}") from None
 
     def _do(self, action: Any, *args: Any, **kwargs: Any) -> Any:
         from mlflow.exceptions import MlflowException
@@ -37,11 +40,11 @@ class PackageTracker(Tracker):
             return action(*args, **kwargs)
         except MlflowException as exc:
             code = getattr(exc, "error_code", None)
-            raise TrackingError(f"tracking store {self.uri}: {_message(exc)}", code=code) from None
+            raise TrackingError(f"tracking store {self.shown}: {_message(exc)}", code=code) from None
         except OSError as exc:
-            raise TrackingUnreachable(f"tracking store {self.uri}: {exc}") from None
+            raise TrackingUnreachable(f"tracking store {self.shown}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a database driver's own errors (connection lost…)
-            raise TrackingUnreachable(f"tracking store {self.uri}: {_message(exc)}") from None
+            raise TrackingUnreachable(f"tracking store {self.shown}: {_message(exc)}") from None
 
     def experiment_id_by_name(self, name: str) -> str | None:
         experiment = self._do(self.client.get_experiment_by_name, name)

@@ -39,15 +39,27 @@ def quote_value(text: str) -> str:
 
 class RestTracker(Tracker):
     def __init__(self, uri: str, *, timeout: float = TIMEOUT) -> None:
+        from mlproj.urls import strip_credentials
+
         self.uri = uri
+        self.shown = strip_credentials(uri)  # what messages say: never the credentials
         try:
             endpoint = Endpoint.parse(uri)
         except ValueError as exc:
-            raise TrackingError(f"tracking URI {exc}") from None
+            raise TrackingError(f"tracking URI {self.shown}: {str(exc).partition(': ')[2] or exc}") from None
         self.session = Session(endpoint, _auth_headers(uri), timeout, verify=_verify())
 
     def close(self) -> None:
         self.session.close()
+
+    def _pick(self, got: Any, *keys: str) -> Any:
+        """got[k1][k2]…, or a TrackingError naming what the answer lacks (not an MLflow server's)."""
+        value = got
+        for key in keys:
+            if not isinstance(value, dict) or value.get(key) is None:
+                raise TrackingError(f"tracking server {self.shown}: an answer without {'.'.join(keys)}")
+            value = value[key]
+        return value
 
     def _start(
         self, method: str, path: str, body: bytes | None, content_type: str = "application/json"
@@ -70,7 +82,7 @@ class RestTracker(Tracker):
                 raise TrackingUnreachable(f"tracking server {exc}") from None
             finally:
                 own.close()
-            return _answer(self.uri, answer.status, answer.body)
+            return _answer(self.shown, answer.status, answer.body)
 
         return result
 
@@ -80,7 +92,7 @@ class RestTracker(Tracker):
             answer = self.session.request(method, path, body)
         except HttpError as exc:
             raise TrackingUnreachable(f"tracking server {exc}") from None
-        return _answer(self.uri, answer.status, answer.body)
+        return _answer(self.shown, answer.status, answer.body)
 
     # Experiments
     def experiment_id_by_name(self, name: str) -> str | None:
@@ -96,16 +108,18 @@ class RestTracker(Tracker):
             if exc.code == "RESOURCE_DOES_NOT_EXIST":
                 return None
             raise
-        experiment = got.get("experiment") or {}
+        experiment = self._pick(got, "experiment")
         if experiment.get("lifecycle_stage") == "deleted":
             raise TrackingError(f"the MLflow experiment {name!r} is deleted (restore it or pick another)")
-        return str(experiment["experiment_id"])
+        return str(self._pick(experiment, "experiment_id"))
 
     def _get_by_name(self, name: str) -> dict[str, Any]:
         return self._call("GET", f"{API}/experiments/get-by-name?experiment_name={quote_value(name)}")
 
     def create_experiment(self, name: str) -> str:
-        return str(self._call("POST", f"{API}/experiments/create", {"name": name})["experiment_id"])
+        return str(
+            self._pick(self._call("POST", f"{API}/experiments/create", {"name": name}), "experiment_id")
+        )
 
     def experiment_name(self, experiment_id: str) -> str:
         got = self._call("GET", f"{API}/experiments/get?experiment_id={quote_value(experiment_id)}")
@@ -126,10 +140,10 @@ class RestTracker(Tracker):
         }
         if run_name:
             payload["run_name"] = run_name
-        info = self._call("POST", f"{API}/runs/create", payload)["run"]["info"]
+        info = self._pick(self._call("POST", f"{API}/runs/create", payload), "run", "info")
         return TrackedRun(
-            run_id=str(info["run_id"]),
-            experiment_id=str(info["experiment_id"]),
+            run_id=str(self._pick(info, "run_id")),
+            experiment_id=str(info.get("experiment_id") or experiment_id),
             artifact_uri=str(info.get("artifact_uri") or ""),
         )
 
@@ -183,7 +197,7 @@ class RestTracker(Tracker):
         return upload_problem
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"{API}/runs/get?run_id={quote_value(run_id)}")["run"])
+        return dict(self._pick(self._call("GET", f"{API}/runs/get?run_id={quote_value(run_id)}"), "run"))
 
     def search_runs(self, experiment_ids: Sequence[str], run_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The runs among `run_ids` (in those experiments), as runs/get gives each."""
@@ -214,8 +228,8 @@ class RestTracker(Tracker):
             except HttpError as exc:
                 raise TrackingUnreachable(f"tracking server {exc}") from None
             if answer.status != 200:
-                _answer(self.uri, answer.status, answer.body)
-                raise TrackingError(f"tracking server {self.uri}: artifact {path}: HTTP {answer.status}")
+                _answer(self.shown, answer.status, answer.body)
+                raise TrackingError(f"tracking server {self.shown}: artifact {path}: HTTP {answer.status}")
             return answer.body
         from mlproj.tracking.base import local_artifact_dir
 
@@ -241,7 +255,7 @@ class RestTracker(Tracker):
                 )
             except HttpError as exc:
                 raise TrackingUnreachable(f"tracking server {exc}") from None
-            _answer(self.uri, answer.status, answer.body)
+            _answer(self.shown, answer.status, answer.body)
             return
         _copy_to_local_root(artifact_uri, path, data)
 
@@ -258,7 +272,7 @@ def prefetch_experiment(uri: str, name: str) -> None:
         _PREFETCHED[(uri, name)] = tracker._start(
             "GET", f"{API}/experiments/get-by-name?experiment_name={quote_value(name)}", None
         )
-    except TrackingError:
+    except (TrackingError, ValueError, OSError):  # a bad URI is said when the run is planned
         pass
 
 

@@ -12,8 +12,10 @@ import os
 import time
 
 from mlproj.errors import InputError, TrackingError, TrackingUnreachable
+from mlproj.runs.status import MLFLOW_STATUS
 from mlproj.structs import dataclass
 from mlproj.tracking import open_tracker
+from mlproj.urls import strip_credentials
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -27,7 +29,10 @@ if TYPE_CHECKING:
 DEFAULT_EXPERIMENT_ID = "0"  # MLflow's `Default` experiment
 LOG_ARTIFACT = "mlproj/output.log"
 MAX_LOG_BYTES = 64 * 1024 * 1024  # a log larger than this is sent as its last 64 MiB
-PENDING_TIMEOUT = 3.0  # seconds a command that reads runs waits for a tracking server that is away
+PENDING_TIMEOUT = 10.0  # seconds a command that reads runs waits for a tracking server that is away
+SUPERVISOR_TIMEOUT = 30.0  # seconds a supervisor waits for the tracking store at a run's end
+# What a tracking store says of a run that is gone for good: its end is not worth keeping.
+REFUSED_FOR_GOOD = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"})
 _AWAY: set[str] = set()  # the tracking stores found away by this process: not tried again by it
 
 
@@ -110,6 +115,34 @@ def settle() -> None:
         _UNSETTLED.pop(0)()
 
 
+def abandon(uri: str, run_id: str) -> None:
+    """End, FAILED, an MLflow run whose mlproj run could not be recorded (best effort)."""
+    settle()
+    try:
+        tracker = _open(uri, PENDING_TIMEOUT)
+        try:
+            tracker.end_run(run_id, "FAILED", int(time.time() * 1000))
+        finally:
+            tracker.close()
+    except (TrackingError, InputError):
+        pass
+
+
+def tag_image(record: RunRecord, image_id: str) -> None:
+    """`mlflow.docker.image.id` on a run whose container started (MLflow tags its docker runs so); a
+    tracking store away now only loses this tag, said in the run's folder."""
+    if record.tracking_uri is None or record.mlflow_run_id is None:
+        return
+    try:
+        tracker = _open(record.tracking_uri, PENDING_TIMEOUT)
+        try:
+            tracker.log_batch(record.mlflow_run_id, tags={"mlflow.docker.image.id": image_id})
+        finally:
+            tracker.close()
+    except (TrackingError, InputError) as exc:
+        _note(record, f"the run's image was not tagged in MLflow: {exc}")
+
+
 def _settle_params(later: Callable[[], None], uri: str, run_id: str, params: dict[str, str]) -> None:
     try:
         later()
@@ -131,11 +164,9 @@ def _settle_params(later: Callable[[], None], uri: str, run_id: str, params: dic
 
 def workload_env(uri: str, run_id: str, experiment_id: str) -> dict[str, str]:
     """The variables that make the workload's `mlflow.log_metric` land on its MLflow run."""
-    env = {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_ID": experiment_id}
-    from mlproj.tracking import AUTH_VARIABLES
-
-    env.update({name: os.environ[name] for name in AUTH_VARIABLES if name in os.environ})
-    return env
+    # MLflow's credentials are not among them: a run's request is recorded, and they must not be; the
+    # workload inherits them (backends carry process.CREDENTIAL_VARIABLES where it does not).
+    return {"MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_ID": experiment_id}
 
 
 def begin(
@@ -186,7 +217,7 @@ def begin_nested(
     tags = {
         "mlflow.parentRunId": parent.mlflow_run_id,
         "mlflow.source.type": "PROJECT",
-        "mlflow.source.name": step.uri or parent.uri or "",
+        "mlflow.source.name": strip_credentials(step.uri or parent.uri or ""),
         "mlproj.run_id": step.run_id,
         "mlproj.pipeline_run_id": parent.run_id,
         "mlproj.step": step.step or "",
@@ -215,6 +246,12 @@ def begin_nested(
         mlflow_experiment_id=run.experiment_id,
         mlflow_artifact_uri=run.artifact_uri,
     )
+    current = store.get(step.run_id)
+    if current.is_final and current.tracking_pending is None and current.status in MLFLOW_STATUS:
+        # Ended (canceled) while its MLflow run was being made: the end the store did not write.
+        ended = int((current.ended_at or time.time()) * 1000)
+        pending = json.dumps({"status": MLFLOW_STATUS[current.status], "end_time": ended})
+        store.update(step.run_id, tracking_pending=pending)
     return workload_env(parent.tracking_uri, run.run_id, run.experiment_id)
 
 
@@ -224,7 +261,7 @@ def report_end(store: Store, record: RunRecord, others: Iterable[RunRecord] = ()
     waiting = [r for r in (record, *others) if r.tracking_pending is not None]
     if not waiting:
         return record
-    send_pending(store, waiting)
+    send_pending(store, waiting, timeout=SUPERVISOR_TIMEOUT)
     return store.get(record.run_id)
 
 
@@ -255,12 +292,14 @@ def send_pending(
             try:
                 tracker = trackers.get(uri) or trackers.setdefault(uri, _open(uri, timeout))
                 send_end(tracker, record)
-            except (TrackingUnreachable, InputError):  # away, or its package missing here: kept
+            except TrackingError as exc:
+                if exc.code not in REFUSED_FOR_GOOD:  # away, not authorized here, a proxy's page…: kept
+                    away.add(uri)
+                    continue
+                _note(record, f"MLflow did not take the run's end: {exc}")  # the run deleted in MLflow
+            except InputError:  # the store's package missing here: kept
                 away.add(uri)
                 continue
-            except TrackingError as exc:
-                # Refused for good (the run deleted in MLflow): not worth keeping.
-                _note(record, f"MLflow did not take the run's end: {exc}")
             store.tracking_sent(record.run_id, record.tracking_pending)
             sent += 1
     finally:
@@ -333,7 +372,7 @@ def metrics_of(records: Iterable[RunRecord]) -> tuple[dict[str, dict[str, float]
             problems.append(f"metrics not shown: {exc}")
             continue
         latest = {
-            str(run["info"]["run_id"]): {
+            str((run.get("info") or {}).get("run_id")): {
                 str(m["key"]): m["value"] for m in (run.get("data") or {}).get("metrics") or []
             }
             for run in runs
