@@ -331,3 +331,43 @@ def test_follow_of_a_run_without_its_log_file_writes_nothing(store: Store, clock
     written: list[bytes] = []
     assert follow(store, record.run_id, written.append) == record
     assert written == []
+
+
+def test_following_a_pipeline_with_its_steps_prefixes_their_lines(store: Store, tmp_path: Path) -> None:
+    """Whole lines, each after its step's name; a last line without its newline comes at the end; a
+    reused step (whose log is another run's) is not shown again."""
+    clock = FakeClock()
+    (tmp_path / "pipeline.log").write_text("train: Running\n")
+    pipeline = insert_run(
+        store,
+        clock,
+        kind=RunKind.PIPELINE,
+        status=RunStatus.FINISHED,
+        log_path=str(tmp_path / "pipeline.log"),
+    )
+    (tmp_path / "train.log").write_text("epoch 1\nepoch 2\nlast without newline")
+    (tmp_path / "old.log").write_text("from an older run\n")
+    for step, log in (("train", "train.log"), ("reused", "old.log")):
+        insert_run(
+            store,
+            clock,
+            kind=RunKind.STEP,
+            status=RunStatus.FINISHED,
+            parent_run_id=pipeline.run_id,
+            step=step,
+            log_path=str(tmp_path / log),
+            reused_from=pipeline.run_id if step == "reused" else None,
+        )
+    written: list[bytes] = []
+    final = follow(store, pipeline.run_id, written.append, steps=True)
+    assert final is not None and final.is_final
+    text = b"".join(written).decode()
+    assert text.splitlines() == [
+        "[train] epoch 1",
+        "[train] epoch 2",
+        "train: Running",
+        "[train] last without newline",
+    ]
+    written.clear()
+    follow(store, pipeline.run_id, written.append)  # without steps: the pipeline's own log only
+    assert b"".join(written) == b"train: Running\n"

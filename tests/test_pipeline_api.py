@@ -157,16 +157,23 @@ def test_steps_outputs_and_logs(flow: Path, home: Home, tmp_path: Path) -> None:
     # Pipeline outputs: a folder and a file, read in place or downloaded.
     folder = run.get_pipeline_output("model")
     assert folder.path == model.path
-    copy = folder.download(tmp_path / "downloads" / "model")
+    copy = folder.download(tmp_path / "downloads")  # into the folder, as Azure ML downloads
+    assert copy == tmp_path / "downloads" / model.path.name
     assert (copy / "weights.txt").read_text() == "hello\n1 2 3\n"
+    assert (folder.datastore_name, folder.path_on_datastore) == ("local", str(model.path))
     summary = run.get_pipeline_output("summary")
     assert summary.path.read_text().strip() == "2"
     (tmp_path / "files").mkdir()
-    copied = summary.download(tmp_path / "files")
+    copied = summary.download(tmp_path / "files", show_progress=False)
     assert copied.parent == tmp_path / "files" and copied.read_text().strip() == "2"
-    with pytest.raises(FileExistsError):
+    with pytest.raises(InputError, match=r"exists already \(pass overwrite=True to replace it\)"):
         summary.download(tmp_path / "files")
     assert summary.download(tmp_path / "files", overwrite=True) == copied
+    with pytest.raises(InputError, match="exists already"):
+        folder.download(tmp_path / "downloads")
+    assert folder.download(tmp_path / "downloads", overwrite=True) == copy
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        folder.download(copied)
     with pytest.raises(InputError, match="no output 'nope'"):
         run.get_pipeline_output("nope")
 
@@ -256,7 +263,7 @@ def test_save_writes_a_pipeline_that_loads_back_the_same(flow: Path, home: Home,
     elsewhere = tmp_path / "elsewhere" / "deeper"
     elsewhere.mkdir(parents=True)
     moved = run.save(elsewhere)
-    assert moved == elsewhere / "api-flow.yml"
+    assert moved == elsewhere / "pipeline.yml"  # into the folder, named as Azure ML names it
     assert load_pipeline(moved).to_document() == original.to_document()
     done = mlproj_cli("validate", str(moved), "--json", cwd=elsewhere)
     assert done.returncode == 0, done.stderr
@@ -275,3 +282,45 @@ def test_input_errors_raise_before_anything_runs(flow: Path, home: Home) -> None
     with pytest.raises(InputError, match="applies to projects"):
         mlproj.run(str(flow), entry_point="other")
     assert mlproj_cli("runs", "--json").stdout.strip() == "[]"
+
+
+def test_azure_ml_s_run_api(
+    flow: Path, home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What Azure ML code calls on a PipelineRun and its StepRuns (design.md §7)."""
+    run = mlproj.run(str(flow))
+    assert isinstance(run, PipelineRun)
+    assert run.id == run.run_id
+    children = run.get_children()
+    assert [c.name for c in children] == ["train", "summarize", "notify"]
+    train = children[0]
+    assert (train.id, train.pipeline_run_id) == (train.run_id, run.run_id)
+    output = train.get_output("model")
+    assert output.name == "model"
+    reference = output.get_port_data_reference()
+    assert isinstance(reference, PortDataReference)
+    assert reference.path == train.get_output_data("model").path
+    assert train.get_job_log() == "training\n"
+    details = train.get_details_with_logs()
+    assert details["run_id"] == train.run_id and details["logFiles"] == {"output.log": "training\n"}
+    assert train.wait_for_completion(show_output=False) == "Finished"
+    for method in (train.child_run, train.complete, train.fail, run.child_run, run.complete, run.fail):
+        with pytest.raises(NotImplementedError, match="managed by"):
+            method()
+    graph = run.get_graph()
+    assert [node.name for node in graph.nodes] == ["train", "summarize", "notify"]
+    assert [r.run_id for r in graph.nodes[0].step_runs] == [train.run_id]
+    assert graph.edges == [("train", "summarize"), ("summarize", "notify")]
+    assert graph.to_dict() == {
+        "nodes": ["train", "summarize", "notify"],
+        "edges": [["train", "summarize"], ["summarize", "notify"]],
+    }
+    assert graph["nodes"] == ["train", "summarize", "notify"]
+    assert json.loads(json.dumps(graph.to_dict())) == graph.to_dict()
+    # A second run streams its steps' output, each line after its step's name.
+    capsys.readouterr()
+    again = mlproj.run(str(flow), synchronous=False, force_rerun=True)
+    assert isinstance(again, PipelineRun)
+    assert again.wait_for_completion(show_output=True) == "Finished"
+    shown = capsys.readouterr().out
+    assert "[train] training" in shown and "[summarize] summarized" in shown

@@ -28,10 +28,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 _MANAGED = "a pipeline run's status is managed by its steps: it cannot be {0} by hand"
+_MANAGED_STEP = "a step run's status is managed by its pipeline's supervisor: it cannot be {0} by hand"
 
 
 class PortDataReference:
-    """A step's or pipeline's output: a folder, or a file, on this machine."""
+    """A step's or pipeline's output: a folder, or a file, on this machine (Azure ML's datastore is this
+    machine's file system: `datastore_name` is "local", `path_on_datastore` the absolute path)."""
+
+    datastore_name = "local"
 
     def __init__(self, name: str, path: str | os.PathLike[str]) -> None:
         self.name = name
@@ -40,25 +44,90 @@ class PortDataReference:
     def __repr__(self) -> str:
         return f"PortDataReference(name={self.name!r}, path={str(self.path)!r})"
 
+    @property
+    def path_on_datastore(self) -> str:
+        return str(self.path)
+
     def download(
         self,
         local_path: str | os.PathLike[str],
         overwrite: bool = False,  # noqa: FBT001, FBT002 - Azure ML's PortDataReference's signature
+        show_progress: bool = True,  # noqa: FBT001, FBT002, ARG002 - Azure ML's signature; a local copy has no progress to show
     ) -> Path:
-        """Copy the output to `local_path` (a folder is copied into it as a whole); returns the copy."""
-        target = Path(local_path)
+        """Copy the output into the folder `local_path` (made if needed), as Azure ML downloads it: a
+        folder output as `local_path/<its name>/`, a file as `local_path/<file name>`. Returns the copy.
+        A copy that is there already is an input error unless `overwrite`."""
+        folder = Path(local_path).expanduser()
         if not self.path.exists():
             raise RunNotFoundError(f"output {self.name!r}: {self.path} no longer exists")
-        if self.path.is_dir():
-            shutil.copytree(self.path, target, dirs_exist_ok=overwrite)
-            return target
-        if target.is_dir():
-            target = target / self.path.name
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"download {self.name!r}: {folder} is a file, not a folder to download into")
+        target = folder / self.path.name
         if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(self.path, target)
+            raise InputError(
+                f"download {self.name!r}: {target} exists already (pass overwrite=True to replace it)"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            if target.exists() and not target.is_dir():
+                target.unlink()
+            shutil.copytree(self.path, target, dirs_exist_ok=True)
+        else:
+            if target.is_dir():
+                shutil.rmtree(target)
+            shutil.copy2(self.path, target)
         return target
+
+
+class StepRunOutput:
+    """One output of a step run (Azure ML's `StepRunOutput`)."""
+
+    def __init__(self, step_run: StepRun, name: str, reference: PortDataReference) -> None:
+        self.step_run = step_run
+        self.name = name
+        self._reference = reference
+
+    def __repr__(self) -> str:
+        return f"StepRunOutput(name={self.name!r}, path={str(self._reference.path)!r})"
+
+    def get_port_data_reference(self) -> PortDataReference:
+        return self._reference
+
+
+class PipelineGraph:
+    """A pipeline run's graph: its steps (each with its step runs, every attempt) and the edges between
+    them. `to_dict()` (or `graph["nodes"]`, `graph["edges"]`) is `mlproj graph --format json`."""
+
+    def __init__(self, nodes: list[GraphNode], edges: list[tuple[str, str]]) -> None:
+        self.nodes = nodes
+        self.edges = edges
+
+    def __repr__(self) -> str:
+        return f"PipelineGraph(nodes={[n.name for n in self.nodes]!r}, edges={self.edges!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodes": [node.name for node in self.nodes], "edges": [list(edge) for edge in self.edges]}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, dict):
+            return self.to_dict() == other
+        return isinstance(other, PipelineGraph) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class GraphNode:
+    """A step of the graph and its runs (oldest first; empty while it has not been tried)."""
+
+    def __init__(self, name: str, step_runs: list[StepRun]) -> None:
+        self.name = name
+        self.step_runs = step_runs
+
+    def __repr__(self) -> str:
+        return f"GraphNode(name={self.name!r}, step_runs={len(self.step_runs)})"
 
 
 class _RunView:
@@ -92,7 +161,13 @@ class StepRun(_RunView):
         self.name = record.step or ""
         self.attempt = record.attempt or 1
         self.reused_from = record.reused_from
+        self.pipeline_run_id = record.parent_run_id
         self._home = home
+
+    @property
+    def id(self) -> str:
+        """The step run's ID (Azure ML's `Run.id`)."""
+        return self.run_id
 
     def __repr__(self) -> str:
         return f"StepRun(name={self.name!r}, run_id={self.run_id!r}, status={self.get_status()!r})"
@@ -122,6 +197,47 @@ class StepRun(_RunView):
         if not record.log_path or not Path(record.log_path).exists():
             return ""
         return Path(record.log_path).read_text(encoding="utf-8", errors="replace")
+
+    def get_output(self, name: str) -> StepRunOutput:
+        """The output `name` of the step (Azure ML's `StepRun.get_output`)."""
+        return StepRunOutput(self, name, self.get_output_data(name))
+
+    def get_job_log(self) -> str:
+        """The step's log (Azure ML's job log): `get_log()`."""
+        return self.get_log()
+
+    def get_details_with_logs(self) -> dict[str, Any]:
+        """`get_details()` with `logFiles`: the log's file name → its text, as Azure ML gives them."""
+        details = self.get_details()
+        record = self._record()
+        name = Path(record.log_path).name if record.log_path else "output.log"
+        details["logFiles"] = {name: self.get_log()}
+        return details
+
+    def wait_for_completion(
+        self,
+        show_output: bool = True,  # noqa: FBT001, FBT002 - Azure ML's StepRun's signature
+        timeout_seconds: float = sys.maxsize,
+        raise_on_error: bool = True,  # noqa: FBT001, FBT002 - Azure ML's StepRun's signature
+    ) -> str:
+        """Wait until the step ends and return its status; `show_output` streams its output."""
+        return _wait(
+            self,
+            "step run",
+            show_output=show_output,
+            timeout_seconds=timeout_seconds,
+            raise_on_error=raise_on_error,
+            steps=False,
+        )
+
+    def child_run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(_MANAGED_STEP.format("given child runs"))
+
+    def complete(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(_MANAGED_STEP.format("completed"))
+
+    def fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(_MANAGED_STEP.format("failed"))
 
     def get_stdout_log(self) -> str:
         """mlproj records stdout and stderr as one log: this is `get_log()`."""
@@ -160,8 +276,17 @@ class PipelineRun(SubmittedRun, _RunView):
     def __repr__(self) -> str:
         return f"PipelineRun(run_id={self.run_id!r}, status={self.get_status()!r})"
 
+    @property
+    def id(self) -> str:
+        """The pipeline run's ID (Azure ML's `Run.id`)."""
+        return self.run_id
+
     def get_tags(self) -> dict[str, str]:
         return dict(self._record().tags)
+
+    def get_children(self) -> list[StepRun]:
+        """The pipeline's step runs (each step's latest attempt), as Azure ML's `get_children()`."""
+        return self.get_steps()
 
     def get_steps(self) -> list[StepRun]:
         """Each step's latest attempt, in pipeline order."""
@@ -169,7 +294,7 @@ class PipelineRun(SubmittedRun, _RunView):
         with self._opened() as store:
             for record in store.steps_of(self.run_id):
                 latest[record.step or ""] = record
-        order = self.get_graph()["nodes"]
+        order = self._pipeline().order()
         return [StepRun(latest[name], self._home) for name in order if name in latest]
 
     def find_step_run(self, name: str) -> list[StepRun]:
@@ -177,12 +302,21 @@ class PipelineRun(SubmittedRun, _RunView):
         with self._opened() as store:
             return [StepRun(r, self._home) for r in store.steps_of(self.run_id) if r.step == name]
 
-    def get_graph(self) -> dict[str, Any]:
-        """{"nodes": [step names], "edges": [[from, to], ...]}, as `mlproj graph --format json`."""
+    def _pipeline(self) -> Any:
         from mlproj.pipelines.records import load_recorded
 
-        pipeline = load_recorded(self._record())
-        return {"nodes": pipeline.order(), "edges": [list(edge) for edge in pipeline.edges()]}
+        return load_recorded(self._record())
+
+    def get_graph(self) -> PipelineGraph:
+        """The graph: its nodes (steps, with their step runs) and edges; `to_dict()` gives
+        {"nodes": [step names], "edges": [[from, to], ...]}, as `mlproj graph --format json`."""
+        pipeline = self._pipeline()
+        runs: dict[str, list[StepRun]] = {}
+        with self._opened() as store:
+            for record in store.steps_of(self.run_id):
+                runs.setdefault(record.step or "", []).append(StepRun(record, self._home))
+        nodes = [GraphNode(name, runs.get(name, [])) for name in pipeline.order()]
+        return PipelineGraph(nodes, [tuple(edge) for edge in pipeline.edges()])
 
     def get_pipeline_output(self, name: str) -> PortDataReference:
         """A named output of the pipeline (its `outputs:`), once the step that makes it finished."""
@@ -195,16 +329,16 @@ class PipelineRun(SubmittedRun, _RunView):
         return PortDataReference(name, record.outputs[name])
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write the pipeline's YAML to `path` (default: `<pipeline name>.yml` here); it loads back to
-        the same pipeline from anywhere (step folders and projects as absolute paths)."""
+        """Write the pipeline's YAML as `pipeline.yml` into the folder `path` (default: here), as Azure
+        ML saves it (a `path` ending in .yml/.yaml names the file itself); it loads back to the same
+        pipeline from anywhere (step folders and projects as absolute paths)."""
         import yaml
 
-        from mlproj.pipelines.records import load_recorded
-
-        pipeline = load_recorded(self._record())
-        target = Path(path) if path is not None else Path(f"{pipeline.name}.yml")
-        if target.is_dir():
-            target = target / f"{pipeline.name}.yml"
+        pipeline = self._pipeline()
+        target = Path(path).expanduser() if path is not None else Path.cwd()
+        if target.suffix.lower() not in (".yml", ".yaml"):
+            target.mkdir(parents=True, exist_ok=True)
+            target = target / "pipeline.yml"
         text = yaml.safe_dump(pipeline.to_document(), sort_keys=False, allow_unicode=True)
         target.write_text(text, encoding="utf-8")
         return target
@@ -215,25 +349,18 @@ class PipelineRun(SubmittedRun, _RunView):
         timeout_seconds: float = sys.maxsize,
         raise_on_error: bool = True,  # noqa: FBT001, FBT002 - Azure ML's PipelineRun's signature
     ) -> str:
-        """Wait until the pipeline ends and return its status. `show_output` prints its events as they
-        come; `raise_on_error` raises `ExecutionError` unless it finished; `TimeoutError` if it is still
-        running after `timeout_seconds`."""
-        from mlproj.api import _write_stdout
-        from mlproj.execution import control
-        from mlproj.values import check_timeout
-
-        check_timeout(timeout_seconds, "timeout_seconds")
-        timeout = None if timeout_seconds >= sys.maxsize else timeout_seconds
-        with self._opened() as store:
-            if show_output:
-                final = control.follow(store, self.run_id, _write_stdout, timeout=timeout)
-            else:
-                final = control.wait(store, self.run_id, timeout=timeout)
-        if final is None:
-            raise TimeoutError(f"pipeline run {self.run_id} did not end within {timeout_seconds} s")
-        if raise_on_error:
-            raise_unless_finished(final, "pipeline run")
-        return final.status.value
+        """Wait until the pipeline ends and return its status. `show_output` prints its events and its
+        steps' output (each line after its step's name) as they come; `raise_on_error` raises
+        `ExecutionError` unless it finished; `TimeoutError` if it is still running after
+        `timeout_seconds`."""
+        return _wait(
+            self,
+            "pipeline run",
+            show_output=show_output,
+            timeout_seconds=timeout_seconds,
+            raise_on_error=raise_on_error,
+            steps=True,
+        )
 
     def child_run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(_MANAGED.format("given child runs"))
@@ -243,6 +370,33 @@ class PipelineRun(SubmittedRun, _RunView):
 
     def fail(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(_MANAGED.format("failed"))
+
+
+def _wait(
+    run: _RunView,
+    what: str,
+    *,
+    show_output: bool,
+    timeout_seconds: float,
+    raise_on_error: bool,
+    steps: bool,
+) -> str:
+    from mlproj.api import _write_stdout
+    from mlproj.execution import control
+    from mlproj.values import check_timeout
+
+    check_timeout(timeout_seconds, "timeout_seconds")
+    timeout = None if timeout_seconds >= sys.maxsize else timeout_seconds
+    with run._opened() as store:
+        if show_output:
+            final = control.follow(store, run.run_id, _write_stdout, timeout=timeout, steps=steps)
+        else:
+            final = control.wait(store, run.run_id, timeout=timeout)
+    if final is None:
+        raise TimeoutError(f"{what} {run.run_id} did not end within {timeout_seconds} s")
+    if raise_on_error:
+        raise_unless_finished(final, what)
+    return final.status.value
 
 
 @contextmanager

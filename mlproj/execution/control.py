@@ -9,7 +9,7 @@ from pathlib import Path
 from mlproj.execution.reconcile import cleanup_outside, end_processes, reconcile, supervised
 from mlproj.process import DEFAULT_GRACE
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
 from mlproj.structs import dataclass
 
@@ -85,14 +85,19 @@ def follow(
     *,
     follow: bool = True,
     timeout: float | None = None,
+    steps: bool = False,
 ) -> RunRecord | None:
-    """Write the run's log; with `follow`, keep writing until it ends (None if `timeout` passes first)."""
+    """Write the run's log; with `follow`, keep writing until it ends (None if `timeout` passes first).
+    With `steps`, a pipeline's steps' output comes too, each line after its step's name."""
     record = store.get(run_id)
     log_path = Path(record.log_path) if record.log_path else None
     position = 0
+    step_logs = _StepLogs(store, run_id, write) if steps and record.kind is RunKind.PIPELINE else None
 
-    def pump() -> None:
+    def pump(*, final: bool = False) -> None:
         nonlocal position
+        if step_logs is not None:
+            step_logs.pump(final=final)
         if log_path is None or not log_path.exists():
             return
         with log_path.open("rb") as log:
@@ -112,9 +117,39 @@ def follow(
         if time.monotonic() >= next_status:
             record = reconcile(store, store.get(run_id))
             if record.is_final:
-                pump()
+                pump(final=True)
                 return record
             next_status = time.monotonic() + STATUS_POLL
         if deadline is not None and time.monotonic() >= deadline:
             return None
         time.sleep(FOLLOW_POLL)
+
+
+class _StepLogs:
+    """A pipeline's steps' logs, read as they grow: whole lines, each after its step's name."""
+
+    def __init__(self, store: Store, run_id: str, write: Callable[[bytes], None]) -> None:
+        self.store, self.run_id, self.write = store, run_id, write
+        self.positions: dict[str, int] = {}
+        self.partial: dict[str, bytes] = {}
+
+    def pump(self, *, final: bool = False) -> None:
+        for step in self.store.steps_of(self.run_id):
+            if not step.log_path or step.reused_from:
+                continue
+            path = Path(step.log_path)
+            if not path.exists():
+                continue
+            with path.open("rb") as log:
+                log.seek(self.positions.get(step.run_id, 0))
+                data = log.read()
+            self.positions[step.run_id] = self.positions.get(step.run_id, 0) + len(data)
+            text = self.partial.pop(step.run_id, b"") + data
+            *lines, rest = text.split(b"\n")
+            if final and rest:
+                lines, rest = [*lines, rest], b""
+            if rest:
+                self.partial[step.run_id] = rest
+            prefix = f"[{step.step}] ".encode()
+            if lines:
+                self.write(b"".join(prefix + line + b"\n" for line in lines))
