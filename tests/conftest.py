@@ -12,6 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from mlproj.runs.store import Store
     from tests.mlflow_server import MlflowServer
 
 
@@ -37,6 +38,16 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture
+def store(home: Home) -> Iterator[Store]:
+    """The run store of the test's MLPROJ_HOME, closed after the test."""
+    from mlproj.runs.store import Store
+
+    opened = Store.open(home)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

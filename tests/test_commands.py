@@ -45,13 +45,6 @@ def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
 
 
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
-
-
 def add_run(
     store: Store,
     status: RunStatus = RunStatus.FINISHED,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,7 +17,6 @@ import mlproj.execution.reconcile
 from mlproj.backends import BACKENDS
 from mlproj.backends.workload import JobState
 from mlproj.execution.control import CANCEL_MARGIN, FOLLOW_POLL, STATUS_POLL, cancel, follow, wait
-from mlproj.home import Home
 from mlproj.process import identity
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
@@ -54,13 +53,6 @@ class ClusterBackend(FakeClusterBackend):
 
     def cancel_job(self, record: RunRecord, grace: float) -> None:
         self.canceled.append((record.job_id or "", grace))
-
-
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +24,6 @@ from mlproj.execution.reconcile import (
     reconcile,
     run_processes,
 )
-from mlproj.home import Home
 from mlproj.process import Proc, identity
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
@@ -59,13 +57,6 @@ class JobBackend(FakeClusterBackend):
 
     def collect_logs(self, record: RunRecord) -> None:
         self.collected.append(record.job_id or "")
-
-
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

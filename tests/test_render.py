@@ -21,7 +21,6 @@ from mlproj import process
 from mlproj.cli.board import MAX_ROWS, BoardView, last_line, make_view
 from mlproj.cli.live import watch_lines
 from mlproj.cli.render import runs_lines, status_lines, steps_lines, summary_line, table_lines
-from mlproj.home import Home
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
@@ -641,13 +640,6 @@ def test_force_color_gets_the_board_on_a_pipe(monkeypatch: pytest.MonkeyPatch) -
 
 
 # --- status --watch -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
 
 
 def pipeline_record(**changes: Any) -> RunRecord:

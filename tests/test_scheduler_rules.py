@@ -6,23 +6,14 @@ from __future__ import annotations
 import signal
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mlproj.home import Home
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.runs.store import Store
 from tests.fakes import FakeBackend, FakeClock, Script, install_fake_backend, run_fake_pipeline
-
-
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -18,11 +18,6 @@ from mlproj.runs.store import Store, new_run_id
 from tests.helpers import mlproj, mlproj_json
 
 
-@pytest.fixture
-def store(home: Home) -> Store:
-    return Store.open(home)
-
-
 def test_schema_version_and_wal(store: Store, home: Home) -> None:
     db = sqlite3.connect(home.db_path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

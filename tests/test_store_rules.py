@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,13 +23,6 @@ from mlproj.runs.store import MIN_PREFIX, Store, is_run_id, new_run_id
 from tests.fakes import record_run
 
 S = RunStatus
-
-
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
 
 
 # --- statuses --------------------------------------------------------------------------------------------

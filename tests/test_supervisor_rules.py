@@ -5,14 +5,12 @@ in test_supervision.py and test_stopping.py."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlproj.execution.supervisor import Supervisor
-from mlproj.home import Home
 from mlproj.process import DEFAULT_GRACE, KILL_WAIT, LEFTOVER_GRACE
 from mlproj.runs.outcome import TIMED_OUT
 from mlproj.runs.record import RunRecord
@@ -21,13 +19,6 @@ from mlproj.runs.store import Store
 from tests.fakes import FakeBackend, FakeClock, FakeWorkload, Script, install_fake_backend, record_run
 
 TERM, KILL, INT = int(signal.SIGTERM), int(signal.SIGKILL), int(signal.SIGINT)
-
-
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

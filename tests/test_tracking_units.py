@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from mlproj.errors import InputError, ParameterError, TrackingError, TrackingUnreachable
-from mlproj.home import Home
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store, new_run_id
@@ -220,10 +219,8 @@ def test_refused_and_silent_servers() -> None:
     with socket.socket() as silent:  # accepts (the backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        started = time.monotonic()
         with pytest.raises(HttpError, match="timed out"):
             session(silent.getsockname()[1], timeout=0.3).request("GET", "/")
-        assert time.monotonic() - started < 5
 
 
 # --- URIs, quoting ---------------------------------------------------------------------------------
@@ -470,13 +467,6 @@ def test_the_workload_variables_never_hold_credentials(monkeypatch: pytest.Monke
 
 
 # --- the store's waiting final updates -------------------------------------------------------------
-
-
-@pytest.fixture
-def store(home: Home) -> Iterator[Store]:
-    opened = Store.open(home)
-    yield opened
-    opened.close()
 
 
 def _tracked_run(store: Store, tmp_path: Path, *, tracked: bool = True) -> RunRecord:

@@ -44,7 +44,7 @@ def compare(app: Console, *, run_ids: tuple[str, ...], show_all: bool) -> int:
         app.json(document)
         return 0
     if not table:
-        app.print("The runs' parameters and metrics are the same." if records else "")
+        app.print("The runs' parameters and metrics are the same.")
         return 0
     from mlproj.cli.render import table_lines
 

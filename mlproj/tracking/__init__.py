@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from mlproj.tracking.base import Tracker
 
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
-RUN_VARIABLES = ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
-"""What every workload of a tracked run gets, on every backend."""
 
 
 def tracking_uri(

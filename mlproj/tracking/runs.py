@@ -348,7 +348,7 @@ def describe(record: RunRecord) -> tuple[str, str]:
             tracker.close()
     except (TrackingError, InputError) as exc:
         return where, f"(not available: {exc})"
-    return where, " ".join(f"{k}={_number(v)}" for k, v in sorted(metrics.items())) or "(none)"
+    return where, " ".join(f"{k}={format_number(v)}" for k, v in sorted(metrics.items())) or "(none)"
 
 
 def metrics_of(records: Iterable[RunRecord]) -> tuple[dict[str, dict[str, float]], list[str]]:
@@ -383,11 +383,7 @@ def metrics_of(records: Iterable[RunRecord]) -> tuple[dict[str, dict[str, float]
 
 
 def format_number(value: object) -> str:
-    """A metric as people read it: `0.125`, `1.5e+06`."""
-    return _number(value)
-
-
-def _number(value: object) -> str:
+    """A metric as people read it: `0.125`, `1.5e+06`; anything else as it is."""
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
