@@ -30,6 +30,22 @@ class SpecError(InputError):
         self.line = line
 
 
+class SpecErrors(InputError):
+    """Several problems of one pipeline file, found in one load: one line each, under a first line that
+    counts them."""
+
+    def __init__(self, file: object, problems: list[SpecError]) -> None:
+        lines = [f"{file}: {len(problems)} problems"]
+        lines += [f"  {problem}" for problem in sorted(problems, key=_line_order)]
+        super().__init__("\n".join(lines))
+        self.file = file
+        self.problems = problems
+
+
+def _line_order(problem: SpecError) -> tuple[str, int]:
+    return str(problem.file), problem.line or 0
+
+
 class ParameterError(InputError):
     """A parameter value that is missing, ill-typed or points at nothing."""
 

@@ -503,3 +503,33 @@ def test_the_container_gets_the_mlflow_run_and_mlflow_ends_it(
     assert run["tags"]["mlflow.docker.image.name"] == IMAGE
     image_id = run["tags"]["mlflow.docker.image.id"]  # as MLflow tags its docker runs
     assert image_id.removeprefix("sha256:") in docker_api.images.get(IMAGE).id
+
+
+def test_an_azure_ml_job_with_an_image_runs_in_it(tmp_path: Path, home: Home) -> None:
+    """design.md §9: `environment: {image}` runs the step in the image; the paths bound into its
+    command (inputs, outputs, the run's folder) are the same inside."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("hello\n")
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"
+        "type: pipeline\n"
+        "inputs:\n  d: {type: uri_folder, path: ./data}\n"
+        "jobs:\n"
+        "  boxed:\n"
+        f"    environment: {{image: {IMAGE}}}\n"
+        "    command: >-\n"
+        "      busybox cat ${{inputs.d}}/in.txt > ${{outputs.o}}/copy.txt && busybox pwd > outputs/pwd\n"
+        "    inputs:\n      d: ${{parent.inputs.d}}\n"
+        "    outputs:\n      o: {}\n"
+        "  after:\n"
+        "    command: cat ${{inputs.c}}/copy.txt\n"
+        "    inputs:\n      c: ${{parent.jobs.boxed.outputs.o}}\n"
+    )
+    done = mlproj("run", str(pipeline), "--json")
+    assert done.returncode == 0, done.stderr
+    steps = {step["step"]: step for step in json.loads(done.stdout)["steps"]}
+    assert steps["boxed"]["env_manager"] == "docker"
+    assert (Path(steps["boxed"]["outputs"]["o"]) / "copy.txt").read_text() == "hello\n"
+    assert (Path(steps["boxed"]["run_dir"]) / "code" / "outputs" / "pwd").read_text() == f"{CODE_DIR}\n"
+    assert Path(steps["after"]["log_path"]).read_text() == "hello\n"

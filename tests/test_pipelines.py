@@ -794,7 +794,12 @@ GOOD_STEP = """
             "jobs.a.command",
             "declares no input 'missing'",
         ),
-        ("jobs:\n  a: {type: spark, command: echo}\n", [], "jobs.a.type", "unknown step type 'spark'"),
+        (
+            "jobs:\n  a: {type: spark, command: echo}\n",
+            [],
+            "jobs.a.type",
+            "is an Azure ML spark job: it needs Azure",
+        ),
         (
             "jobs:\n  a: {command: echo, depends_on: [ghost]}\n",
             [],

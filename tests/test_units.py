@@ -31,9 +31,9 @@ from mlproj.errors import InputError, ParameterError, SpecError
 from mlproj.home import Home
 from mlproj.params import resolve_parameters
 from mlproj.pipelines.graph import render
+from mlproj.pipelines.inputs import resolve_inputs
 from mlproj.pipelines.loader import load_pipeline
 from mlproj.pipelines.model import Pipeline, Step, bindings
-from mlproj.pipelines.plan import PipelineOptions, resolve_inputs
 from mlproj.spec import load_project
 from mlproj.values import check, check_timeout, kind_of, uri_scheme
 
@@ -645,7 +645,7 @@ def pipeline_outcomes(folder: Path, pipeline_type: str, value: str) -> tuple[boo
     )
     pipeline = load_pipeline(given)
     try:
-        resolve_inputs(pipeline, PipelineOptions(uri=str(given), inputs={"x": value}, caller_dir=folder))
+        resolve_inputs(pipeline, {"x": value}, folder)
         as_given = True
     except InputError as exc:
         assert str(exc) == f"-P x ({pipeline_type}): {check(pipeline_type, value)}"

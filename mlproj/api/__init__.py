@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlproj.errors import ExecutionError
@@ -88,6 +88,20 @@ class SubmittedRun:
             store.close()
 
 
+def _overrides(given: Sequence[str] | Mapping[str, Any] | None) -> tuple[str, ...] | None:
+    """`overrides` as `--set` texts (a mapping's values written as YAML scalars)."""
+    if not given:
+        return None
+    if isinstance(given, Mapping):
+        import json
+
+        return tuple(
+            f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
+            for key, value in given.items()
+        )
+    return tuple(str(item) for item in given)
+
+
 def run(
     uri: str,
     entry_point: str = "main",
@@ -115,6 +129,8 @@ def run(
     continue_on_step_failure: bool = False,
     tracking_uri: str | None = None,
     tracking: bool = True,
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
+    asset_map: str | os.PathLike[str] | None = None,
 ) -> SubmittedRun:
     """Run a project; see `mlflow.projects.run`. A synchronous run that does not finish raises
     `ExecutionError`; its output is streamed to `sys.stdout` as it comes.
@@ -125,7 +141,9 @@ def run(
     text or a file) say where it runs. `docker_args`, `build_image` and `docker_auth` apply to
     docker_env projects. `rebuild_env=True` builds the environment again instead of reusing it.
     MLflow tracking is on when `tracking_uri` (else MLFLOW_TRACKING_URI) names a store, unless
-    `tracking=False`; `experiment_id` is then an MLflow experiment's, as in MLflow.
+    `tracking=False`; `experiment_id` is then an MLflow experiment's, as in MLflow. For a pipeline,
+    `overrides` sets keys of its file (`{"jobs.train.inputs.lr": 0.1}`, or `KEY.PATH=VALUE` strings, as
+    `--set`), and `asset_map` names an Azure ML pipeline's asset map (design.md §9).
     """
     from mlproj.backends import load_backend_config
     from mlproj.submit import Foreground, options_for, submit
@@ -173,6 +191,8 @@ def run(
             max_parallel=max_parallel,
             force_rerun=force_rerun,
             continue_on_step_failure=continue_on_step_failure,
+            overrides=_overrides(overrides),
+            asset_map=Path(asset_map).absolute() if asset_map else None,
         )
         foreground = Foreground(output=_write_stdout, view=_events_to_stdout)
         from mlproj import notices

@@ -332,15 +332,12 @@ class PipelineRun(SubmittedRun, _RunView):
         """Write the pipeline's YAML as `pipeline.yml` into the folder `path` (default: here), as Azure
         ML saves it (a `path` ending in .yml/.yaml names the file itself); it loads back to the same
         pipeline from anywhere (step folders and projects as absolute paths)."""
-        import yaml
-
         pipeline = self._pipeline()
         target = Path(path).expanduser() if path is not None else Path.cwd()
         if target.suffix.lower() not in (".yml", ".yaml"):
             target.mkdir(parents=True, exist_ok=True)
             target = target / "pipeline.yml"
-        text = yaml.safe_dump(pipeline.to_document(), sort_keys=False, allow_unicode=True)
-        target.write_text(text, encoding="utf-8")
+        target.write_text(pipeline.to_text(), encoding="utf-8")
         return target
 
     def wait_for_completion(

@@ -39,6 +39,8 @@ def run(
     max_parallel: int | None,
     force_rerun: bool,
     continue_on_step_failure: bool,
+    overrides: tuple[str, ...],
+    asset_map: str | None,
 ) -> int:
     if tracking:
         _prefetch(tracking_uri, experiment_name, experiment_id)
@@ -69,6 +71,8 @@ def run(
         max_parallel=max_parallel,
         force_rerun=force_rerun,
         continue_on_step_failure=continue_on_step_failure,
+        overrides=overrides,
+        asset_map=_absolute(asset_map),
     )
     return run_and_show(app, options, detach=detach)
 
@@ -91,7 +95,15 @@ def _prefetch(given: str | None, name: str | None, experiment_id: str | None) ->
 FLAGS = {
     **{
         key: flag_names("run", key)
-        for key in ("entry_point", "storage_dir", "max_parallel", "force_rerun", "continue_on_step_failure")
+        for key in (
+            "entry_point",
+            "storage_dir",
+            "max_parallel",
+            "force_rerun",
+            "continue_on_step_failure",
+            "overrides",
+            "asset_map",
+        )
     },
     "docker": f"{flag_names('run', 'docker_args')}, {flag_names('run', 'build_image')}",
 }

@@ -106,6 +106,19 @@ ENTRY_POINT = Opt(("-e", "--entry-point"), "entry_point", "Entry point to run.",
 VERSION = Opt(("-v", "--version"), "version", "Git branch, tag or commit.")
 PARAM = Opt(("-P", "--param"), "params", "A parameter (repeatable).", multiple=True, metavar="KEY=VALUE")
 ENV_MANAGER = Opt(("--env-manager",), "env_manager", "local, virtualenv, uv, conda or docker.")
+SET = Opt(
+    ("--set",),
+    "overrides",
+    "Pipelines: set any key of the file, e.g. jobs.train.inputs.lr=0.1 (repeatable).",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+)
+ASSET_MAP = Opt(
+    ("--asset-map",),
+    "asset_map",
+    "Azure ML pipelines: what azureml: names stand for here (default: azureml.yaml beside the file).",
+    metavar="FILE",
+)
 
 COMMANDS = (
     Command(
@@ -191,6 +204,8 @@ COMMANDS = (
                 "Pipelines: keep running branches a failure does not reach.",
                 "flag",
             ),
+            SET,
+            ASSET_MAP,
         ),
     ),
     Command(
@@ -282,7 +297,7 @@ COMMANDS = (
         "Show what would run, resolved, without running it.",
         "Check the project or pipeline at URI and show what it would run.",
         (Arg("uri", "URI"),),
-        (ENTRY_POINT, VERSION, PARAM, ENV_MANAGER, JSON),
+        (ENTRY_POINT, VERSION, PARAM, ENV_MANAGER, SET, ASSET_MAP, JSON),
     ),
     Command(
         "graph",

@@ -16,8 +16,10 @@ def validate(
     version: str | None,
     params: tuple[str, ...],
     env_manager: str | None,
+    overrides: tuple[str, ...],
+    asset_map: str | None,
 ) -> int:
-    from mlproj.cli.run import FLAGS
+    from mlproj.cli.run import FLAGS, _absolute
     from mlproj.home import Home
     from mlproj.params import parse_assignments
     from mlproj.submit import options_for, plan
@@ -30,6 +32,8 @@ def validate(
         version=version,
         parameters=parse_assignments(params, "-P"),
         env_manager=env_manager,
+        overrides=overrides,
+        asset_map=_absolute(asset_map),
     )
     planned = plan(options, Home.from_env(), materialize=False)
     if not isinstance(planned, ProjectPlan):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from mlproj.errors import InputError
-from mlproj.pipelines.model import BINDING, Step, text_of
+from mlproj.pipelines.model import BINDING, Step, job_output, text_of
 from mlproj.structs import dataclass, field
 from mlproj.values import uri_scheme
 
@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/sta
 if TYPE_CHECKING:
     from typing import Any
 
-URI_INPUTS = ("uri_file", "uri_folder")
+URI_INPUTS = ("uri_file", "uri_folder", "mltable")
 
 
 @dataclass
@@ -35,8 +35,9 @@ class Bindings:
             value = self.parent_inputs[ref[2]]
             local = ref[2] in self.uri_inputs and is_local(value)
             return value, self._content(value) if local else value
-        if ref[:2] == ("parent", "jobs"):
-            value = self.upstream_outputs[(ref[2], ref[4])]
+        produced = job_output(ref)
+        if produced is not None:
+            value = self.upstream_outputs[produced]
             return value, self._content(value)
         if ref[0] == "inputs":
             return self.step_inputs[ref[1]]
@@ -60,16 +61,39 @@ class Bindings:
             last = match.end()
         return "".join([*values, value[last:]]), "".join([*keys, value[last:]])
 
+    def present(self, name: str) -> bool:
+        """Whether `${{name}}` has a value (an optional input given none has not)."""
+        ref = _parts(name)
+        if ref[:2] == ("parent", "inputs"):
+            return ref[2] in self.parent_inputs
+        if ref[0] == "inputs" and len(ref) == 2:
+            return ref[1] in self.step_inputs
+        return True
+
     def bind_step_inputs(self, step: Step) -> None:
-        self.step_inputs = {name: self.resolve(value) for name, value in step.inputs.items()}
+        """The step's inputs' values; one without a value (optional: none given, or bound to a
+        pipeline input given none) is left out."""
+        self.step_inputs = {}
+        for name, value in step.inputs.items():
+            if value is None:
+                continue
+            whole = BINDING.fullmatch(value.strip()) if isinstance(value, str) else None
+            if whole is not None and not self.present(whole.group(1)):
+                continue
+            self.step_inputs[name] = self.resolve(value)
 
     def render_command(self, command: str) -> tuple[str, str]:
         """A command step's command with each bound value quoted for where it stands (see
         mlproj.quoting): (command, key). A value that cannot stand there raises `InputError`."""
-        from mlproj.pipelines.model import command_template
+        from mlproj.pipelines.model import command_template, optional_parts
         from mlproj.quoting import UnsafeValue
 
-        template = command_template(command)
+        template = command_template(optional_parts(command, self.present))
+        for name in template.names:
+            if not self.present(name):
+                raise InputError(
+                    f"${{{{{name}}}}} has no value (optional, none given): use it inside $[[ ... ]]"
+                )
         looked_up = {name: self.lookup(_parts(name)) for name in template.names}
         try:
             rendered = template.render({name: value for name, (value, _key) in looked_up.items()})

@@ -13,12 +13,18 @@ from mlproj.structs import dataclass, field
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder")
-OUTPUT_TYPES = ("uri_folder", "uri_file")
+INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder", "mltable")
+# Azure ML's literal type names read as mlproj's.
+TYPE_ALIASES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+URI_TYPES = ("uri_file", "uri_folder", "mltable")  # a path: mltable is a folder holding an MLTable file
+# uri_file is a file in a folder made for it; every other output is a folder (models are folders too).
+OUTPUT_TYPES = ("uri_folder", "uri_file", "mltable", "mlflow_model", "custom_model", "triton_model")
 STEP_TYPES = ("mlflow_project", "command")
 BINDING = re.compile(r"\$\{\{\s*([^{}]*?)\s*\}\}")
+OPTIONAL_PART = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)  # Azure ML's `$[[ ... ]]` in a command
 # Step, input and output names: parts of `${{...}}` bindings, and of folder names in a run.
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
@@ -27,7 +33,9 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 class PipelineInput:
     name: str
     type: str
-    default: Any = None  # None: required
+    default: Any = None  # None: required, unless optional
+    optional: bool = False  # Azure ML: without a value, the `$[[...]]` parts that use it are left out
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,19 @@ class Step:
     # command
     code: str | None = None
     command: str | None = None
+    # Azure ML's job keys (design.md §9), in either dialect
+    input_types: Mapping[str, str] = field(default_factory=dict)  # declared types of inputs
+    environment: Mapping[str, Any] | None = None  # {image} or {conda_file} (absolute), resolved
+    environment_variables: Mapping[str, str] = field(default_factory=dict)
+    display_name: str | None = None
+    description: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    properties: Mapping[str, str] = field(default_factory=dict)
+    compute: str | None = None  # the Azure compute it names, as written (its backend is resolved)
+    resources: Mapping[str, Any] = field(default_factory=dict)  # Azure ML's: instance_count, ...
+    distribution: Mapping[str, Any] = field(default_factory=dict)  # type, process_count_per_instance
+    code_copy: bool = False  # runs in a copy of its code folder, as Azure ML runs a snapshot
+    artifacts_output: str | None = None  # the output that is the copy's `./outputs` folder
 
     def to_document(self, folder: Path) -> dict[str, Any]:
         """This step as YAML data, with local paths made absolute against the pipeline's `folder`."""
@@ -70,7 +91,7 @@ class Step:
                 body["code"] = str((folder / self.code).absolute())
             body["command"] = self.command
         optional: dict[str, Any] = {
-            "inputs": dict(self.inputs) if self.inputs else None,
+            "inputs": {name: self._input_document(name) for name in self.inputs} if self.inputs else None,
             "outputs": {name: {"type": kind} for name, kind in self.outputs.items()}
             if self.outputs
             else None,
@@ -81,9 +102,27 @@ class Step:
             "env_manager": self.env_manager,
             "backend": self.backend,
             "backend_config": dict(self.backend_config) if self.backend_config is not None else None,
+            "environment": dict(self.environment) if self.environment else None,
+            "environment_variables": dict(self.environment_variables) or None,
+            "display_name": self.display_name,
+            "description": self.description,
+            "tags": dict(self.tags) or None,
+            "properties": dict(self.properties) or None,
+            "resources": dict(self.resources) or None,
+            "distribution": dict(self.distribution) or None,
+            "code_copy": self.code_copy if self.type == "command" else None,
+            "artifacts_output": self.artifacts_output,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         return body
+
+    def _input_document(self, name: str) -> Any:
+        value, kind = self.inputs[name], self.input_types.get(name)
+        if kind is None:
+            return value
+        if value is None:
+            return {"type": kind, "optional": True}
+        return {"type": kind, "path" if kind in URI_TYPES else "value": value}
 
     def upstream(self) -> set[str]:
         """Steps this one depends on: `depends_on` and `${{parent.jobs.S.outputs.O}}` bindings (in its
@@ -91,8 +130,9 @@ class Step:
         found = set(self.depends_on)
         for value in [*self.inputs.values(), *self.parameters.values(), self.command]:
             for ref in bindings(value):
-                if ref[:2] == ("parent", "jobs"):
-                    found.add(ref[2])
+                produced = job_output(ref)
+                if produced is not None:
+                    found.add(produced[0])
         return found
 
 
@@ -113,6 +153,10 @@ class Pipeline:
     backend_config: Mapping[str, Any] | None = None
     steps: Mapping[str, Step] = field(default_factory=dict)
     jobs_key: str = "jobs"  # `jobs`, or its alias `steps`, as the file says
+    display_name: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the others: default_datastore, unknown ones
+    azure: bool = False  # read as an Azure ML v2 pipeline job (design.md §9)
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)  # key path → line
 
     @property
@@ -144,11 +188,18 @@ class Pipeline:
                 document[key] = getattr(self, key)
         if self.tags:
             document["tags"] = dict(self.tags)
+        for key in ("display_name",):
+            if getattr(self, key) is not None:
+                document[key] = getattr(self, key)
+        if self.properties:
+            document["properties"] = dict(self.properties)
         if self.inputs:
             document["inputs"] = {
                 name: {
                     "type": item.type,
                     **({} if item.default is None else {"default": self._default(item)}),
+                    **({"optional": True} if item.optional else {}),
+                    **({"description": item.description} if item.description else {}),
                 }
                 for name, item in self.inputs.items()
             }
@@ -166,15 +217,22 @@ class Pipeline:
             settings["backend"] = self.backend
         if self.backend_config is not None:
             settings["backend_config"] = dict(self.backend_config)
+        settings.update(self.settings)
         document["settings"] = settings
         document["jobs"] = {name: step.to_document(self.folder) for name, step in self.steps.items()}
         return document
+
+    def to_text(self) -> str:
+        """`to_document` as YAML text."""
+        import yaml
+
+        return yaml.safe_dump(self.to_document(), sort_keys=False, allow_unicode=True)
 
     def _default(self, item: PipelineInput) -> Any:
         """An input's default for `to_document`: a relative local path made absolute."""
         from mlproj.values import uri_scheme
 
-        if item.type not in ("uri_file", "uri_folder") or item.default is None:
+        if item.type not in URI_TYPES or item.default is None:
             return item.default
         text = str(item.default)
         if uri_scheme(text) is not None or Path(text).expanduser().is_absolute():
@@ -200,6 +258,26 @@ def text_of(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def job_output(ref: tuple[str, ...]) -> tuple[str, str] | None:
+    """(step, output) of `${{parent.jobs.STEP.outputs.OUTPUT}}`; a flattened step's name has dots."""
+    if len(ref) >= 5 and ref[:2] == ("parent", "jobs") and ref[-2] == "outputs":
+        return ".".join(ref[2:-2]), ref[-1]
+    return None
+
+
+def optional_parts(command: str, present: Callable[[str], bool]) -> str:
+    """A command with Azure ML's `$[[ ... ]]` parts kept (without the brackets) where every
+    `${{inputs.X}}` they hold has a value (`present`), and left out where one has none."""
+    if "$[[" not in command:
+        return command
+
+    def keep(match: re.Match[str]) -> str:
+        names = [".".join(p.strip() for p in found.split(".")) for found in BINDING.findall(match.group(1))]
+        return match.group(1) if all(present(name) for name in names) else ""
+
+    return OPTIONAL_PART.sub(keep, command)
 
 
 def bindings(value: Any) -> list[tuple[str, ...]]:

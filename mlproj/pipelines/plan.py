@@ -17,12 +17,11 @@ from pathlib import Path
 from mlproj.envs.select import select_environment
 from mlproj.errors import InputError, MlprojError, SpecError
 from mlproj.home import Home
-from mlproj.params import ResolvedParameters, check_command_size, check_passable, render_command
-from mlproj.pipelines.bindings import URI_INPUTS, Bindings, is_local
+from mlproj.params import ResolvedParameters, check_command_size, render_command
+from mlproj.pipelines.bindings import Bindings
 from mlproj.pipelines.loader import load_pipeline
-from mlproj.pipelines.model import Pipeline, Step, text_of
-from mlproj.structs import dataclass, field
-from mlproj.values import check
+from mlproj.pipelines.model import Pipeline, Step
+from mlproj.structs import dataclass, field, replace
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -58,6 +57,8 @@ class PipelineOptions:
     tracking_uri: str | None = None  # MLflow tracking, as a project run's (design.md §8)
     tracking: bool = True
     experiment_id: str | None = None
+    overrides: tuple[str, ...] = ()  # --set KEY.PATH=VALUE (design.md §9)
+    asset_map: Path | None = None  # --asset-map FILE
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,21 @@ class PipelinePlan:
     continue_on_step_failure: bool
 
     def output_path(self, step: str, output: str, attempt: int = 1) -> Path:
-        """Where an output of a step of this run lives (a folder, or a file inside its own folder)."""
-        folder = step_dir(self.run_dir, step, attempt) / "outputs" / output
-        return folder / output if self.pipeline.steps[step].outputs[output] == "uri_file" else folder
+        """Where an output of a step of this run lives (a folder, or a file inside its own folder; a step
+        run in a copy of its code has its `./outputs` there)."""
+        return output_path(self.run_dir, self.pipeline.steps[step], output, attempt)
+
+
+def output_path(run_dir: Path, step: Step, output: str, attempt: int = 1) -> Path:
+    if output == step.artifacts_output:
+        return work_dir(run_dir, step.name, attempt) / "outputs"
+    folder = step_dir(run_dir, step.name, attempt) / "outputs" / output
+    return folder / output if step.outputs[output] == "uri_file" else folder
+
+
+def work_dir(run_dir: Path, step: str, attempt: int = 1) -> Path:
+    """Where a step with `code_copy` runs: a copy of its code folder in its own folder."""
+    return step_dir(run_dir, step, attempt) / "code"
 
 
 def step_dir(run_dir: Path, step: str, attempt: int = 1) -> Path:
@@ -147,8 +160,6 @@ def plan_run(options: PipelineOptions, home: Home, *, materialize: bool = True) 
         raise InputError(f"run ID {run_id} is already in use")
     try:
         if materialize and source.is_git:  # the run works in a private copy of the checkout
-            from dataclasses import replace
-
             copy = copy_checkout(source, run_dir / "checkout")
             source = replace(source, path=copy / source.subdirectory if source.subdirectory else copy)
         return plan_pipeline(source, options, home, run_id, run_dir, materialize=materialize)
@@ -170,13 +181,24 @@ def plan_pipeline(
 ) -> PipelinePlan:
     """Resolve and check the pipeline at `source.path` for a run with `run_id`. With `materialize`
     (a real run, not `validate`), Git projects are copied into the run's folder."""
-    pipeline = pipeline or load_pipeline(source.path)
-    inputs, recorded = resolve_inputs(pipeline, options)
+    from mlproj.pipelines.inputs import download_inputs, download_step_inputs, resolve_inputs
+
+    pipeline = pipeline or load_pipeline(
+        source.path, overrides=options.overrides, asset_map=options.asset_map
+    )
+    inputs, recorded = resolve_inputs(pipeline, options.inputs, options.caller_dir, options.asset_map)
+    if materialize:
+        inputs = download_inputs(pipeline, inputs, run_dir)
     copies: dict[str, Path] | None = {} if materialize else None
     checked: set[tuple[str, str, str]] = set()  # backends asked once per configuration and environment
     steps = {
         name: plan_step(pipeline, name, options, home, run_dir, copies, checked) for name in pipeline.order()
     }
+    if materialize:
+        steps = {
+            name: replace(step_plan, step=download_step_inputs(step_plan.step, step_plan.key, run_dir))
+            for name, step_plan in steps.items()
+        }
     plan = PipelinePlan(
         run_id=run_id,
         options=options,
@@ -198,47 +220,6 @@ def plan_pipeline(
     for name in plan.steps:
         check_step_values(plan, name)
     return plan
-
-
-def resolve_inputs(pipeline: Pipeline, options: PipelineOptions) -> tuple[dict[str, str], dict[str, str]]:
-    """The pipeline's inputs from `-P` and defaults: (resolved, recorded). Local `uri_file` and
-    `uri_folder` values must exist: given with -P they are relative to the caller's folder, defaults
-    to the pipeline file's."""
-    unknown = sorted(set(options.inputs) - set(pipeline.inputs))
-    if unknown:
-        declared = ", ".join(sorted(pipeline.inputs)) or "none"
-        raise InputError(f"-P {unknown[0]}: {pipeline.file} has no input {unknown[0]!r} (inputs: {declared})")
-    resolved: dict[str, str] = {}
-    recorded: dict[str, str] = {}
-    for name, item in pipeline.inputs.items():
-        given = name in options.inputs
-        if not given and item.default is None:
-            raise InputError(f"{pipeline.file}: inputs.{name}: no value (give -P {name}=VALUE)")
-        value = options.inputs[name] if given else text_of(item.default)
-        check_passable(f"-P {name}" if given else f"{pipeline.file}: inputs.{name}", value)
-        problem = check(item.type, value)
-        if problem:
-            where = f"-P {name}" if given else f"{pipeline.file}: inputs.{name}.default"
-            raise InputError(f"{where} ({item.type}): {problem}")
-        recorded[name] = value
-        resolved[name] = value
-        if item.type in URI_INPUTS and is_local(value):
-            base = options.caller_dir if given else pipeline.folder
-            resolved[name] = _local_input(name, item.type, value, base, given=given, file=pipeline.file)
-    return resolved, recorded
-
-
-def _local_input(name: str, kind: str, value: str, base: Path, *, given: bool, file: Path) -> str:
-    text = value[len("file://") :] if value.startswith("file://") else value
-    path = Path(text).expanduser()
-    path = path if path.is_absolute() else base / path
-    path = Path(os.path.normpath(path.absolute()))
-    where = f"-P {name}" if given else f"{file}: inputs.{name}"
-    if kind == "uri_folder" and not path.is_dir():
-        raise InputError(f"{where} (uri_folder): no such folder: {path}")
-    if kind == "uri_file" and not path.is_file():
-        raise InputError(f"{where} (uri_file): no such file: {path}")
-    return str(path)
 
 
 def private_copy(source: FetchedSource, run_dir: Path, copies: dict[str, Path]) -> Path:
@@ -295,6 +276,10 @@ def plan_step(
             project = load_project(code) if code is not None else None
             entry_point, work_dir, uri, commit = None, code, str(code) if code else None, None
             code_ref = None
+        if step.environment:
+            project = _with_environment(project, step.environment, work_dir or pipeline.folder)
+            if manager_given is None and "conda_file" in step.environment:
+                manager_given = _builder()
         backend_name, backend_config, backend = step_backend(pipeline, step, options)
         # A step's environment: its `env_manager`, else the pipeline's, else its project's (MLflow's rule).
         env_manager, env_spec = select_environment(
@@ -333,6 +318,29 @@ def plan_step(
     )
 
 
+def _with_environment(project: Project | None, environment: Mapping[str, Any], folder: Path) -> Project:
+    """A step's project (or its code folder) with the environment its `environment` says: built from
+    a conda file, or an image to run in (design.md §9)."""
+    from mlproj.spec import Project
+
+    base = project or Project(directory=folder)
+    if "conda_file" in environment:
+        return replace(base, conda_env=str(environment["conda_file"]), python_env=None, docker_env=None)
+    return replace(base, docker_env={"image": str(environment["image"]), "volumes": [], "environment": []})
+
+
+def _builder() -> str:
+    """The manager that builds an Azure ML environment's conda file here: conda where it is installed,
+    otherwise uv from the file's Python version and pip part."""
+    from mlproj.envs.tools import conda_executable
+
+    try:
+        conda_executable()
+    except InputError:
+        return "uv"
+    return "conda"
+
+
 def step_backend(
     pipeline: Pipeline, step: Step, options: PipelineOptions
 ) -> tuple[str, dict[str, Any], Backend]:
@@ -349,10 +357,41 @@ def step_backend(
     else:
         name, config, where = "local", step.backend_config or pipeline.backend_config, "backend_config"
     backend = get_backend(name)
+    config = scaled(name, dict(config or {}), step)
     try:
         return name, backend.validate_config(config), backend
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
+
+
+def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
+    """Azure ML's `resources` and `distribution` where the backend gives them a meaning: Slurm's nodes
+    and tasks per node; a notice where it does not."""
+    from mlproj.notices import warn
+
+    count = step.resources.get("instance_count")
+    processes = step.distribution.get("process_count_per_instance", step.distribution.get("worker_count"))
+    ignored = sorted(set(step.resources) - {"instance_count"})
+    if ignored:
+        warn(f"{pipeline_key(step)}.resources: {', '.join(ignored)} have no meaning here: ignored")
+    if count is None and processes is None:
+        return config
+    if backend == "slurm":
+        extra = list(config.get("sbatch_args") or [])
+        if isinstance(count, int) and count > 0:
+            extra.append(f"--nodes={count}")
+        if isinstance(processes, int) and processes > 0:
+            extra.append(f"--ntasks-per-node={processes}")
+        return {**config, "sbatch_args": extra}
+    warn(
+        f"{pipeline_key(step)}: resources.instance_count and distribution have no meaning on the "
+        f"{backend} backend: the step runs as one process"
+    )
+    return config
+
+
+def pipeline_key(step: Step) -> str:
+    return f"jobs.{step.name}"
 
 
 def check_step_values(plan: PipelinePlan, name: str) -> None:

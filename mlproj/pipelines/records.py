@@ -45,6 +45,8 @@ def pipeline_request(plan: PipelinePlan) -> PipelineRequest:
         resume_from=options.resume_from,
         backend=options.backend,
         backend_config=dict(options.backend_config) if options.backend_config is not None else None,
+        overrides=tuple(options.overrides),
+        asset_map=str(options.asset_map) if options.asset_map is not None else None,
     )
 
 
@@ -61,7 +63,8 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
     tracked.pop("env", None)  # each step's workload gets its own nested run's variables
     experiment = tracked.pop("experiment", plan.experiment)
     run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(plan.pipeline.file, run_dir / SNAPSHOT)
+    # What the run runs, whole: components, --set and the asset map resolved (design.md §9).
+    (run_dir / SNAPSHOT).write_text(plan.pipeline.to_text(), encoding="utf-8")
     log_path = run_dir / "output.log"
     log_path.touch()
     me = os.getpid()
@@ -78,7 +81,7 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
         env_manager=options.env_manager or plan.pipeline.env_manager,
         backend=options.backend or plan.pipeline.backend or "local",
         log_path=str(log_path),
-        tags={**plan.pipeline.tags, **options.tags},
+        tags={**plan.pipeline.properties, **plan.pipeline.tags, **options.tags},
         work_dir=str(plan.pipeline.folder),
         run_dir=str(run_dir),
         timeout=options.timeout,
@@ -162,7 +165,7 @@ def new_step_record(plan: PipelinePlan, pipeline: RunRecord, name: str, attempt:
         log_path=str(folder / "output.log"),
         parent_run_id=pipeline.run_id,
         step=name,
-        tags=dict(pipeline.tags),
+        tags={**pipeline.tags, **step_plan.step.properties, **step_plan.step.tags},  # Azure ML's, as tags
         work_dir=str(step_plan.work_dir or folder),
         run_dir=str(folder),
         timeout=step_plan.step.timeout,
@@ -254,4 +257,6 @@ def resume_options(earlier: RunRecord) -> PipelineOptions:
         resume_from=earlier.run_id,
         backend=request.backend,
         backend_config=request.backend_config,
+        overrides=tuple(request.overrides),
+        asset_map=Path(request.asset_map) if request.asset_map else None,
     )

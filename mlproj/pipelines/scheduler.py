@@ -364,12 +364,13 @@ class PipelineSupervisor:
         now = time.time()
         outputs = {}
         for out_name, binding in plan.pipeline.outputs.items():
-            from mlproj.pipelines.model import bindings
+            from mlproj.pipelines.model import bindings, job_output
 
             (ref,) = bindings(binding)
-            producer = self.latest.get(ref[2])
-            if producer is not None and producer.status is RunStatus.FINISHED and ref[4] in producer.outputs:
-                outputs[out_name] = producer.outputs[ref[4]]
+            step, output = job_output(ref) or ("", "")
+            producer = self.latest.get(step)
+            if producer is not None and producer.status is RunStatus.FINISHED and output in producer.outputs:
+                outputs[out_name] = producer.outputs[output]
         if self.crashed is not None:
             status, error = RunStatus.FAILED, self.crashed
         elif self._stop is not None:

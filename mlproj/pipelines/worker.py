@@ -95,7 +95,7 @@ class StepWorker:
         else:
             command, _key = bindings.render_command(step.command or "")
             for ref in spec_bindings(step.command):  # pipeline values written into the command itself
-                if ref[0] == "parent":
+                if ref[0] == "parent" and bindings.present(".".join(ref)):
                     parts[".".join(ref)] = bindings.lookup(ref)[1]
         for input_name, (_value, key) in bindings.step_inputs.items():
             parts[f"inputs.{input_name}"] = key
@@ -231,14 +231,22 @@ class StepWorker:
                 parents=True, exist_ok=True
             )
         work_dir = step_plan.work_dir or folder
+        if step_plan.step.code_copy:  # Azure ML runs a job in a snapshot of its code
+            work_dir = copy_code(step_plan.work_dir, folder / "code")
         tracking_env = self._track(store)
+        variables = {**step_plan.step.environment_variables}
         request = RunRequest(
             command=command,
             cwd=str(work_dir),
             shell=process.shell(),
-            env={"MLPROJ_PIPELINE_RUN_ID": self.plan.run_id, "MLPROJ_STEP": self.name, **tracking_env},
+            env={
+                **variables,
+                "MLPROJ_PIPELINE_RUN_ID": self.plan.run_id,
+                "MLPROJ_STEP": self.name,
+                **tracking_env,
+            },
             env_manager=step_plan.env_manager,
-            env_spec=step_plan.env_spec,
+            env_spec=in_container(step_plan, self.plan.run_dir, bindings_paths(self.parameters)),
             backend=step_plan.backend,
             backend_config=dict(step_plan.backend_config),
         )
@@ -277,6 +285,38 @@ class StepWorker:
         ).run()
 
 
+def copy_code(code: Path | None, target: Path) -> Path:
+    """A step's code folder copied to `target` (an empty folder without code), its `outputs` folder
+    made; Git's folder and Python's caches are not copied."""
+    import shutil
+
+    if target.exists():  # a retry's folder is new; a resumed supervisor's copy is the one
+        shutil.rmtree(target)
+    if code is not None:
+        shutil.copytree(code, target, symlinks=True, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    (target / "outputs").mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def bindings_paths(values: dict[str, str]) -> list[str]:
+    """The values of a step that are absolute paths on this machine (a container needs them mounted)."""
+    return sorted({value for value in values.values() if value.startswith("/") and Path(value).exists()})
+
+
+def in_container(step_plan: StepPlan, run_dir: Path, paths: list[str]) -> Any:
+    """The step's environment; an image gets the pipeline run's folder and the step's input paths
+    mounted where they are on this machine, so that the paths in its command are the same inside."""
+    from mlproj.structs import replace
+
+    spec = step_plan.env_spec
+    if spec is None or spec.docker is None:
+        return spec
+    volumes = list(spec.docker.get("volumes") or [])
+    volumes.append(f"{run_dir}:{run_dir}:rw")
+    volumes += [f"{path}:{path}:ro" for path in paths if not Path(path).is_relative_to(run_dir)]
+    return replace(spec, docker={**spec.docker, "volumes": volumes})
+
+
 def _definition(step_plan: StepPlan) -> str:
     """The step's own definition, hashed: what it runs and what it declares."""
     import hashlib
@@ -291,6 +331,10 @@ def _definition(step_plan: StepPlan) -> str:
         body["parameters"] = {n: [p.type, p.default] for n, p in entry_point.parameters.items()}
     else:
         body["command"] = step.command
+    if step.environment_variables:
+        body["environment_variables"] = dict(step.environment_variables)
+    if step.code_copy:
+        body["code_copy"] = True
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 

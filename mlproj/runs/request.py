@@ -82,9 +82,13 @@ class PipelineRequest:
     resume_from: str | None = None  # `mlproj resume`: the run whose finished steps are reused
     backend: str | None = None  # -b: where steps run unless they say
     backend_config: Mapping[str, Any] | None = None
+    overrides: tuple[str, ...] = ()  # --set KEY.PATH=VALUE, in order (the snapshot has them applied)
+    asset_map: str | None = None  # --asset-map
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "overrides": list(self.overrides),
+            "asset_map": self.asset_map,
             "file": self.file,
             "snapshot": self.snapshot,
             "uri": self.uri,
@@ -118,6 +122,8 @@ class PipelineRequest:
             rebuild_env=bool(data.get("rebuild_env")),
             resume_from=data.get("resume_from"),
             backend=data.get("backend"),
+            overrides=tuple(str(item) for item in data.get("overrides") or ()),
+            asset_map=data.get("asset_map"),
             backend_config=dict(config) if config is not None else None,
         )
 

@@ -41,7 +41,7 @@ __all__ = ["Foreground", "RunOptions", "options_for", "plan", "record", "start_d
 # What only projects, or only pipelines, are given; the flag's name is the caller's (`-e/--entry-point`
 # on the command line, `entry_point` in Python).
 PROJECT_ONLY = ("entry_point", "storage_dir", "docker")
-PIPELINE_ONLY = ("max_parallel", "force_rerun", "continue_on_step_failure")
+PIPELINE_ONLY = ("max_parallel", "force_rerun", "continue_on_step_failure", "overrides", "asset_map")
 
 
 def options_for(uri: str, names: Mapping[str, str] | None = None, **given: Any) -> Options:

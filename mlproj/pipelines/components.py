@@ -1,0 +1,497 @@
+"""Azure ML components in a pipeline (design.md §9): a job's `component:` (a file, or inline) merged
+with the job, and pipeline components flattened into one DAG whose steps are named `outer.inner`.
+
+What comes out is one body per step, in the keys the loader reads for either dialect, and for each key
+the file and key path it was written at, so that a problem in a component names the component's file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mlproj.pipelines.model import BINDING, URI_TYPES, text_of
+from mlproj.pipelines.problems import Problems, Where
+from mlproj.structs import dataclass, field
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+AZURE_ONLY = ("spark", "automl", "data_transfer", "import")  # refused: they need Azure itself
+NOT_YET = ("sweep", "parallel", "parallel_for", "do_while", "if_else")
+# A command component's keys that become its job's (the job's own keys win).
+COMPONENT_KEYS = (
+    "code",
+    "command",
+    "environment",
+    "environment_variables",
+    "resources",
+    "distribution",
+    "is_deterministic",
+    "display_name",
+    "description",
+    "tags",
+    "properties",
+)
+COMPONENT_ONLY = ("$schema", "type", "name", "version", "inputs", "outputs", "jobs", "settings")
+_OUTPUT_BINDING = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*outputs\s*\.\s*([A-Za-z_][\w-]*)\s*\}\}\s*$")
+_JOB_OUTPUT = re.compile(
+    r"\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([^{}]*?)\s*\.\s*outputs\s*\.\s*([\w-]+)\s*\}\}"
+)
+
+
+@dataclass
+class Job:
+    """One step to read: its (flattened) name, its body, where it was written, and where the keys that
+    came from its component were written."""
+
+    name: str
+    body: dict[str, Any]
+    where: Where
+    origins: dict[str, Where] = field(default_factory=dict)  # key (`command`, `inputs.lr`) → its file's
+    missing: set[str] = field(default_factory=set)  # required inputs given no value (one problem each)
+
+    def origin(self, relative: str) -> Where:
+        parts = relative.split(".")
+        for size in range(len(parts), 0, -1):
+            found = self.origins.get(".".join(parts[:size]))
+            if found is not None:
+                return found
+        return self.where
+
+    def error(self, relative: str, message: str) -> Any:
+        return self.origin(relative).error(relative, message)
+
+    def folder(self, relative: str) -> Path:
+        """The folder a relative path at `relative` is relative to: its file's."""
+        return self.origin(relative).file.parent
+
+
+class Expander:
+    """Reads the jobs of a pipeline document into steps: components merged, pipelines flattened."""
+
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+        self.aliases: dict[tuple[str, str], str] = {}  # (pipeline job, its output) → the step output
+        self.pipeline_jobs: set[str] = set()
+        self._components: dict[Path, tuple[Any, dict[str, int]] | None] = {}
+
+    def expand(
+        self, jobs: dict[Any, Any], where: Where, on_parent_output: Callable[[str, str, Where], None]
+    ) -> list[Job]:
+        """The steps of a top-level `jobs` mapping; `on_parent_output(name, binding, where)` is told of
+        each `${{parent.outputs.NAME}}` a job's output is bound to."""
+        found: list[Job] = []
+        for name, body in jobs.items():
+            found += self.job(str(name), body, where.at(str(name)), "", None, on_parent_output)
+        self._resolve_aliases(found)
+        return found
+
+    # --- one job ---------------------------------------------------------------------------------------
+
+    def job(
+        self,
+        name: str,
+        body: Any,
+        where: Where,
+        prefix: str,
+        values: dict[str, Any] | None,
+        on_parent_output: Callable[[str, str, Where], None],
+    ) -> list[Job]:
+        flat = prefix + name
+        if not isinstance(body, dict):
+            self.problems.add(where.error("", "expected a mapping (a job)"))
+            return []
+        kind = body.get("type")
+        if kind in AZURE_ONLY:
+            self.problems.add(
+                where.error(
+                    "type", f"job {flat!r} is an Azure ML {kind} job: it needs Azure, mlproj does not run it"
+                )
+            )
+            return []
+        if kind in NOT_YET:
+            self.problems.add(where.error("type", f"job {flat!r}: mlproj does not run {kind} jobs yet"))
+            return []
+        body = dict(body)
+        if prefix or values is not None:
+            body = {
+                key: _rewrite(value, values, prefix) if key in ("inputs", "parameters") else value
+                for key, value in body.items()
+            }
+            if prefix and isinstance(body.get("depends_on"), list):
+                body["depends_on"] = [prefix + str(d) for d in body["depends_on"]]
+            if prefix and isinstance(body.get("command"), str) and "parent.inputs" in body["command"]:
+                self.problems.add(
+                    where.error(
+                        "command",
+                        "a job inside a pipeline component uses its own inputs "
+                        "(${{inputs.NAME}}), not ${{parent.inputs...}}",
+                    )
+                )
+        job = Job(flat, body, where)
+        component = body.pop("component", None)
+        if component is not None:
+            loaded = self.component(component, job)
+            if loaded is None:
+                return []
+            data, comp_where = loaded
+            ctype = data.get("type", "command")
+            if ctype == "pipeline":
+                return self.flatten(job, data, comp_where, on_parent_output)
+            if ctype != "command":
+                self.problems.add(comp_where.error("type", self._kind_message(ctype, flat)))
+                return []
+            self.merge(job, data, comp_where)
+        elif kind == "pipeline":
+            self.problems.add(where.error("component", "a pipeline job needs its pipeline `component:`"))
+            return []
+        self._bind_outputs(job, on_parent_output)
+        return [job]
+
+    @staticmethod
+    def _kind_message(kind: Any, flat: str) -> str:
+        if kind in AZURE_ONLY:
+            return f"job {flat!r} uses an Azure ML {kind} component: it needs Azure, mlproj does not run it"
+        if kind in NOT_YET:
+            return f"job {flat!r}: mlproj does not run {kind} components yet"
+        return f"unknown component type {kind!r} (expected command or pipeline)"
+
+    def _bind_outputs(self, job: Job, on_parent_output: Callable[[str, str, Where], None]) -> None:
+        """`out: ${{parent.outputs.x}}`: the step declares `out` (a folder unless its component says
+        otherwise) and the enclosing pipeline's output `x` is it."""
+        outputs = job.body.get("outputs")
+        if not isinstance(outputs, dict):
+            return
+        outputs = dict(outputs)
+        for out, value in outputs.items():
+            if isinstance(value, dict) and isinstance(value.get("path"), str):
+                bound = _OUTPUT_BINDING.match(value["path"])
+                if bound:
+                    on_parent_output(
+                        bound.group(1), _job_output(job.name, str(out)), job.where.at(f"outputs.{out}")
+                    )
+                    outputs[out] = {k: v for k, v in value.items() if k != "path"}
+                continue
+            if isinstance(value, str):
+                bound = _OUTPUT_BINDING.match(value)
+                if bound:
+                    on_parent_output(
+                        bound.group(1), _job_output(job.name, str(out)), job.where.at(f"outputs.{out}")
+                    )
+                    outputs[out] = None
+        job.body["outputs"] = outputs
+
+    # --- components --------------------------------------------------------------------------------
+
+    def component(self, value: Any, job: Job) -> tuple[dict[str, Any], Where] | None:
+        """A component: inline, or read from its file (relative to the job's file)."""
+        from mlproj.errors import SpecError
+        from mlproj.yamlio import load_yaml_with_lines
+
+        if isinstance(value, dict):
+            return value, job.where.at("component")
+        if not isinstance(value, str) or not value.strip():
+            self.problems.add(job.where.error("component", "expected a component file (./component.yml)"))
+            return None
+        text = value.strip()
+        if text.lower().startswith("azureml:"):
+            self.problems.add(
+                job.where.error(
+                    "component",
+                    f"{text}: a registered component cannot be read here; "
+                    "give its file (component: ./component.yml)",
+                )
+            )
+            return None
+        text = text[len("file:") :] if text.startswith("file:") else text
+        path = (job.where.file.parent / Path(text).expanduser()).absolute()
+        if path not in self._components:
+            if not path.is_file():
+                self.problems.add(job.where.error("component", f"no such component file: {path}"))
+                self._components[path] = None
+            else:
+                try:
+                    self._components[path] = load_yaml_with_lines(path)
+                except SpecError as exc:
+                    self.problems.add(exc)
+                    self._components[path] = None
+        loaded = self._components[path]
+        if loaded is None:
+            return None
+        data, lines = loaded
+        if not isinstance(data, dict):
+            self.problems.add(SpecError(path, None, "expected a mapping (a component)"))
+            return None
+        return data, Where(path, "", lines)
+
+    def merge(self, job: Job, component: dict[str, Any], where: Where) -> None:
+        """A command component's definition under its job: the component's keys, the job's over them,
+        and its declared inputs and outputs given their values."""
+        for key in component:
+            if key not in COMPONENT_KEYS and key not in COMPONENT_ONLY:
+                if key == "additional_includes":
+                    from mlproj.notices import warn
+
+                    warn(f"{where.file}: additional_includes is not copied: the step runs its code folder")
+                    continue
+                allowed = ", ".join(
+                    sorted({*COMPONENT_KEYS, *COMPONENT_ONLY} - {"$schema", "jobs", "settings"})
+                )
+                self.problems.add(
+                    where.error(str(key), f"unknown key for a command component (expected one of: {allowed})")
+                )
+        merged: dict[str, Any] = {}
+        for key in COMPONENT_KEYS:
+            if key in component:
+                merged[key] = component[key]
+                job.origins[key] = where
+        for key, value in job.body.items():
+            if key not in ("inputs", "outputs"):
+                merged[key] = value
+                job.origins.pop(key, None)
+        merged["type"] = "command"
+        merged["inputs"] = self._inputs(job, component, where)
+        merged["outputs"] = self._outputs(job, component, where)
+        job.body = merged
+
+    def _declared(self, component: dict[str, Any], key: str, where: Where) -> dict[str, Any]:
+        declared = component.get(key) or {}
+        if not isinstance(declared, dict):
+            self.problems.add(where.error(key, "expected a mapping of names"))
+            return {}
+        return {str(name): body for name, body in declared.items()}
+
+    def _declared_and_given(
+        self, job: Job, component: dict[str, Any], where: Where, section: str
+    ) -> tuple[dict[str, Any], dict[Any, Any]]:
+        """(what the component declares in `section`, what the job gives); a name the component does
+        not declare is a problem."""
+        declared = self._declared(component, section, where)
+        given = job.body.get(section) or {}
+        if not isinstance(given, dict):
+            self.problems.add(job.where.error(section, f"expected a mapping of {section}"))
+            given = {}
+        for name in given:
+            if str(name) not in declared:
+                names = ", ".join(sorted(declared)) or "none"
+                what = section[:-1]
+                message = f"component {where.file} declares no {what} {str(name)!r} (declared: {names})"
+                self.problems.add(job.where.error(f"{section}.{name}", message))
+        return declared, given
+
+    def _inputs(self, job: Job, component: dict[str, Any], where: Where) -> dict[str, Any]:
+        declared, given = self._declared_and_given(job, component, where, "inputs")
+        result: dict[str, Any] = {}
+        for name, declaration in declared.items():
+            spec = declaration if isinstance(declaration, dict) else {"type": declaration}
+            kind = spec.get("type", "string")
+            if name in given:
+                value = given[name]
+                if isinstance(value, dict):
+                    result[name] = {"type": kind, **value}
+                elif value is None:
+                    result[name] = {"type": kind, "optional": True}
+                else:
+                    result[name] = {"type": kind, "value": value}
+            elif spec.get("default") is not None:
+                result[name] = {"type": kind, "default": spec["default"]}
+                job.origins[f"inputs.{name}"] = where
+            elif spec.get("optional") is True:
+                result[name] = {"type": kind, "optional": True}
+                job.origins[f"inputs.{name}"] = where
+            else:
+                job.missing.add(name)
+                result[name] = {"type": kind, "optional": True}
+                self.problems.add(
+                    job.where.error(
+                        f"inputs.{name}",
+                        f"no value for the component's required input {name!r} ({where.file})",
+                    )
+                )
+        _absolute_paths(job, result)
+        return result
+
+    def _outputs(self, job: Job, component: dict[str, Any], where: Where) -> dict[str, Any]:
+        declared, given = self._declared_and_given(job, component, where, "outputs")
+        result: dict[str, Any] = {}
+        for name, declaration in declared.items():
+            spec = dict(declaration) if isinstance(declaration, dict) else {}
+            spec.setdefault("type", "uri_folder")
+            value = given.get(name)
+            if isinstance(value, dict):
+                result[name] = {**spec, **value}
+            elif isinstance(value, str) and _OUTPUT_BINDING.match(value):
+                result[name] = {**spec, "path": value}
+            else:
+                result[name] = spec
+                if value is not None:
+                    result[name] = value  # the loader says what is wrong with it
+        return result
+
+    # --- pipeline components -----------------------------------------------------------------------
+
+    def flatten(
+        self,
+        job: Job,
+        component: dict[str, Any],
+        where: Where,
+        on_parent_output: Callable[[str, str, Where], None],
+    ) -> list[Job]:
+        """A pipeline component's jobs as steps `job.inner`, its inputs given their job's values."""
+        self.pipeline_jobs.add(job.name)
+        for key in component:
+            if key not in (
+                "$schema",
+                "type",
+                "name",
+                "version",
+                "display_name",
+                "description",
+                "tags",
+                "inputs",
+                "outputs",
+                "jobs",
+                "settings",
+            ):
+                self.problems.add(where.error(str(key), "unknown key for a pipeline component"))
+        jobs = component.get("jobs")
+        if not isinstance(jobs, dict) or not jobs:
+            self.problems.add(where.error("jobs", "expected a mapping of jobs"))
+            return []
+        values = self._inputs(job, component, where)
+        inner_values = {name: _input_value(body) for name, body in values.items()}
+        for out, value in (job.body.get("outputs") or {}).items():
+            if isinstance(value, str) and _OUTPUT_BINDING.match(value):
+                on_parent_output(
+                    _OUTPUT_BINDING.match(value).group(1),  # type: ignore[union-attr]
+                    _job_output(job.name, str(out)),
+                    job.where.at(f"outputs.{out}"),
+                )
+            elif value is not None and not (isinstance(value, dict) and not value.get("path")):
+                self.problems.add(
+                    job.where.error(f"outputs.{out}", "expected ${{parent.outputs.NAME}} or nothing")
+                )
+
+        def inner_output(name: str, binding: str, _where: Where) -> None:
+            self.aliases[(job.name, name)] = binding
+
+        compute = job.body.get("compute")
+        found: list[Job] = []
+        for name, inner in jobs.items():
+            body = inner
+            if compute is not None and isinstance(inner, dict) and "compute" not in inner:
+                body = {**inner, "compute": compute}
+            found += self.job(
+                str(name), body, where.at(f"jobs.{name}"), job.name + ".", inner_values, inner_output
+            )
+        declared = self._declared(component, "outputs", where)
+        for out in declared:
+            if (job.name, out) not in self.aliases:
+                self.problems.add(
+                    where.error(f"outputs.{out}", "no job of the pipeline component is bound to it")
+                )
+        return found
+
+    def _resolve_aliases(self, jobs: list[Job]) -> None:
+        """`${{parent.jobs.P.outputs.x}}` where P is a flattened pipeline → the step output it is."""
+        if not self.aliases and not self.pipeline_jobs:
+            return
+        for job in jobs:
+            for key in ("inputs", "parameters", "command"):
+                if key in job.body:
+                    job.body[key] = self.resolve(job.body[key])
+            depends = job.body.get("depends_on")
+            if isinstance(depends, list):
+                expanded: list[Any] = []
+                for name in depends:
+                    if name in self.pipeline_jobs:
+                        expanded += [j.name for j in jobs if j.name.startswith(f"{name}.")]
+                    else:
+                        expanded.append(name)
+                job.body["depends_on"] = expanded
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: self.resolve(item) for key, item in value.items()}
+        if not isinstance(value, str):
+            return value
+        for _ in range(32):  # nested pipelines: an alias may name another
+
+            def replace(match: re.Match[str]) -> str:
+                found = self.aliases.get((match.group(1), match.group(2)))
+                return found if found is not None else match.group(0)
+
+            changed = _JOB_OUTPUT.sub(replace, value)
+            if changed == value:
+                break
+            value = changed
+        return value
+
+
+def _absolute_paths(job: Job, inputs: dict[str, Any]) -> None:
+    """File and folder inputs' relative paths made absolute against the file each is written in: a
+    pipeline component's jobs take them from another file."""
+    for name, body in inputs.items():
+        if body.get("type") in URI_TYPES:
+            for key in ("path", "value", "default"):
+                if key in body:
+                    body[key] = _absolute(body[key], job.folder(f"inputs.{name}"))
+
+
+def _absolute(value: Any, folder: Path) -> Any:
+    """A relative local path made absolute against `folder`; anything else (a binding, a URL, an
+    `azureml:` reference) as it is."""
+    from mlproj.values import uri_scheme
+
+    if not isinstance(value, str) or not value.strip() or BINDING.search(value) or uri_scheme(value.strip()):
+        return value
+    path = Path(value.strip()).expanduser()
+    return value if path.is_absolute() else str(folder / path)
+
+
+def _job_output(step: str, output: str) -> str:
+    return "${{parent.jobs." + step + ".outputs." + output + "}}"
+
+
+def _input_value(body: Any) -> Any:
+    """What `${{parent.inputs.x}}` stands for inside a pipeline component: its job's value."""
+    if isinstance(body, dict):
+        if body.get("optional") is True and "value" not in body and "path" not in body:
+            return None
+        if "path" in body:
+            return {key: item for key, item in body.items() if key in ("type", "path", "mode")}
+        return body.get("value", body.get("default"))
+    return body
+
+
+def _rewrite(value: Any, values: dict[str, Any] | None, prefix: str) -> Any:
+    """Bindings of a job inside a pipeline component in the enclosing pipeline's terms: its parent's
+    inputs replaced by their values, its siblings' outputs renamed `prefix.sibling`."""
+    if isinstance(value, dict):
+        return {key: _rewrite(item, values, prefix) for key, item in value.items()}
+    if not isinstance(value, str):
+        return value
+    whole = BINDING.fullmatch(value.strip())
+    if whole is not None and values is not None:
+        parts = [part.strip() for part in whole.group(1).split(".")]
+        if parts[:2] == ["parent", "inputs"] and len(parts) == 3 and parts[2] in values:
+            return values[parts[2]]
+
+    def replace(match: re.Match[str]) -> str:
+        parts = [part.strip() for part in match.group(1).split(".")]
+        if (
+            values is not None
+            and parts[:2] == ["parent", "inputs"]
+            and len(parts) == 3
+            and parts[2] in values
+        ):
+            found = values[parts[2]]
+            return text_of(found.get("path") if isinstance(found, dict) else found)
+        if prefix and parts[:2] == ["parent", "jobs"] and len(parts) >= 5:
+            return "${{parent.jobs." + prefix + ".".join(parts[2:]) + "}}"
+        return match.group(0)
+
+    return BINDING.sub(replace, value)
