@@ -18,7 +18,7 @@ import pytest
 
 from mlproj.api.pipeline import PipelineRun
 from mlproj.home import Home
-from tests.clusters import need, slurm_missing
+from tests.clusters import need, ray_missing, slurm_missing
 from tests.helpers import assert_input_error, assert_nothing_unfinished, mlproj, mlproj_json
 from tests.pipelines import run_ok, run_pipeline, write_pipeline
 
@@ -286,7 +286,13 @@ def test_validate_and_graph_read_azure_files(azure: Path, home: Home) -> None:
     assert "stage.train" in shown.stdout
     graph = mlproj("graph", str(azure / "pipeline.yml"), "--format", "json")
     edges = {tuple(edge) for edge in json.loads(graph.stdout)["edges"]}
-    assert edges == {("prep", "stage.train"), ("stage.train", "stage.score"), ("stage.score", "report")}
+    # `report` uses an output of the pipeline job `stage`: it waits for all of it, as in Azure ML.
+    assert edges == {
+        ("prep", "stage.train"),
+        ("stage.train", "stage.score"),
+        ("stage.score", "report"),
+        ("stage.train", "report"),
+    }
 
 
 def test_a_step_mapped_to_slurm_through_computes_runs_on_slurm(azure: Path, home: Home) -> None:
@@ -300,6 +306,28 @@ def test_a_step_mapped_to_slurm_through_computes_runs_on_slurm(azure: Path, home
     written = Path(there["outputs"]["artifacts"]) / "where.txt"
     assert written.read_text() == f"there in job {there['job_id']}\n"
     assert (Path(here["outputs"]["artifacts"]) / "where.txt").read_text() == "here in \n"
+
+
+def test_a_step_mapped_to_ray_reserves_a_cpu_per_process(azure: Path, home: Home) -> None:
+    need("ray", ray_missing())
+    (azure / "ray-assets.yml").write_text("computes:\n  ray-box: {backend: ray}\n")
+    pipeline = write_pipeline(
+        azure / "ray.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        jobs:
+          there:
+            compute: azureml:ray-box
+            distribution: {type: pytorch, process_count_per_instance: 1}
+            command: echo on ray > outputs/where.txt
+        """,
+    )
+    document = run_ok(pipeline, "--asset-map", str(azure / "ray-assets.yml"))
+    there = steps_of(document)["there"]
+    assert there["backend"] == "ray" and there["backend_state"] == "SUCCEEDED"
+    assert there["backend_config"] == {"num_cpus": 1}
+    assert (Path(there["outputs"]["artifacts"]) / "where.txt").read_text() == "on ray\n"
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
@@ -383,3 +411,70 @@ def test_python_api_overrides_and_asset_map(azure: Path, home: Home, tmp_path: P
     target.mkdir()
     model.download(target, show_progress=False)
     assert (target / "model" / "model.txt").read_text() == "rows=4 lr=0.05 epochs=5\n"
+
+
+def test_a_detached_run_keeps_its_asset_map(azure: Path, home: Home, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "assets.yaml"
+    elsewhere.write_text(
+        f"data:\n  azureml:iris:1: {azure / 'data/raw.csv'}\n"
+        f"  azureml://datastores/workspaceblobstore/paths/shared/: {azure / 'data'}\n"
+    )
+    (azure / "azureml.yaml").unlink()
+    done = mlproj(
+        "run",
+        str(azure / "data_assets.yml"),
+        "-d",
+        "-P",
+        "iris=azureml:iris:1",
+        "--asset-map",
+        str(elsewhere),
+    )
+    assert done.returncode == 0, done.stderr
+    assert mlproj("wait", done.stdout.strip(), timeout=120).returncode == 0
+    assert steps_of(mlproj_json("status", done.stdout.strip()))["count"]["status"] == "Finished"
+
+
+def test_the_copy_of_the_code_leaves_out_a_home_inside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "script.sh").write_text("echo from the copy\n")
+    pipeline = write_pipeline(
+        project / "pipeline.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        jobs:
+          here:
+            code: .
+            command: ls -A && sh script.sh
+        """,
+    )
+    monkeypatch.setenv("MLPROJ_HOME", str(project / ".mlproj"))
+    document = run_ok(pipeline)
+    log = mlproj("logs", document["run_id"], "--step", "here")
+    assert log.stdout.split() == ["outputs", "pipeline.yml", "script.sh", "from", "the", "copy"]
+
+
+def test_an_input_that_uses_an_optional_input_without_a_value_has_none(azure: Path, home: Home) -> None:
+    pipeline = write_pipeline(
+        azure / "optional.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        inputs:
+          epochs: {type: integer, optional: true, max: 10}
+        jobs:
+          show:
+            command: echo start $[[${{inputs.flag}}]] end
+            inputs:
+              flag: --epochs=${{parent.inputs.epochs}}
+        """,
+    )
+    first = run_ok(pipeline)
+    assert mlproj("logs", first["run_id"], "--step", "show").stdout == "start end\n"
+    second = run_ok(pipeline, "-P", "epochs=3")
+    assert mlproj("logs", second["run_id"], "--step", "show").stdout == "start --epochs=3 end\n"
+    done = mlproj("run", str(pipeline), "-P", "epochs=30")
+    assert_input_error(done, "-P epochs (integer): expected at most 10, got 30")

@@ -137,8 +137,11 @@ def test_overrides() -> None:
     assert parse_override("jobs.a.inputs.lr=0.1") == (["jobs", "a", "inputs", "lr"], 0.1)
     assert parse_override("a=true") == (["a"], True)
     assert parse_override("a={type: uri_folder, path: ./d}") == (["a"], {"type": "uri_folder", "path": "./d"})
+    assert parse_override('a={"type": "uri_file"}') == (["a"], {"type": "uri_file"})
     assert parse_override("a=") == (["a"], "")
     assert parse_override("a=[unclosed") == (["a"], "[unclosed")
+    for text in ("yes", "007", "12:30", "a: b", "x=y"):  # text stays text, as az ml --set keeps it
+        assert parse_override(f"a={text}") == (["a"], text)
     for bad in ("novalue", "=1", "a..b=1"):
         with pytest.raises(InputError, match=r"expected KEY\.PATH=VALUE"):
             parse_override(bad)
@@ -366,10 +369,13 @@ def test_resources_and_distribution_reach_slurm_and_are_noticed_elsewhere(notice
     assert scaled("slurm", {"sbatch_args": ["--exclusive"]}, step) == {
         "sbatch_args": ["--exclusive", "--nodes=2", "--ntasks-per-node=4"]
     }
-    assert scaled("ray", {"num_cpus": 1}, step) == {"num_cpus": 1}
+    assert scaled("ray", {"num_cpus": 1}, step) == {"num_cpus": 1}  # the compute's configuration wins
+    assert scaled("ray", {"address": "x"}, step) == {"address": "x", "num_cpus": 8}  # a CPU per process
     assert scaled("local", {}, Step(name="u", type="command", command="x")) == {}
     assert any("jobs.t.resources: instance_type have no meaning here" in n for n in notices)
-    assert any("have no meaning on the ray backend" in n for n in notices)
+    assert not any("ray backend" in n for n in notices)
+    assert scaled("local", {}, step) == {}
+    assert any("have no meaning on the local backend: the step runs as one process" in n for n in notices)
 
 
 def test_azure_input_forms_in_mlproj_s_own_dialect(tmp_path: Path) -> None:
@@ -431,3 +437,160 @@ def test_paths_given_to_a_pipeline_component_are_the_giving_file_s(tmp_path: Pat
     )
     step = load_pipeline(pipeline).steps["outer.use"]
     assert step.inputs == {"f": str(tmp_path / "data"), "t": str(tmp_path / "comps" / "sample.csv")}
+
+
+def test_an_optional_part_must_close_what_it_opens(tmp_path: Path) -> None:
+    pipeline = azure_file(
+        tmp_path / "p.yml",
+        """
+        type: pipeline
+        jobs:
+          a:
+            command: echo $[[ "${{inputs.a}} ]] x $[[ ${{inputs.b}}" ]] done
+            inputs:
+              a: {type: string, optional: true}
+              b: {type: string, optional: true}
+        """,
+    )
+    with pytest.raises(
+        SpecError, match=r"jobs\.a\.command: \$\[\[ \"\$\{\{inputs\.a\}\} \]\]: a part that may be left out"
+    ):
+        load_pipeline(pipeline)
+
+
+def test_hostile_values_in_pipeline_jobs_are_problems_not_crashes(tmp_path: Path) -> None:
+    write(
+        tmp_path / "self.yml",
+        """
+        type: pipeline
+        jobs:
+          again:
+            type: pipeline
+            component: ./self.yml
+        """,
+    )
+    write(tmp_path / "inner.yml", "type: pipeline\njobs:\n  x: {command: echo x}\n")
+    pipeline = azure_file(
+        tmp_path / "p.yml",
+        """
+        type: pipeline
+        jobs:
+          loop:
+            type: pipeline
+            component: ./self.yml
+          stage:
+            type: pipeline
+            component: ./inner.yml
+            outputs: 7
+            depends_on: [[1]]
+            limits: {timeout: 3}
+          after:
+            command: echo after
+            depends_on: [[1]]
+            environment_variables: {"A=B": 1, OK: [1], NUL: "a\\0b"}
+            resources: {instance_count: abc}
+            distribution: {type: horovod, process_count_per_instance: [1]}
+        """,
+    )
+    with pytest.raises(SpecErrors) as caught:
+        load_pipeline(pipeline)
+    found = "\n".join(str(problem) for problem in caught.value.problems)
+    assert f"{tmp_path / 'self.yml'}" in found and "includes itself" in found
+    assert "jobs.stage.outputs: expected a mapping of outputs" in found
+    assert "jobs.stage.depends_on: expected a list of step names" in found
+    assert "jobs.stage.limits: unknown key for a pipeline job" in found
+    assert "jobs.after.depends_on: expected a list of step names" in found
+    assert "jobs.after.environment_variables.A=B: expected a variable name" in found
+    assert "jobs.after.environment_variables.OK: expected a value" in found
+    assert "jobs.after.environment_variables.NUL: a NUL character cannot be passed" in found
+    assert "jobs.after.resources.instance_count: expected a whole number of at least 1, got 'abc'" in found
+    assert "jobs.after.distribution.process_count_per_instance: expected a whole number" in found
+    assert "jobs.after.distribution.type: unknown distribution 'horovod'" in found
+
+
+def test_a_pipeline_job_s_keys_hold_for_its_steps(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    write(
+        tmp_path / "comps" / "inner.yml",
+        """
+        type: pipeline
+        inputs:
+          d: {type: uri_folder}
+          rate: {type: number}
+        outputs:
+          out: {}
+        jobs:
+          a:
+            command: ls ${{inputs.x}} > ${{outputs.o}}/ls
+            inputs:
+              x:
+                type: uri_folder
+                path: ${{parent.inputs.d}}
+              r: ${{parent.inputs.lr}}
+            outputs:
+              o: ${{parent.outputs.out}}
+          b:
+            command: echo b
+        """,
+    )
+    pipeline = azure_file(
+        tmp_path / "p.yml",
+        """
+        type: pipeline
+        jobs:
+          first:
+            command: echo first
+          stage:
+            type: pipeline
+            component: ./comps/inner.yml
+            depends_on: [first]
+            inputs:
+              d: {type: uri_folder, path: ./data}
+              rate: 0.1
+        """,
+    )
+    with pytest.raises(SpecError) as caught:
+        load_pipeline(pipeline)
+    assert "jobs.a.inputs: ${{parent.inputs.lr}}: the pipeline component declares no input 'lr'" in str(
+        caught.value
+    )
+    inner = tmp_path / "comps" / "inner.yml"
+    inner.write_text(inner.read_text().replace("r: ${{parent.inputs.lr}}", "r: ${{parent.inputs.rate}}"))
+    loaded = load_pipeline(pipeline)
+    assert loaded.steps["stage.a"].inputs == {"x": str(tmp_path / "data"), "r": 0.1}
+    assert loaded.steps["stage.a"].depends_on == ("first",)
+    assert loaded.steps["stage.b"].depends_on == ("first",)
+
+
+def test_limits_of_inputs_are_checked(tmp_path: Path) -> None:
+    write(
+        tmp_path / "c.yml",
+        """
+        type: command
+        inputs:
+          mode: {type: string, enum: [fast, slow], default: fast}
+          lr: {type: number, min: 0, max: 1}
+        command: echo ${{inputs.mode}} ${{inputs.lr}}
+        """,
+    )
+    pipeline = azure_file(
+        tmp_path / "p.yml",
+        """
+        type: pipeline
+        inputs:
+          k: {type: integer, max: 3, default: 9}
+          bad: {type: integer, min: low, enum: 3}
+        jobs:
+          a:
+            component: ./c.yml
+            inputs: {mode: bogus, lr: 42}
+        """,
+    )
+    with pytest.raises(SpecErrors) as caught:
+        load_pipeline(pipeline)
+    found = "\n".join(str(problem) for problem in caught.value.problems)
+    assert "inputs.k.default: expected at most 3, got 9" in found
+    assert "inputs.bad.min: expected a number, got 'low'" in found
+    assert "inputs.bad.enum: expected a list of values" in found
+    assert "jobs.a.inputs.mode.value: expected one of: fast, slow, got 'bogus'" in found
+    assert "jobs.a.inputs.lr.value: expected at most 1, got 42" in found

@@ -514,13 +514,14 @@ def test_an_azure_ml_job_with_an_image_runs_in_it(tmp_path: Path, home: Home) ->
     pipeline.write_text(
         "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"
         "type: pipeline\n"
-        "inputs:\n  d: {type: uri_folder, path: ./data}\n"
+        "inputs:\n  d: {type: uri_folder, path: ./data}\n  label: {type: string, default: /bin}\n"
         "jobs:\n"
         "  boxed:\n"
         f"    environment: {{image: {IMAGE}}}\n"
         "    command: >-\n"
         "      busybox cat ${{inputs.d}}/in.txt > ${{outputs.o}}/copy.txt && busybox pwd > outputs/pwd\n"
-        "    inputs:\n      d: ${{parent.inputs.d}}\n"
+        "      && echo ${{inputs.label}} > outputs/label\n"
+        "    inputs:\n      d: ${{parent.inputs.d}}\n      label: ${{parent.inputs.label}}\n"
         "    outputs:\n      o: {}\n"
         "  after:\n"
         "    command: cat ${{inputs.c}}/copy.txt\n"
@@ -533,3 +534,5 @@ def test_an_azure_ml_job_with_an_image_runs_in_it(tmp_path: Path, home: Home) ->
     assert (Path(steps["boxed"]["outputs"]["o"]) / "copy.txt").read_text() == "hello\n"
     assert (Path(steps["boxed"]["run_dir"]) / "code" / "outputs" / "pwd").read_text() == f"{CODE_DIR}\n"
     assert Path(steps["after"]["log_path"]).read_text() == "hello\n"
+    # A string that names a host folder is a string: only file and folder inputs are mounted.
+    assert (Path(steps["boxed"]["run_dir"]) / "code" / "outputs" / "label").read_text() == "/bin\n"

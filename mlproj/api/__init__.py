@@ -89,16 +89,13 @@ class SubmittedRun:
 
 
 def _overrides(given: Sequence[str] | Mapping[str, Any] | None) -> tuple[str, ...] | None:
-    """`overrides` as `--set` texts (a mapping's values written as YAML scalars)."""
+    """`overrides` as `--set` texts (a mapping's values written as JSON, so that text stays text)."""
     if not given:
         return None
     if isinstance(given, Mapping):
         import json
 
-        return tuple(
-            f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
-            for key, value in given.items()
-        )
+        return tuple(f"{key}={json.dumps(value)}" for key, value in given.items())
     return tuple(str(item) for item in given)
 
 

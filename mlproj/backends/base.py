@@ -53,6 +53,7 @@ class Backend(ABC):
     prepares_environment = True
     runs_containers = False  # True: it can run an environment that is an image (`Container`)
     queues = False  # True: a cluster's scheduler starts the job when it sees fit (`Queued` until then)
+    copies_working_dir = False  # True: the job runs in the cluster's copy of its working folder
     config_fields: Mapping[str, tuple[Validator, str]] = {}  # key → (validator, what it expects)
 
     def validate_config(self, config: Mapping[str, Any] | None) -> dict[str, Any]:

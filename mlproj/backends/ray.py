@@ -98,6 +98,7 @@ class RayBackend(Backend):
     name = "ray"
     prepares_environment = False  # the cluster builds the job's runtime_env
     queues = True
+    copies_working_dir = True  # uploaded as the job's working_dir
     config_fields = {  # noqa: RUF012 - read-only table
         "address": (text, "the address of the Ray dashboard, such as http://127.0.0.1:8265"),
         "num_cpus": (positive_number, "a number of CPUs for the job's entrypoint"),

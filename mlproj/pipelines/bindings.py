@@ -77,18 +77,21 @@ class Bindings:
         for name, value in step.inputs.items():
             if value is None:
                 continue
-            whole = BINDING.fullmatch(value.strip()) if isinstance(value, str) else None
-            if whole is not None and not self.present(whole.group(1)):
-                continue
+            used = BINDING.findall(value) if isinstance(value, str) else []
+            if not all(self.present(found) for found in used):
+                continue  # it uses a value that is not there: it has none itself
             self.step_inputs[name] = self.resolve(value)
 
     def render_command(self, command: str) -> tuple[str, str]:
         """A command step's command with each bound value quoted for where it stands (see
         mlproj.quoting): (command, key). A value that cannot stand there raises `InputError`."""
         from mlproj.pipelines.model import command_template, optional_parts
-        from mlproj.quoting import UnsafeValue
+        from mlproj.quoting import TemplateError, UnsafeValue
 
-        template = command_template(optional_parts(command, self.present))
+        try:
+            template = command_template(optional_parts(command, self.present))
+        except TemplateError as exc:  # checked at load time; said plainly should it happen anyway
+            raise InputError(f"the command cannot be read with its optional parts left out: {exc}") from None
         for name in template.names:
             if not self.present(name):
                 raise InputError(

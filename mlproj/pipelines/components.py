@@ -10,8 +10,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mlproj.pipelines.model import BINDING, URI_TYPES, text_of
+from mlproj.pipelines.model import LIMIT_KEYS
 from mlproj.pipelines.problems import Problems, Where
+from mlproj.pipelines.scopes import (
+    JOB_OUTPUT,
+    absolute_paths,
+    input_value,
+    job_output_binding,
+    pipelines_used,
+    rewrite,
+)
 from mlproj.structs import dataclass, field
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
@@ -35,11 +43,33 @@ COMPONENT_KEYS = (
     "tags",
     "properties",
 )
+PIPELINE_COMPONENT_KEYS = (
+    "$schema",
+    "type",
+    "name",
+    "version",
+    "display_name",
+    "description",
+    "tags",
+    "inputs",
+    "outputs",
+    "jobs",
+    "settings",
+)
+PIPELINE_JOB_KEYS = (
+    "type",
+    "inputs",
+    "outputs",
+    "compute",
+    "depends_on",
+    "display_name",
+    "description",
+    "tags",
+    "properties",
+    "experiment_name",
+)
 COMPONENT_ONLY = ("$schema", "type", "name", "version", "inputs", "outputs", "jobs", "settings")
 _OUTPUT_BINDING = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*outputs\s*\.\s*([A-Za-z_][\w-]*)\s*\}\}\s*$")
-_JOB_OUTPUT = re.compile(
-    r"\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([^{}]*?)\s*\.\s*outputs\s*\.\s*([\w-]+)\s*\}\}"
-)
 
 
 @dataclass
@@ -77,6 +107,7 @@ class Expander:
         self.aliases: dict[tuple[str, str], str] = {}  # (pipeline job, its output) → the step output
         self.pipeline_jobs: set[str] = set()
         self._components: dict[Path, tuple[Any, dict[str, int]] | None] = {}
+        self._expanding: list[Path] = []  # the pipeline components being flattened (a cycle is an error)
 
     def expand(
         self, jobs: dict[Any, Any], where: Where, on_parent_output: Callable[[str, str, Where], None]
@@ -115,22 +146,7 @@ class Expander:
         if kind in NOT_YET:
             self.problems.add(where.error("type", f"job {flat!r}: mlproj does not run {kind} jobs yet"))
             return []
-        body = dict(body)
-        if prefix or values is not None:
-            body = {
-                key: _rewrite(value, values, prefix) if key in ("inputs", "parameters") else value
-                for key, value in body.items()
-            }
-            if prefix and isinstance(body.get("depends_on"), list):
-                body["depends_on"] = [prefix + str(d) for d in body["depends_on"]]
-            if prefix and isinstance(body.get("command"), str) and "parent.inputs" in body["command"]:
-                self.problems.add(
-                    where.error(
-                        "command",
-                        "a job inside a pipeline component uses its own inputs "
-                        "(${{inputs.NAME}}), not ${{parent.inputs...}}",
-                    )
-                )
+        body = self._in_scope(dict(body), where, prefix, values)
         job = Job(flat, body, where)
         component = body.pop("component", None)
         if component is not None:
@@ -150,6 +166,36 @@ class Expander:
             return []
         self._bind_outputs(job, on_parent_output)
         return [job]
+
+    def _in_scope(
+        self, body: dict[str, Any], where: Where, prefix: str, values: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A job inside a pipeline component in the enclosing pipeline's terms (see `scopes.rewrite`)."""
+        if not prefix and values is None:
+            return body
+        unknown: list[str] = []
+        body = {
+            key: rewrite(value, values, prefix, unknown) if key in ("inputs", "parameters") else value
+            for key, value in body.items()
+        }
+        for missing in sorted(set(unknown)):
+            message = (
+                f"${{{{parent.inputs.{missing}}}}}: the pipeline component declares no input {missing!r}"
+            )
+            self.problems.add(where.error("inputs", message))
+        if unknown and isinstance(body.get("inputs"), dict):  # said once: not again as the top's
+            body["inputs"] = {k: v for k, v in body["inputs"].items() if "parent.inputs" not in str(v)}
+        if prefix and isinstance(body.get("depends_on"), list):
+            body["depends_on"] = [prefix + str(d) for d in body["depends_on"]]
+        if prefix and isinstance(body.get("command"), str) and "parent.inputs" in body["command"]:
+            self.problems.add(
+                where.error(
+                    "command",
+                    "a job inside a pipeline component uses its own inputs "
+                    "(${{inputs.NAME}}), not ${{parent.inputs...}}",
+                )
+            )
+        return body
 
     @staticmethod
     def _kind_message(kind: Any, flat: str) -> str:
@@ -171,7 +217,7 @@ class Expander:
                 bound = _OUTPUT_BINDING.match(value["path"])
                 if bound:
                     on_parent_output(
-                        bound.group(1), _job_output(job.name, str(out)), job.where.at(f"outputs.{out}")
+                        bound.group(1), job_output_binding(job.name, str(out)), job.where.at(f"outputs.{out}")
                     )
                     outputs[out] = {k: v for k, v in value.items() if k != "path"}
                 continue
@@ -179,7 +225,7 @@ class Expander:
                 bound = _OUTPUT_BINDING.match(value)
                 if bound:
                     on_parent_output(
-                        bound.group(1), _job_output(job.name, str(out)), job.where.at(f"outputs.{out}")
+                        bound.group(1), job_output_binding(job.name, str(out)), job.where.at(f"outputs.{out}")
                     )
                     outputs[out] = None
         job.body["outputs"] = outputs
@@ -288,16 +334,17 @@ class Expander:
         for name, declaration in declared.items():
             spec = declaration if isinstance(declaration, dict) else {"type": declaration}
             kind = spec.get("type", "string")
+            limits = {key: spec[key] for key in LIMIT_KEYS if key in spec}
             if name in given:
                 value = given[name]
                 if isinstance(value, dict):
-                    result[name] = {"type": kind, **value}
+                    result[name] = {"type": kind, **limits, **value}
                 elif value is None:
                     result[name] = {"type": kind, "optional": True}
                 else:
-                    result[name] = {"type": kind, "value": value}
+                    result[name] = {"type": kind, **limits, "value": value}
             elif spec.get("default") is not None:
-                result[name] = {"type": kind, "default": spec["default"]}
+                result[name] = {"type": kind, **limits, "default": spec["default"]}
                 job.origins[f"inputs.{name}"] = where
             elif spec.get("optional") is True:
                 result[name] = {"type": kind, "optional": True}
@@ -311,7 +358,7 @@ class Expander:
                         f"no value for the component's required input {name!r} ({where.file})",
                     )
                 )
-        _absolute_paths(job, result)
+        absolute_paths(result, job.folder)
         return result
 
     def _outputs(self, job: Job, component: dict[str, Any], where: Where) -> dict[str, Any]:
@@ -340,78 +387,103 @@ class Expander:
         where: Where,
         on_parent_output: Callable[[str, str, Where], None],
     ) -> list[Job]:
-        """A pipeline component's jobs as steps `job.inner`, its inputs given their job's values."""
+        """A pipeline component's jobs as steps `job.inner`, its inputs given their job's values; the
+        job's `depends_on` holds for each of them."""
+        if where.file in self._expanding:
+            self.problems.add(job.where.error("component", f"{where.file} includes itself"))
+            return []
         self.pipeline_jobs.add(job.name)
         for key in component:
-            if key not in (
-                "$schema",
-                "type",
-                "name",
-                "version",
-                "display_name",
-                "description",
-                "tags",
-                "inputs",
-                "outputs",
-                "jobs",
-                "settings",
-            ):
+            if key not in PIPELINE_COMPONENT_KEYS:
                 self.problems.add(where.error(str(key), "unknown key for a pipeline component"))
+        for key in job.body:
+            if key not in PIPELINE_JOB_KEYS:
+                allowed = ", ".join(sorted(PIPELINE_JOB_KEYS))
+                self.problems.add(
+                    job.where.error(str(key), f"unknown key for a pipeline job (expected one of: {allowed})")
+                )
         jobs = component.get("jobs")
         if not isinstance(jobs, dict) or not jobs:
             self.problems.add(where.error("jobs", "expected a mapping of jobs"))
             return []
-        values = self._inputs(job, component, where)
-        inner_values = {name: _input_value(body) for name, body in values.items()}
-        for out, value in (job.body.get("outputs") or {}).items():
-            if isinstance(value, str) and _OUTPUT_BINDING.match(value):
-                on_parent_output(
-                    _OUTPUT_BINDING.match(value).group(1),  # type: ignore[union-attr]
-                    _job_output(job.name, str(out)),
-                    job.where.at(f"outputs.{out}"),
-                )
-            elif value is not None and not (isinstance(value, dict) and not value.get("path")):
-                self.problems.add(
-                    job.where.error(f"outputs.{out}", "expected ${{parent.outputs.NAME}} or nothing")
-                )
+        inner_values = {name: input_value(body) for name, body in self._inputs(job, component, where).items()}
+        self._pipeline_outputs(job, on_parent_output)
 
         def inner_output(name: str, binding: str, _where: Where) -> None:
             self.aliases[(job.name, name)] = binding
 
         compute = job.body.get("compute")
         found: list[Job] = []
-        for name, inner in jobs.items():
-            body = inner
-            if compute is not None and isinstance(inner, dict) and "compute" not in inner:
-                body = {**inner, "compute": compute}
-            found += self.job(
-                str(name), body, where.at(f"jobs.{name}"), job.name + ".", inner_values, inner_output
-            )
-        declared = self._declared(component, "outputs", where)
-        for out in declared:
+        self._expanding.append(where.file)
+        try:
+            for name, inner in jobs.items():
+                body = inner
+                if compute is not None and isinstance(inner, dict) and "compute" not in inner:
+                    body = {**inner, "compute": compute}
+                at = where.at(f"jobs.{name}")
+                found += self.job(str(name), body, at, job.name + ".", inner_values, inner_output)
+        finally:
+            self._expanding.pop()
+        after = self._depends_on(job)
+        for inner_job in found:
+            own = inner_job.body.get("depends_on")
+            inner_job.body["depends_on"] = [*(own if isinstance(own, list) else [own] if own else []), *after]
+        for out in self._declared(component, "outputs", where):
             if (job.name, out) not in self.aliases:
                 self.problems.add(
                     where.error(f"outputs.{out}", "no job of the pipeline component is bound to it")
                 )
         return found
 
-    def _resolve_aliases(self, jobs: list[Job]) -> None:
-        """`${{parent.jobs.P.outputs.x}}` where P is a flattened pipeline → the step output it is."""
-        if not self.aliases and not self.pipeline_jobs:
+    def _pipeline_outputs(self, job: Job, on_parent_output: Callable[[str, str, Where], None]) -> None:
+        """A pipeline job's outputs: each bound to an output of its own pipeline, or nothing."""
+        outputs = job.body.get("outputs")
+        if outputs is not None and not isinstance(outputs, dict):
+            self.problems.add(job.where.error("outputs", "expected a mapping of outputs"))
             return
+        for out, value in (outputs or {}).items():
+            bound = _OUTPUT_BINDING.match(value) if isinstance(value, str) else None
+            if bound is not None:
+                on_parent_output(
+                    bound.group(1), job_output_binding(job.name, str(out)), job.where.at(f"outputs.{out}")
+                )
+            elif value is not None and not (isinstance(value, dict) and not value.get("path")):
+                self.problems.add(
+                    job.where.error(f"outputs.{out}", "expected ${{parent.outputs.NAME}} or nothing")
+                )
+
+    def _depends_on(self, job: Job) -> list[str]:
+        depends = job.body.get("depends_on") or []
+        depends = [depends] if isinstance(depends, str) else depends
+        if not isinstance(depends, list) or not all(isinstance(name, str) for name in depends):
+            self.problems.add(job.where.error("depends_on", "expected a list of step names"))
+            return []
+        return depends
+
+    def _resolve_aliases(self, jobs: list[Job]) -> None:
+        """`${{parent.jobs.P.outputs.x}}` where P is a flattened pipeline → the step output it is; the
+        step then waits for all of P, as Azure ML waits for a pipeline component's node."""
+        if not self.pipeline_jobs:
+            return
+        names = [job.name for job in jobs]
         for job in jobs:
+            waits: list[str] = []
             for key in ("inputs", "parameters", "command"):
                 if key in job.body:
+                    for used in pipelines_used(job.body[key], self.pipeline_jobs):
+                        waits += [name for name in names if name.startswith(f"{used}.")]
                     job.body[key] = self.resolve(job.body[key])
             depends = job.body.get("depends_on")
             if isinstance(depends, list):
                 expanded: list[Any] = []
                 for name in depends:
-                    if name in self.pipeline_jobs:
-                        expanded += [j.name for j in jobs if j.name.startswith(f"{name}.")]
+                    if isinstance(name, str) and name in self.pipeline_jobs:
+                        expanded += [inner for inner in names if inner.startswith(f"{name}.")]
                     else:
                         expanded.append(name)
-                job.body["depends_on"] = expanded
+                job.body["depends_on"] = expanded + [name for name in waits if name not in expanded]
+            elif waits and depends is None:
+                job.body["depends_on"] = waits
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict):
@@ -424,74 +496,8 @@ class Expander:
                 found = self.aliases.get((match.group(1), match.group(2)))
                 return found if found is not None else match.group(0)
 
-            changed = _JOB_OUTPUT.sub(replace, value)
+            changed = JOB_OUTPUT.sub(replace, value)
             if changed == value:
                 break
             value = changed
         return value
-
-
-def _absolute_paths(job: Job, inputs: dict[str, Any]) -> None:
-    """File and folder inputs' relative paths made absolute against the file each is written in: a
-    pipeline component's jobs take them from another file."""
-    for name, body in inputs.items():
-        if body.get("type") in URI_TYPES:
-            for key in ("path", "value", "default"):
-                if key in body:
-                    body[key] = _absolute(body[key], job.folder(f"inputs.{name}"))
-
-
-def _absolute(value: Any, folder: Path) -> Any:
-    """A relative local path made absolute against `folder`; anything else (a binding, a URL, an
-    `azureml:` reference) as it is."""
-    from mlproj.values import uri_scheme
-
-    if not isinstance(value, str) or not value.strip() or BINDING.search(value) or uri_scheme(value.strip()):
-        return value
-    path = Path(value.strip()).expanduser()
-    return value if path.is_absolute() else str(folder / path)
-
-
-def _job_output(step: str, output: str) -> str:
-    return "${{parent.jobs." + step + ".outputs." + output + "}}"
-
-
-def _input_value(body: Any) -> Any:
-    """What `${{parent.inputs.x}}` stands for inside a pipeline component: its job's value."""
-    if isinstance(body, dict):
-        if body.get("optional") is True and "value" not in body and "path" not in body:
-            return None
-        if "path" in body:
-            return {key: item for key, item in body.items() if key in ("type", "path", "mode")}
-        return body.get("value", body.get("default"))
-    return body
-
-
-def _rewrite(value: Any, values: dict[str, Any] | None, prefix: str) -> Any:
-    """Bindings of a job inside a pipeline component in the enclosing pipeline's terms: its parent's
-    inputs replaced by their values, its siblings' outputs renamed `prefix.sibling`."""
-    if isinstance(value, dict):
-        return {key: _rewrite(item, values, prefix) for key, item in value.items()}
-    if not isinstance(value, str):
-        return value
-    whole = BINDING.fullmatch(value.strip())
-    if whole is not None and values is not None:
-        parts = [part.strip() for part in whole.group(1).split(".")]
-        if parts[:2] == ["parent", "inputs"] and len(parts) == 3 and parts[2] in values:
-            return values[parts[2]]
-
-    def replace(match: re.Match[str]) -> str:
-        parts = [part.strip() for part in match.group(1).split(".")]
-        if (
-            values is not None
-            and parts[:2] == ["parent", "inputs"]
-            and len(parts) == 3
-            and parts[2] in values
-        ):
-            found = values[parts[2]]
-            return text_of(found.get("path") if isinstance(found, dict) else found)
-        if prefix and parts[:2] == ["parent", "jobs"] and len(parts) >= 5:
-            return "${{parent.jobs." + prefix + ".".join(parts[2:]) + "}}"
-        return match.group(0)
-
-    return BINDING.sub(replace, value)

@@ -11,7 +11,7 @@ from mlproj.errors import InputError
 from mlproj.params import check_passable
 from mlproj.pipelines.assets import is_reference
 from mlproj.pipelines.bindings import URI_INPUTS, is_local
-from mlproj.pipelines.model import Pipeline, text_of
+from mlproj.pipelines.model import Pipeline, out_of_limits, text_of
 from mlproj.values import check
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
@@ -44,6 +44,7 @@ def resolve_inputs(
             value = _asset(pipeline, asset_map, name, value)
         check_passable(f"-P {name}" if given else f"{pipeline.file}: inputs.{name}", value)
         problem = check(item.type, value)
+        problem = problem or out_of_limits(value, item.limits)
         if problem:
             where = f"-P {name}" if given else f"{pipeline.file}: inputs.{name}.default"
             raise InputError(f"{where} ({item.type}): {problem}")

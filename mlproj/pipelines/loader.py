@@ -248,7 +248,7 @@ class PipelineReader(Reader):
             if not self.name(self.top, "inputs", name):
                 continue
             key = f"inputs.{name}"
-            optional, description = False, None
+            optional, description, limits = False, None, {}
             if isinstance(body, dict):
                 for item in body:
                     if item not in INPUT_KEYS:
@@ -262,6 +262,7 @@ class PipelineReader(Reader):
                 optional = body.get("optional") is True
                 description = self.optional_str(body, "description")
                 where_default = f"{key}.{'path' if 'path' in body else 'default'}"
+                limits = self.limits(body, self.top, key)
             elif isinstance(body, list):
                 self.problem(self.top, key, "expected a value, or {type, default} / {type, path}")
                 continue
@@ -280,7 +281,10 @@ class PipelineReader(Reader):
                 problem = check("uri_folder" if type_name == "mltable" else type_name, text_of(default))
                 if problem:
                     self.problem(self.top, where_default, problem)
-            result[str(name)] = PipelineInput(str(name), str(type_name), default, optional, description)
+                self.within(default, limits, self.top, where_default)
+            result[str(name)] = PipelineInput(
+                str(name), str(type_name), default, optional, description, limits
+            )
         return result
 
     def pipeline_outputs(self, raw: Any) -> tuple[set[str], dict[str, str]]:

@@ -36,6 +36,7 @@ class PipelineInput:
     default: Any = None  # None: required, unless optional
     optional: bool = False  # Azure ML: without a value, the `$[[...]]` parts that use it are left out
     description: str | None = None
+    limits: Mapping[str, Any] = field(default_factory=dict)  # Azure ML's min, max and enum
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class Pipeline:
                     **({} if item.default is None else {"default": self._default(item)}),
                     **({"optional": True} if item.optional else {}),
                     **({"description": item.description} if item.description else {}),
+                    **item.limits,
                 }
                 for name, item in self.inputs.items()
             }
@@ -251,6 +253,27 @@ def command_template(command: str) -> Template:
         last = match.end()
     parts.append(command[last:])
     return Template.parse(parts, names)
+
+
+LIMIT_KEYS = ("min", "max", "enum")
+
+
+def out_of_limits(text: str, limits: Mapping[str, Any]) -> str | None:
+    """Why a value is outside an input's `min`, `max` or `enum` (Azure ML's), or None."""
+    enum = limits.get("enum")
+    if isinstance(enum, list) and enum and text not in [text_of(item) for item in enum]:
+        return f"expected one of: {', '.join(text_of(item) for item in enum)}, got {text!r}"
+    for key, word in (("min", "least"), ("max", "most")):
+        bound = limits.get(key)
+        if not isinstance(bound, (int, float)) or isinstance(bound, bool):
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            continue  # not a number: its type check says so
+        if (number < bound) if key == "min" else (number > bound):
+            return f"expected at {word} {bound}, got {text}"
+    return None
 
 
 def text_of(value: Any) -> str:

@@ -1,6 +1,5 @@
 """`mlproj run pipeline.yml --set jobs.train.inputs.lr=0.1`: any key of the document set before it is
-read, as `az ml job create --set` does. The value is read as YAML (`0.1` a number, `true` a boolean,
-`{type: uri_folder, path: ./d}` a mapping)."""
+read, as `az ml job create --set` does."""
 
 from __future__ import annotations
 
@@ -15,18 +14,27 @@ if TYPE_CHECKING:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """`a.b.c=VALUE` → (["a", "b", "c"], the value read as YAML)."""
-    import yaml
+    """`a.b.c=VALUE` → (["a", "b", "c"], the value): JSON where it reads as JSON (`0.1`, `true`,
+    `{"type": "uri_folder"}`), a YAML flow mapping or list (`{type: uri_folder, path: ./d}`), else the
+    text itself (`yes`, `007`, `12:30` stay text), as `az ml job create --set` reads it."""
+    import json
 
     key, equals, raw = text.partition("=")
     parts = [part.strip() for part in key.split(".")]
     if not equals or not all(parts):
         raise InputError(f"--set {text}: expected KEY.PATH=VALUE, such as jobs.train.inputs.lr=0.1")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
+        return parts, json.loads(raw)
+    except ValueError:
+        pass
+    if raw.strip()[:1] in ("{", "["):
+        import yaml
+
+        try:
+            return parts, yaml.safe_load(raw)
+        except yaml.YAMLError:
+            pass
+    return parts, raw
 
 
 def apply_overrides(data: Any, overrides: Sequence[str], file: Path) -> Any:

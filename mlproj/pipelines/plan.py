@@ -366,7 +366,8 @@ def step_backend(
 
 def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
     """Azure ML's `resources` and `distribution` where the backend gives them a meaning: Slurm's nodes
-    and tasks per node; a notice where it does not."""
+    and tasks per node; on Ray, a CPU per process for the job's entrypoint (unless the configuration
+    says `num_cpus`); a notice where they have none."""
     from mlproj.notices import warn
 
     count = step.resources.get("instance_count")
@@ -376,17 +377,22 @@ def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
         warn(f"{pipeline_key(step)}.resources: {', '.join(ignored)} have no meaning here: ignored")
     if count is None and processes is None:
         return config
+    nodes = count if isinstance(count, int) and count > 0 else 1
+    tasks = processes if isinstance(processes, int) and processes > 0 else 1
     if backend == "slurm":
         extra = list(config.get("sbatch_args") or [])
-        if isinstance(count, int) and count > 0:
-            extra.append(f"--nodes={count}")
-        if isinstance(processes, int) and processes > 0:
-            extra.append(f"--ntasks-per-node={processes}")
+        if count is not None:
+            extra.append(f"--nodes={nodes}")
+        if processes is not None:
+            extra.append(f"--ntasks-per-node={tasks}")
         return {**config, "sbatch_args": extra}
-    warn(
-        f"{pipeline_key(step)}: resources.instance_count and distribution have no meaning on the "
-        f"{backend} backend: the step runs as one process"
-    )
+    if backend == "ray" and "num_cpus" not in config:
+        return {**config, "num_cpus": nodes * tasks}
+    if backend != "ray" and nodes * tasks > 1:
+        warn(
+            f"{pipeline_key(step)}: resources.instance_count and distribution have no meaning on the "
+            f"{backend} backend: the step runs as one process"
+        )
     return config
 
 

@@ -161,6 +161,35 @@ class Reader:
             return None
         return dict(self.mapping(value, where, "backend_config"))
 
+    def limits(self, body: Mapping[Any, Any], where: Where, key: str) -> dict[str, Any]:
+        """An input's `min`, `max` (numbers) and `enum` (a list of values), checked."""
+        found: dict[str, Any] = {}
+        for name in ("min", "max"):
+            bound = body.get(name)
+            if bound is None:
+                continue
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                self.problem(where, f"{key}.{name}", f"expected a number, got {bound!r}")
+            else:
+                found[name] = bound
+        enum = body.get("enum")
+        if enum is not None:
+            if not isinstance(enum, list) or not enum or any(isinstance(item, (dict, list)) for item in enum):
+                self.problem(where, f"{key}.enum", "expected a list of values")
+            else:
+                found["enum"] = enum
+        return found
+
+    def within(self, value: Any, limits: Mapping[str, Any], where: Where, key: str) -> None:
+        """A literal value inside its input's limits (a binding is checked when it has a value)."""
+        from mlproj.pipelines.model import BINDING, out_of_limits
+
+        if value is None or not limits or (isinstance(value, str) and BINDING.search(value)):
+            return
+        problem = out_of_limits(text_of(value), limits)
+        if problem:
+            self.problem(where, key, problem)
+
     def env_manager(self, value: Any, where: Where, key: str) -> str | None:
         from mlproj.envs import MANAGERS
 

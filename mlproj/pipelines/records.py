@@ -214,6 +214,8 @@ def replan(home: Home, record: RunRecord) -> PipelinePlan:
         resume_from=request.resume_from,
         backend=request.backend,
         backend_config=request.backend_config,
+        overrides=tuple(request.overrides),  # applied in the run's copy already: kept as recorded
+        asset_map=Path(request.asset_map) if request.asset_map else None,  # for -P data=azureml:...
     )
     source = FetchedSource(
         uri=record.uri or str(file),

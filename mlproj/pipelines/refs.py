@@ -6,6 +6,7 @@ from __future__ import annotations
 from mlproj.errors import SpecError
 from mlproj.pipelines.model import (
     BINDING,
+    OPTIONAL_PART,
     Pipeline,
     Step,
     bindings,
@@ -104,6 +105,12 @@ def _check_command(reader: Reader, pipeline: Pipeline, step: Step, job: Job) -> 
         absent = len(ref) == 2 and ref[1] in step.inputs and step.inputs[ref[1]] is None
         if ref[0] == "inputs" and absent and ref[1] not in job.missing:
             problem(f"${{{{inputs.{ref[1]}}}}} has no value (optional): use it inside $[[ ... ]]", line)
+    for part in OPTIONAL_PART.findall(command):  # kept or left out alone, each must read on its own
+        try:
+            command_template(part)
+        except TemplateError as exc:
+            problem(f"$[[{part}]]: a part that may be left out must close what it opens: {exc}", line)
+            return
     try:
         template = command_template(optional_parts(command, lambda _name: True))
     except TemplateError as exc:

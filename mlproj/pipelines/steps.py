@@ -4,6 +4,7 @@ job whose component `mlproj.pipelines.components` has merged. Problems go to the
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from mlproj.pipelines.model import (
@@ -15,6 +16,7 @@ from mlproj.pipelines.model import (
     TYPE_ALIASES,
     URI_TYPES,
     Step,
+    out_of_limits,
     text_of,
 )
 from mlproj.values import check
@@ -90,7 +92,14 @@ ENVIRONMENT_KEYS = (
     "os_type",
     "$schema",
 )
-ARTIFACTS = "artifacts"  # Azure ML's default output: the job's ./outputs folder
+ARTIFACTS = "artifacts"
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DISTRIBUTIONS = (
+    "mpi",
+    "pytorch",
+    "tensorflow",
+    "ray",
+)  # Azure ML's default output: the job's ./outputs folder
 
 
 class StepReader:
@@ -122,9 +131,7 @@ class StepReader:
             **self.attempts(job),
             **self.where_it_runs(job),
             "depends_on": self.depends_on(job),
-            "environment_variables": reader.strings(
-                body.get("environment_variables"), origin("environment_variables"), "environment_variables"
-            ),
+            "environment_variables": self.variables(job),
             "display_name": reader.optional_str(body, "display_name"),
             "description": reader.optional_str(body, "description"),
             "tags": reader.strings(body.get("tags"), origin("tags"), "tags"),
@@ -140,6 +147,40 @@ class StepReader:
         if code is not None:
             code = self.local_path(job, "code", code, folder=True)
         return Step(**common, command=command, code=code)
+
+    def variables(self, job: Job) -> dict[str, str]:
+        """`environment_variables`: names a shell can hold, values without NUL characters."""
+        where = job.origin("environment_variables")
+        found: dict[str, str] = {}
+        for name, value in self.reader.mapping(
+            job.body.get("environment_variables"), where, "environment_variables"
+        ).items():
+            key = f"environment_variables.{name}"
+            if not isinstance(name, str) or not VARIABLE.fullmatch(name):
+                self.reader.problems.add(job.error(key, "expected a variable name (letters, digits and '_')"))
+            elif isinstance(value, (dict, list)):
+                self.reader.problems.add(job.error(key, "expected a value"))
+            elif "\0" in text_of(value):
+                self.reader.problems.add(job.error(key, "a NUL character cannot be passed in a variable"))
+            else:
+                found[name] = text_of(value)
+        return found
+
+    def scale(self, job: Job) -> dict[str, Any]:
+        """`resources` and `distribution`, their counts checked."""
+        reader = self.reader
+        resources = reader.mapping(job.body.get("resources"), job.origin("resources"), "resources")
+        distribution = reader.mapping(
+            job.body.get("distribution"), job.origin("distribution"), "distribution"
+        )
+        reader.positive_int(resources, "instance_count", job.origin("resources").at("resources"))
+        for key in ("process_count_per_instance", "worker_count"):
+            reader.positive_int(distribution, key, job.origin("distribution").at("distribution"))
+        kind = distribution.get("type")
+        if kind is not None and kind not in DISTRIBUTIONS:
+            message = f"unknown distribution {kind!r} (expected one of: {', '.join(DISTRIBUTIONS)})"
+            reader.problems.add(job.error("distribution.type", message))
+        return {"resources": resources, "distribution": distribution}
 
     def check_keys(self, job: Job, step_type: str) -> None:
         for item in job.body:
@@ -211,10 +252,7 @@ class StepReader:
             "backend": backend,
             "backend_config": backend_config,
             "compute": str(compute) if compute is not None else None,
-            "resources": reader.mapping(body.get("resources"), job.origin("resources"), "resources"),
-            "distribution": reader.mapping(
-                body.get("distribution"), job.origin("distribution"), "distribution"
-            ),
+            **self.scale(job),
         }
 
     def project_step(self, job: Job, common: dict[str, Any]) -> Step:
@@ -293,6 +331,7 @@ class StepReader:
             value = self.uri_value(job, f"{key}.{value_key}", value, kind)
         elif kind is not None and value is not None and not bound:
             problem = check("uri_folder" if kind == "mltable" else kind, text_of(value))
+            problem = problem or out_of_limits(text_of(value), self.reader.limits(raw, job.origin(key), key))
             if problem:
                 problems.add(job.error(f"{key}.{value_key}", problem))
         return value, kind

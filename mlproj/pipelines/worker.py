@@ -221,6 +221,7 @@ class StepWorker:
         key: str,
         reason: str,
     ) -> RunRecord:
+        from mlproj.backends import get_backend
         from mlproj.execution.supervisor import Supervisor
 
         step_plan = self.plan.steps[self.name]
@@ -232,9 +233,14 @@ class StepWorker:
             )
         work_dir = step_plan.work_dir or folder
         if step_plan.step.code_copy:  # Azure ML runs a job in a snapshot of its code
-            work_dir = copy_code(step_plan.work_dir, folder / "code")
+            work_dir = copy_code(step_plan.work_dir, folder / "code", self.owner.home.root)
         tracking_env = self._track(store)
         variables = {**step_plan.step.environment_variables}
+        artifacts = step_plan.step.artifacts_output
+        if artifacts is not None and get_backend(step_plan.backend).copies_working_dir:
+            # The job writes ./outputs in the cluster's copy of its folder: copied back when it ends.
+            variables[ARTIFACTS_VARIABLE] = own[artifacts]
+            command = COPY_BACK + command
         request = RunRequest(
             command=command,
             cwd=str(work_dir),
@@ -246,7 +252,9 @@ class StepWorker:
                 **tracking_env,
             },
             env_manager=step_plan.env_manager,
-            env_spec=in_container(step_plan, self.plan.run_dir, bindings_paths(self.parameters)),
+            env_spec=in_container(
+                step_plan, self.plan.run_dir, mounted_paths(step_plan, self.plan, self.parameters)
+            ),
             backend=step_plan.backend,
             backend_config=dict(step_plan.backend_config),
         )
@@ -285,36 +293,77 @@ class StepWorker:
         ).run()
 
 
-def copy_code(code: Path | None, target: Path) -> Path:
+ARTIFACTS_VARIABLE = "MLPROJ_ARTIFACTS_DIR"
+COPY_BACK = (
+    "mkdir -p outputs; "
+    f'trap \'mkdir -p "${ARTIFACTS_VARIABLE}" && cp -R outputs/. "${ARTIFACTS_VARIABLE}"/\' EXIT\n'
+)
+
+
+def copy_code(code: Path | None, target: Path, home: Path) -> Path:
     """A step's code folder copied to `target` (an empty folder without code), its `outputs` folder
-    made; Git's folder and Python's caches are not copied."""
+    made; Git's folder, Python's caches and mlproj's home (should it be inside) are not copied."""
     import shutil
 
     if target.exists():  # a retry's folder is new; a resumed supervisor's copy is the one
         shutil.rmtree(target)
     if code is not None:
-        shutil.copytree(code, target, symlinks=True, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        home_dir = home.resolve()
+
+        def ignored(folder: str, names: list[str]) -> set[str]:
+            here = Path(folder).resolve()
+            skip = {name for name in names if name in (".git", "__pycache__")}
+            return skip | {name for name in names if (here / name).resolve() == home_dir}
+
+        try:
+            shutil.copytree(code, target, symlinks=True, ignore=ignored)
+        except (OSError, shutil.Error) as exc:
+            first = exc.args[0][0] if isinstance(exc, shutil.Error) and exc.args[0] else exc
+            raise MlprojError(f"cannot copy the code folder {code}: {str(first)[:300]}") from None
     (target / "outputs").mkdir(parents=True, exist_ok=True)
     return target
 
 
-def bindings_paths(values: dict[str, str]) -> list[str]:
-    """The values of a step that are absolute paths on this machine (a container needs them mounted)."""
-    return sorted({value for value in values.values() if value.startswith("/") and Path(value).exists()})
+def mounted_paths(step_plan: StepPlan, plan: PipelinePlan, values: dict[str, str]) -> list[str]:
+    """The file and folder inputs of a step that a container needs mounted where they are."""
+    from mlproj.pipelines.model import BINDING
+
+    step, found = step_plan.step, []
+    for name, raw in step.inputs.items():
+        kind = step.input_types.get(name)
+        whole = BINDING.fullmatch(raw.strip()) if isinstance(raw, str) else None
+        if kind is None and whole is not None:
+            ref = [part.strip() for part in whole.group(1).split(".")]
+            if ref[:2] == ["parent", "inputs"] and len(ref) == 3 and ref[2] in plan.pipeline.inputs:
+                kind = plan.pipeline.inputs[ref[2]].type
+        if kind in URI_INPUTS and name in values and Path(values[name]).is_absolute():
+            found.append(values[name])
+    return sorted(set(found))
 
 
 def in_container(step_plan: StepPlan, run_dir: Path, paths: list[str]) -> Any:
-    """The step's environment; an image gets the pipeline run's folder and the step's input paths
-    mounted where they are on this machine, so that the paths in its command are the same inside."""
+    """The step's environment; an image gets the pipeline run's folder and the step's file and folder
+    inputs mounted where they are on this machine, so that the paths in its command are the same
+    inside. A path that cannot be mounted so (`:` in it, or a system folder) is an error."""
     from mlproj.structs import replace
 
     spec = step_plan.env_spec
     if spec is None or spec.docker is None:
         return spec
     volumes = list(spec.docker.get("volumes") or [])
-    volumes.append(f"{run_dir}:{run_dir}:rw")
-    volumes += [f"{path}:{path}:ro" for path in paths if not Path(path).is_relative_to(run_dir)]
+    for path, mode in [
+        (str(run_dir), "rw"),
+        *((p, "ro") for p in paths if not Path(p).is_relative_to(run_dir)),
+    ]:
+        if ":" in path or Path(path).resolve() in SYSTEM_FOLDERS:
+            raise MlprojError(f"{path}: cannot be mounted into the step's container at the same path")
+        volumes.append(f"{path}:{path}:{mode}")
     return replace(spec, docker={**spec.docker, "volumes": volumes})
+
+
+SYSTEM_FOLDERS = frozenset(
+    Path(p) for p in ("/", "/bin", "/sbin", "/lib", "/lib64", "/usr", "/etc", "/dev", "/proc", "/sys", "/var")
+)
 
 
 def _definition(step_plan: StepPlan) -> str:
