@@ -6,12 +6,13 @@ from __future__ import annotations
 import signal
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from mlproj.runs.record import RunRecord
-from mlproj.runs.status import RunStatus
+from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
 from tests.fakes import FakeBackend, FakeClock, Script, install_fake_backend, run_fake_pipeline
 
@@ -83,7 +84,26 @@ def test_max_parallel_bounds_the_steps_running_at_once(
 def test_a_failed_step_skips_its_downstream_and_stops_new_starts(
     store: Store, tmp_path: Path, clock: FakeClock
 ) -> None:
-    scripts(bad=Script(exit_code=4), after=Script(), other=Script(runs_for=5.0), late=Script())
+    def until_bad_is_handled(_now: float) -> None:
+        """`other` runs until the scheduler has seen `bad` fail (fake time passes whenever anyone
+        waits, so without this `other` could end first and `late` start, as it rightly would)."""
+        deadline = time.monotonic() + 10  # real seconds
+        mine = Store.open(store.home)  # this runs in the step's thread
+        try:
+            while time.monotonic() < deadline:
+                pipelines = [r for r in mine.list_runs() if r.kind is RunKind.PIPELINE and r.log_path]
+                if any("bad: Failed" in Path(r.log_path or "").read_text() for r in pipelines):
+                    return
+                time.sleep(0.01)
+        finally:
+            mine.close()
+
+    scripts(
+        bad=Script(exit_code=4),
+        after=Script(),
+        other=Script(runs_for=5.0, on_wait=until_bad_is_handled),
+        late=Script(),
+    )
     file = pipeline(
         tmp_path,
         """
@@ -106,7 +126,26 @@ def test_a_failed_step_skips_its_downstream_and_stops_new_starts(
 def test_continue_on_step_failure_runs_independent_branches(
     store: Store, tmp_path: Path, clock: FakeClock
 ) -> None:
-    scripts(bad=Script(exit_code=4), after=Script(), other=Script(runs_for=5.0), late=Script())
+    def until_bad_is_handled(_now: float) -> None:
+        """`other` runs until the scheduler has seen `bad` fail (fake time passes whenever anyone
+        waits, so without this `other` could end first and `late` start, as it rightly would)."""
+        deadline = time.monotonic() + 10  # real seconds
+        mine = Store.open(store.home)  # this runs in the step's thread
+        try:
+            while time.monotonic() < deadline:
+                pipelines = [r for r in mine.list_runs() if r.kind is RunKind.PIPELINE and r.log_path]
+                if any("bad: Failed" in Path(r.log_path or "").read_text() for r in pipelines):
+                    return
+                time.sleep(0.01)
+        finally:
+            mine.close()
+
+    scripts(
+        bad=Script(exit_code=4),
+        after=Script(),
+        other=Script(runs_for=5.0, on_wait=until_bad_is_handled),
+        late=Script(),
+    )
     file = pipeline(
         tmp_path,
         """
