@@ -92,11 +92,14 @@ def runs_lines(out: Text, records: list[RunRecord], extra: dict[str, list[str]] 
 
 
 def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:
-    """A pipeline's steps table for `mlproj status`: every attempt, in the order they were made."""
+    """A pipeline's steps table for `mlproj status`: every attempt, in the order they were made (a
+    loop's iterations after the loop)."""
     headers = ["STEP", "STATUS", "DURATION", "RUN ID", "REUSED / WHY"]
-    first_seen: dict[str, int] = {}
-    for index, step in enumerate(steps):
-        first_seen.setdefault(step.step or "", index)
+    from mlproj.pipelines.model import display_order
+
+    first_seen = {
+        name: index for index, name in enumerate(display_order([step.step or "" for step in steps]))
+    }
     steps = sorted(steps, key=lambda s: (first_seen[s.step or ""], s.attempt or 1))  # attempts together
     rows = []
     for step in steps:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 AZURE_ONLY = ("spark", "automl", "data_transfer", "import")  # refused: they need Azure itself
-NOT_YET = ("sweep", "parallel", "parallel_for", "do_while", "if_else")
+NOT_YET = ("sweep", "parallel")
 # A command component's keys that become its job's (the job's own keys win).
 COMPONENT_KEYS = (
     "code",

@@ -18,6 +18,7 @@ from mlproj.pipelines.model import (
     URI_TYPES,
     Pipeline,
     PipelineInput,
+    Step,
     bindings,
     job_output,
     text_of,
@@ -141,6 +142,11 @@ class PipelineReader(Reader):
 
         reader = StepReader(self, azure=azure, default_environment=settings.get("default_environment"))
         steps = {job.name: step for job in jobs if (step := reader.step(job)) is not None}
+        templates: dict[str, Step] = {}
+        if any(step.is_control for step in steps.values()):
+            from mlproj.pipelines.control_reader import link_controls
+
+            templates = link_controls(self, steps, {job.name: job for job in jobs})
         default_compute = settings.get("default_compute", data.get("compute"))
         backend, backend_config = self.pipeline_backend(settings, default_compute)
         where = top.at("settings")
@@ -161,6 +167,7 @@ class PipelineReader(Reader):
             backend=backend,
             backend_config=backend_config,
             steps=steps,
+            templates=templates,
             jobs_key=jobs_key,
             lines=self.lines,
             display_name=self.optional_str(data, "display_name"),
@@ -168,7 +175,13 @@ class PipelineReader(Reader):
             settings={k: v for k, v in settings.items() if k not in SETTINGS or k == "default_datastore"},
             azure=azure,
         )
-        self.check_references(pipeline, {job.name: job for job in jobs})
+        by_name = {job.name: job for job in jobs}
+        self.check_references(pipeline, by_name)
+        if templates:
+            from mlproj.pipelines.refs import check_step_references
+
+            for name, template in templates.items():  # a loop's body, checked as the steps it becomes
+                check_step_references(self, pipeline, template, by_name[name], set(by_name))
         if not self.problems:
             self.check_cycles(pipeline, jobs_key)
         self.problems.check(self.path)

@@ -20,9 +20,12 @@ INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder
 # Azure ML's literal type names read as mlproj's.
 TYPE_ALIASES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 URI_TYPES = ("uri_file", "uri_folder", "mltable")  # a path: mltable is a folder holding an MLTable file
-# uri_file is a file in a folder made for it; every other output is a folder (models are folders too).
-OUTPUT_TYPES = ("uri_folder", "uri_file", "mltable", "mlflow_model", "custom_model", "triton_model")
-STEP_TYPES = ("mlflow_project", "command")
+# A file output is a file in a folder made for it (a primitive output, as mldesigner writes one, is a
+# file holding its value); every other output is a folder (models are folders too).
+FILE_OUTPUTS = ("uri_file", "boolean", "string", "integer", "number")
+OUTPUT_TYPES = ("uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model", *FILE_OUTPUTS)
+CONTROL_TYPES = ("if_else", "do_while", "parallel_for")  # run by the scheduler itself (design.md §9)
+STEP_TYPES = ("mlflow_project", "command", *CONTROL_TYPES)
 BINDING = re.compile(r"\$\{\{\s*([^{}]*?)\s*\}\}")
 OPTIONAL_PART = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)  # Azure ML's `$[[ ... ]]` in a command
 # Step, input and output names: parts of `${{...}}` bindings, and of folder names in a run.
@@ -73,9 +76,18 @@ class Step:
     distribution: Mapping[str, Any] = field(default_factory=dict)  # type, process_count_per_instance
     code_copy: bool = False  # runs in a copy of its code folder, as Azure ML runs a snapshot
     artifacts_output: str | None = None  # the output that is the copy's `./outputs` folder
+    # if_else, do_while, parallel_for: body, condition, mapping, max_iterations, items, max_concurrency,
+    # true_block, false_block (see mlproj.pipelines.controls)
+    control: Mapping[str, Any] | None = None
+
+    @property
+    def is_control(self) -> bool:
+        return self.type in CONTROL_TYPES
 
     def to_document(self, folder: Path) -> dict[str, Any]:
         """This step as YAML data, with local paths made absolute against the pipeline's `folder`."""
+        if self.is_control:
+            return self._control_document()
         body: dict[str, Any] = {"type": self.type}
         if self.type == "mlflow_project":
             from mlproj.sources import is_git_uri
@@ -117,6 +129,34 @@ class Step:
         body.update({key: value for key, value in optional.items() if value is not None})
         return body
 
+    def _control_document(self) -> dict[str, Any]:
+        """A control node as azure-ai-ml writes it."""
+        control = dict(self.control or {})
+        body: dict[str, Any] = {"type": self.type}
+        if "body" in control:
+            body["body"] = "${{parent.jobs." + control["body"] + "}}"
+        for block in ("true_block", "false_block"):
+            if control.get(block):
+                body[block] = ["${{parent.jobs." + name + "}}" for name in control[block]]
+        if "condition" in control:
+            body["condition"] = control["condition"]
+        if self.type == "do_while":
+            body["mapping"] = {out: list(inputs) for out, inputs in (control.get("mapping") or {}).items()}
+            body["limits"] = {"max_iteration_count": control.get("max_iterations") or 1}
+        if self.type == "parallel_for":
+            body["items"] = control.get("items")
+            if control.get("max_concurrency"):
+                body["max_concurrency"] = control["max_concurrency"]
+        optional = {
+            "depends_on": list(self.depends_on) or None,
+            "display_name": self.display_name,
+            "description": self.description,
+            "tags": dict(self.tags) or None,
+            "properties": dict(self.properties) or None,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        return body
+
     def _input_document(self, name: str) -> Any:
         value, kind = self.inputs[name], self.input_types.get(name)
         if kind is None:
@@ -129,7 +169,14 @@ class Step:
         """Steps this one depends on: `depends_on` and `${{parent.jobs.S.outputs.O}}` bindings (in its
         inputs, its parameters or its command)."""
         found = set(self.depends_on)
-        for value in [*self.inputs.values(), *self.parameters.values(), self.command]:
+        control = self.control or {}
+        for value in [
+            *self.inputs.values(),
+            *self.parameters.values(),
+            self.command,
+            control.get("condition"),
+            control.get("items"),
+        ]:
             for ref in bindings(value):
                 produced = job_output(ref)
                 if produced is not None:
@@ -154,6 +201,7 @@ class Pipeline:
     backend_config: Mapping[str, Any] | None = None
     steps: Mapping[str, Step] = field(default_factory=dict)
     jobs_key: str = "jobs"  # `jobs`, or its alias `steps`, as the file says
+    templates: Mapping[str, Step] = field(default_factory=dict)  # loop bodies: run as iterations only
     display_name: str | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)  # the others: default_datastore, unknown ones
@@ -221,7 +269,9 @@ class Pipeline:
             settings["backend_config"] = dict(self.backend_config)
         settings.update(self.settings)
         document["settings"] = settings
-        document["jobs"] = {name: step.to_document(self.folder) for name, step in self.steps.items()}
+        document["jobs"] = {
+            name: step.to_document(self.folder) for name, step in {**self.steps, **self.templates}.items()
+        }
         return document
 
     def to_text(self) -> str:
@@ -281,6 +331,36 @@ def text_of(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+ITERATION = re.compile(r"(.+)\.(\d+)")
+
+
+def display_order(names: list[str]) -> list[str]:
+    """Step names in their order, each loop's iterations (`loop.0`, `loop.1`, …) right after the loop."""
+    known = set(names)
+    children: dict[str, list[str]] = {}
+    top: list[str] = []
+    for name in dict.fromkeys(names):
+        found = ITERATION.fullmatch(name)
+        if found and found.group(1) in known:
+            children.setdefault(found.group(1), []).append(name)
+        else:
+            top.append(name)
+    ordered: list[str] = []
+
+    def add(name: str) -> None:
+        ordered.append(name)
+        for child in sorted(children.get(name, []), key=lambda n: int(n.rsplit(".", 1)[1])):
+            add(child)
+
+    for name in top:
+        add(name)
+    return ordered
+
+
+def is_file_output(kind: str) -> bool:
+    return kind in FILE_OUTPUTS
 
 
 def job_output(ref: tuple[str, ...]) -> tuple[str, str] | None:

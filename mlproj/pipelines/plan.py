@@ -20,7 +20,7 @@ from mlproj.home import Home
 from mlproj.params import ResolvedParameters, check_command_size, render_command
 from mlproj.pipelines.bindings import Bindings
 from mlproj.pipelines.loader import load_pipeline
-from mlproj.pipelines.model import Pipeline, Step
+from mlproj.pipelines.model import Pipeline, Step, is_file_output
 from mlproj.structs import dataclass, field, replace
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
@@ -95,6 +95,7 @@ class PipelinePlan:
     max_parallel: int
     force_rerun: bool
     continue_on_step_failure: bool
+    templates: Mapping[str, StepPlan] = field(default_factory=dict)  # loop bodies (their iterations' plans)
 
     def output_path(self, step: str, output: str, attempt: int = 1) -> Path:
         """Where an output of a step of this run lives (a folder, or a file inside its own folder; a step
@@ -106,7 +107,7 @@ def output_path(run_dir: Path, step: Step, output: str, attempt: int = 1) -> Pat
     if output == step.artifacts_output:
         return work_dir(run_dir, step.name, attempt) / "outputs"
     folder = step_dir(run_dir, step.name, attempt) / "outputs" / output
-    return folder / output if step.outputs[output] == "uri_file" else folder
+    return folder / output if is_file_output(step.outputs[output]) else folder
 
 
 def work_dir(run_dir: Path, step: str, attempt: int = 1) -> Path:
@@ -216,6 +217,10 @@ def plan_pipeline(
         max_parallel=options.max_parallel or pipeline.max_parallel or (os.cpu_count() or 1),
         force_rerun=options.force_rerun or pipeline.force_rerun,
         continue_on_step_failure=options.continue_on_step_failure or pipeline.continue_on_step_failure,
+        templates={
+            name: plan_step(pipeline, name, options, home, run_dir, copies, checked)
+            for name in pipeline.templates
+        },
     )
     for name in plan.steps:
         check_step_values(plan, name)
@@ -249,7 +254,7 @@ def plan_step(
 ) -> StepPlan:
     from mlproj.spec import load_project
 
-    step = pipeline.steps[name]
+    step = pipeline.steps[name] if name in pipeline.steps else pipeline.templates[name]
     key = f"{pipeline.jobs_key}.{name}"
     manager_given = step.env_manager or options.env_manager or pipeline.env_manager
     try:

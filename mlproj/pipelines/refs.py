@@ -31,6 +31,10 @@ def check_step_references(reader: Reader, pipeline: Pipeline, step: Step, job: J
             reader.problems.add(job.error("depends_on", f"unknown step {dep!r}"))
         elif dep == step.name:
             reader.problems.add(job.error("depends_on", "a step cannot depend on itself"))
+    for key in ("condition", "items"):  # a control node's bindings
+        value = (step.control or {}).get(key)
+        if isinstance(value, str) and BINDING.search(value):
+            _check(reader, pipeline, step, job, names, key, value, inside_step=False)
     for section, values in (("inputs", step.inputs), ("parameters", step.parameters)):
         for item, value in values.items():
             _check(

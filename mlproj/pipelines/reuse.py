@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from mlproj.pipelines.model import is_file_output
 from mlproj.runs.record import RunRecord
 from mlproj.runs.store import Store
 from mlproj.structs import dataclass
@@ -39,7 +40,7 @@ def outputs_exist(outputs: Mapping[str, str], kinds: Mapping[str, str]) -> bool:
         path = outputs.get(name)
         if path is None:
             return False
-        if not (Path(path).is_file() if kind == "uri_file" else Path(path).is_dir()):
+        if not (Path(path).is_file() if is_file_output(kind) else Path(path).is_dir()):
             return False
     return True
 

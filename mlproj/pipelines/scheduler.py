@@ -24,6 +24,7 @@ from mlproj import process
 from mlproj.errors import MlprojError
 from mlproj.execution.ladder import LEFTOVERS, Stop, climb, rungs
 from mlproj.execution.signals import Canceled, InterruptCounter, SignalFlags
+from mlproj.pipelines.controls import Controls
 from mlproj.pipelines.environments import build_environments
 from mlproj.pipelines.plan import PipelinePlan
 from mlproj.pipelines.records import replan
@@ -142,6 +143,7 @@ class PipelineSupervisor:
         except MlprojError as exc:
             return self._end_unstarted(RunStatus.FAILED, f"cannot plan the pipeline: {exc}")
         self.plan = plan
+        self.controls = Controls(self, plan)
         self.latest = {r.step or "": r for r in self.store.steps_of(self.run_id)}
         try:
             build_environments(
@@ -215,7 +217,9 @@ class PipelineSupervisor:
                     grace = self.store.get(self.run_id).grace
                     for name in running:  # the steps stop with the grace period the pipeline was given
                         self.store.update(self.latest[name].run_id, grace=grace)
-                    self._cancel_pending(pending, step_reason(self._stop.reason or ""))
+                    self._cancel_pending(
+                        [*pending, *self.controls.active()], step_reason(self._stop.reason or "")
+                    )
                     pending = []
             if self._stop is None:
                 pending = self._start_ready(plan, pending, running, done, halted=halted)
@@ -227,6 +231,7 @@ class PipelineSupervisor:
                 running.pop(name).join()
                 self.latest[name] = final
                 halted = self._after(plan, name, final, running, done) or halted
+                pending += self.controls.after(name)  # a loop's next iteration, or its end
                 try:
                     name, final = done.get_nowait()
                 except queue.Empty:
@@ -250,16 +255,26 @@ class PipelineSupervisor:
         *,
         halted: bool,
     ) -> list[str]:
-        still = []
+        still: list[str] = []
         for name in pending:
+            if self.latest[name].is_final:  # a step of an if_else block not taken
+                continue
             upstream = plan.pipeline.steps[name].upstream()
             blocked = [up for up in sorted(upstream) if self.latest[up].status in _FAILED]
+            if blocked and all(up in self.controls.not_taken for up in blocked):
+                self.controls.not_taken.add(name)
+                self._skip(name, f"not run: upstream step {blocked[0]} is on a branch not taken")
+                continue
             if blocked:
                 up = self.latest[blocked[0]]
                 self._skip(name, f"upstream step {up.step} {up.status.value}")
                 continue
             ready = all(self.latest[up].status is RunStatus.FINISHED for up in upstream)
-            if not ready or halted or len(running) >= plan.max_parallel:
+            if ready and not halted and self.controls.is_control(name):
+                still += self.controls.begin(name)  # decided here; a loop's iterations are steps
+                continue
+            full = len(running) >= plan.max_parallel or self.controls.at_limit(name, running)
+            if not ready or halted or full:
                 still.append(name)
                 continue
             self._start(plan, name, running, done)
@@ -334,7 +349,9 @@ class PipelineSupervisor:
         latest: dict[str, RunRecord] = {}
         for record in self.store.steps_of(self.run_id):
             latest[record.step or ""] = record  # oldest first: the last attempt wins
-        order = self.plan.pipeline.order() if self.plan is not None else list(latest)
+        from mlproj.pipelines.model import display_order
+
+        order = display_order(self.plan.pipeline.order()) if self.plan is not None else list(latest)
         return [latest[name] for name in order if name in latest]
 
     # --- stopping ----------------------------------------------------------------------------------
@@ -360,7 +377,14 @@ class PipelineSupervisor:
     # --- the end -----------------------------------------------------------------------------------
 
     def _finish(self, plan: PipelinePlan) -> RunRecord:
+        for name in self.controls.active():  # a loop the scheduler left (it stopped): ends with it
+            record = self.latest[name]
+            if not record.is_final:
+                self.store.transition(
+                    record.run_id, RunStatus.CANCELED, error="the pipeline stopped", ended_at=time.time()
+                )
         steps = self._latest_records()
+        not_taken = self.controls.not_taken
         now = time.time()
         outputs = {}
         for out_name, binding in plan.pipeline.outputs.items():
@@ -375,9 +399,11 @@ class PipelineSupervisor:
             status, error = RunStatus.FAILED, self.crashed
         elif self._stop is not None:
             status, error = RunStatus.CANCELED, self._stop.reason or "canceled"
-        elif any(step.status is not RunStatus.FINISHED for step in steps):
+        elif any(step.status is not RunStatus.FINISHED and step.step not in not_taken for step in steps):
             status = RunStatus.FAILED
-            failed = self.first_failure or next(s for s in steps if s.status is not RunStatus.FINISHED)
+            failed = self.first_failure or next(
+                s for s in steps if s.status is not RunStatus.FINISHED and s.step not in not_taken
+            )
             error = f"step {failed.step} {failed.status.value}" + (
                 f": {failed.error}" if failed.error else ""
             )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mlproj.pipelines.model import (
     BINDING,
+    CONTROL_TYPES,
     INPUT_TYPES,
     NAME,
     OUTPUT_TYPES,
@@ -78,7 +79,7 @@ STEP_INPUT_KEYS = (
     "max",
     "enum",
 )
-OUTPUT_KEYS = ("type", "mode", "path", "description", "name", "version")
+OUTPUT_KEYS = ("type", "mode", "path", "description", "name", "version", "is_control", "early_available")
 MODES = ("ro_mount", "rw_mount", "download", "direct", "eval_mount", "eval_download", "upload")
 ENVIRONMENT_KEYS = (
     "image",
@@ -119,6 +120,10 @@ class StepReader:
             message = f"unknown step type {step_type!r} (expected one of: {', '.join(STEP_TYPES)})"
             self.reader.problems.add(job.error("type", message))
             return None
+        if step_type in CONTROL_TYPES:
+            from mlproj.pipelines.control_reader import control_step
+
+            return control_step(self.reader, job, step_type)
         self.check_keys(job, step_type)
         inputs, input_types = self.inputs(job)
         reader, origin = self.reader, job.origin

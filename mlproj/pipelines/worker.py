@@ -10,6 +10,7 @@ from pathlib import Path
 from mlproj import process
 from mlproj.errors import MlprojError
 from mlproj.pipelines.bindings import URI_INPUTS, Bindings
+from mlproj.pipelines.model import is_file_output
 from mlproj.pipelines.plan import PipelinePlan, StepPlan
 from mlproj.runs.record import RunRecord
 from mlproj.runs.request import RunRequest
@@ -228,7 +229,7 @@ class StepWorker:
         folder.mkdir(parents=True, exist_ok=True)
         for out, path in own.items():
             target = Path(path)
-            (target.parent if step_plan.step.outputs[out] == "uri_file" else target).mkdir(
+            (target.parent if is_file_output(step_plan.step.outputs[out]) else target).mkdir(
                 parents=True, exist_ok=True
             )
         work_dir = step_plan.work_dir or folder
@@ -277,7 +278,7 @@ class StepWorker:
 
         def check_outputs() -> str | None:
             for out, path in own.items():
-                if step_plan.step.outputs[out] == "uri_file" and not Path(path).is_file():
+                if is_file_output(step_plan.step.outputs[out]) and not Path(path).is_file():
                     return f"the step did not write its output {out!r} ({path})"
             return None
 

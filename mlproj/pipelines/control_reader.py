@@ -1,0 +1,257 @@
+"""Azure ML's control flow nodes read into steps (design.md §9): `if_else`, `do_while` and
+`parallel_for`, written as azure-ai-ml writes them:
+
+```yaml
+check: {type: if_else, condition: ${{parent.jobs.test.outputs.ok}}, true_block: ${{parent.jobs.a}},
+        false_block: ${{parent.jobs.b}}}
+loop: {type: do_while, body: ${{parent.jobs.train}}, condition: again,
+       mapping: {model_out: model_in}, limits: {max_iteration_count: 5}}
+fan: {type: parallel_for, body: ${{parent.jobs.train}}, items: [{lr: 0.1}, {lr: 0.2}],
+      max_concurrency: 2}
+```
+
+A loop's body is a job of the pipeline that does not run by itself: it becomes a template, run as the
+loop's iterations (`loop.0`, `loop.1`, …; mlproj.pipelines.controls)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from mlproj.pipelines.model import BINDING, CONTROL_TYPES, Step, bindings, job_output
+from mlproj.structs import replace
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mlproj.pipelines.components import Job
+    from mlproj.pipelines.reader import Reader
+
+JOB = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([A-Za-z_][\w.-]*?)\s*\}\}\s*$")
+KEYS = {
+    "if_else": ("type", "condition", "true_block", "false_block"),
+    "do_while": ("type", "body", "condition", "mapping", "limits"),
+    "parallel_for": ("type", "body", "items", "max_concurrency", "outputs"),
+}
+COMMON = ("display_name", "description", "tags", "properties", "depends_on")
+MAX_ITERATIONS = 1000  # Azure ML's own limit of do_while
+
+
+def control_step(reader: Reader, job: Job, kind: str) -> Step | None:
+    """A control node as a step whose `control` holds what it decides with."""
+    body = job.body
+    problems = reader.problems
+
+    def problem(key: str, message: str) -> None:
+        problems.add(job.error(key, message))
+
+    for key in body:
+        if key not in KEYS[kind] and key not in COMMON:
+            allowed = ", ".join(sorted({*KEYS[kind], *COMMON}))
+            problem(str(key), f"unknown key for a {kind} node (expected one of: {allowed})")
+    control: dict[str, Any] = {}
+    if kind == "if_else":
+        control["condition"] = _condition(reader, job, body.get("condition"), allow_name=False)
+        for block in ("true_block", "false_block"):
+            control[block] = _jobs(reader, job, block, body.get(block))
+        if not control["true_block"] and not control["false_block"]:
+            problem(
+                "true_block",
+                "expected ${{parent.jobs.NAME}} (or a list of them) in true_block or false_block",
+            )
+    else:
+        given = body.get("body")
+        found = JOB.match(given) if isinstance(given, str) else None
+        if found is None:
+            problem("body", "expected the job it runs: ${{parent.jobs.NAME}}")
+            return None
+        control["body"] = found.group(1)
+    if kind == "do_while":
+        control["condition"] = _condition(reader, job, body.get("condition"), allow_name=True)
+        control["mapping"] = _mapping(reader, job, body.get("mapping"))
+        limits = reader.mapping(body.get("limits"), job.where, "limits")
+        count = reader.positive_int(limits, "max_iteration_count", job.where.at("limits"))
+        if count is None and "max_iteration_count" not in limits:
+            problem("limits", "expected {max_iteration_count: N}")
+        elif count is not None and count > MAX_ITERATIONS:
+            problem("limits.max_iteration_count", f"expected at most {MAX_ITERATIONS}, got {count}")
+        control["max_iterations"] = count or 1
+    if kind == "parallel_for":
+        control["items"] = _items(reader, job, body.get("items"))
+        control["max_concurrency"] = reader.positive_int(body, "max_concurrency", job.where)
+    depends = body.get("depends_on") or []
+    depends = [depends] if isinstance(depends, str) else depends
+    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+        problem("depends_on", "expected a list of step names")
+        depends = []
+    return Step(
+        name=job.name,
+        type=kind,
+        control=control,
+        depends_on=tuple(depends),
+        display_name=reader.optional_str(body, "display_name"),
+        description=reader.optional_str(body, "description"),
+        tags=reader.strings(body.get("tags"), job.where, "tags"),
+        properties=reader.strings(body.get("properties"), job.where, "properties"),
+    )
+
+
+def _condition(reader: Reader, job: Job, value: Any, *, allow_name: bool) -> Any:
+    """true/false, a binding to a boolean (an output, or a pipeline input), or (do_while) the name of
+    one of the body's outputs."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and BINDING.fullmatch(value.strip()):
+        return value.strip()
+    if allow_name and isinstance(value, str) and re.fullmatch(r"[A-Za-z_][\w-]*", value.strip()):
+        return value.strip()
+    expected = "the name of a boolean output of the body" if allow_name else "true, false or a binding"
+    reader.problems.add(job.error("condition", f"expected {expected}, got {value!r}"))
+    return False
+
+
+def _jobs(reader: Reader, job: Job, key: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    names = []
+    for item in items:
+        found = JOB.match(item) if isinstance(item, str) else None
+        if found is None:
+            reader.problems.add(job.error(key, f"expected ${{{{parent.jobs.NAME}}}}, got {item!r}"))
+        else:
+            names.append(found.group(1))
+    return names
+
+
+def _mapping(reader: Reader, job: Job, value: Any) -> dict[str, list[str]]:
+    """do_while's `mapping`: a body output → the body input(s) it feeds in the next iteration."""
+    if not isinstance(value, dict) or not value:
+        reader.problems.add(job.error("mapping", "expected {BODY_OUTPUT: BODY_INPUT (or a list of them)}"))
+        return {}
+    mapping = {}
+    for out, inputs in value.items():
+        names = inputs if isinstance(inputs, list) else [inputs]
+        if not all(isinstance(name, str) for name in names):
+            reader.problems.add(
+                job.error(f"mapping.{out}", "expected a body input's name (or a list of them)")
+            )
+            continue
+        mapping[str(out)] = [_input_name(name) for name in names]
+    return mapping
+
+
+def _input_name(text: str) -> str:
+    """`lr` or `${{parent.jobs.body.inputs.lr}}` → `lr`."""
+    found = BINDING.fullmatch(text.strip())
+    return found.group(1).split(".")[-1].strip() if found else text.strip()
+
+
+def _items(reader: Reader, job: Job, value: Any) -> Any:
+    """parallel_for's `items`: a list of {input: value}, a mapping of such (named iterations), JSON
+    text of either, or a binding that gives JSON text when the loop starts."""
+    if isinstance(value, str) and BINDING.search(value):
+        return value.strip()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            reader.problems.add(job.error("items", "expected a list of {input: value}, as YAML or JSON"))
+            return []
+    problem = items_problem(value)
+    if problem:
+        reader.problems.add(job.error("items", problem))
+        return []
+    return value
+
+
+def items_problem(value: Any) -> str | None:
+    """Why `value` is not a parallel_for's items, or None."""
+    entries = list(value.values()) if isinstance(value, dict) else value
+    if not isinstance(entries, list) or not entries:
+        return "expected a non-empty list of {input: value} (or a mapping of them)"
+    if not all(isinstance(entry, dict) and all(isinstance(k, str) for k in entry) for entry in entries):
+        return "expected each item to be a mapping of the body's inputs to values"
+    return None
+
+
+def link_controls(reader: Reader, steps: dict[str, Step], jobs: dict[str, Job]) -> dict[str, Step]:
+    """Loop bodies taken out of the steps (the templates, returned), each loop given its body's
+    outputs and what its body reads; if_else blocks made to wait for their node."""
+    templates: dict[str, Step] = {}
+    owners: dict[str, str] = {}
+    for name, step in list(steps.items()):
+        if not step.is_control or step.control is None:
+            continue
+        job = jobs[name]
+        body = step.control.get("body")
+        if body is not None:
+            template = steps.get(body)
+            if template is None or template.is_control:
+                what = "a control node" if template is not None else "no such job"
+                reader.problems.add(job.error("body", f"{body!r}: {what}; the body is a command job"))
+                continue
+            if body in owners:
+                reader.problems.add(job.error("body", f"{body!r} is the body of {owners[body]!r} already"))
+                continue
+            owners[body] = name
+            templates[body] = template
+            _check_loop(reader, step, template, job)
+            outside = sorted(template.upstream() - {body})
+            depends = tuple(dict.fromkeys((*step.depends_on, *outside)))
+            steps[name] = replace(step, outputs=dict(template.outputs), depends_on=depends)
+        for block in ("true_block", "false_block"):
+            for target in step.control.get(block, []):
+                members = [n for n in steps if n == target or n.startswith(f"{target}.")]
+                if not members:
+                    reader.problems.add(job.error(block, f"unknown job {target!r}"))
+                for member in members:
+                    depends = tuple(dict.fromkeys((*steps[member].depends_on, name)))
+                    steps[member] = replace(steps[member], depends_on=depends)
+    for body, owner in owners.items():
+        del steps[body]
+        for other, step in steps.items():
+            values = [
+                *step.inputs.values(),
+                *step.parameters.values(),
+                step.command,
+                *(step.control or {}).values(),
+            ]
+            used = {found[0] for value in values for ref in bindings(value) if (found := job_output(ref))}
+            if body in used or body in step.depends_on:
+                message = (
+                    f"{body!r} is the body of the loop {owner!r}: use ${{{{parent.jobs.{owner}.outputs...}}}}"
+                )
+                reader.problems.add(jobs[other].error("", message))
+    return templates
+
+
+def _check_loop(reader: Reader, step: Step, template: Step, job: Job) -> None:
+    control = step.control or {}
+    if step.type == "do_while":
+        condition = control.get("condition")
+        if isinstance(condition, str) and not BINDING.search(condition) and condition not in template.outputs:
+            reader.problems.add(
+                job.error("condition", f"the body {template.name!r} has no output {condition!r}")
+            )
+        for out, inputs in control.get("mapping", {}).items():
+            if out not in template.outputs:
+                reader.problems.add(
+                    job.error(f"mapping.{out}", f"the body {template.name!r} has no output {out!r}")
+                )
+            for name in inputs:
+                if name not in template.inputs:
+                    message = f"the body {template.name!r} has no input {name!r}"
+                    reader.problems.add(job.error(f"mapping.{out}", message))
+    items = control.get("items")
+    if step.type == "parallel_for" and isinstance(items, (list, dict)):
+        entries = list(items.values()) if isinstance(items, dict) else items
+        for index, entry in enumerate(entries):
+            for key in entry:
+                if key not in template.inputs:
+                    message = f"item {index}: the body {template.name!r} has no input {key!r}"
+                    reader.problems.add(job.error("items", message))
+
+
+__all__ = ["CONTROL_TYPES", "control_step", "items_problem", "link_controls"]
