@@ -298,7 +298,7 @@ def test_problems_in_components_name_their_file_and_line(tmp_path: Path) -> None
           b:
             component: azureml:registered_component:3
           c:
-            type: sweep
+            type: parallel
         """,
     )
     with pytest.raises(SpecErrors) as caught:
@@ -315,7 +315,7 @@ def test_problems_in_components_name_their_file_and_line(tmp_path: Path) -> None
             f"{component}:4: command: ${{{{inputs.gone}}}}: this step declares no input 'gone'",
             f"{pipeline}:7: jobs.b.component: azureml:registered_component:3: a registered component "
             "cannot be read here; give its file (component: ./component.yml)",
-            f"{pipeline}:9: jobs.c.type: job 'c': mlproj does not run sweep jobs yet",
+            f"{pipeline}:9: jobs.c.type: job 'c': mlproj does not run parallel jobs yet",
         ]
     )
     text = str(caught.value).splitlines()

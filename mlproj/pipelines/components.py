@@ -11,16 +11,16 @@ import re
 from pathlib import Path
 
 from mlproj.pipelines.model import LIMIT_KEYS
-from mlproj.pipelines.problems import Problems, Where
+from mlproj.pipelines.problems import Job, Problems, Where
 from mlproj.pipelines.scopes import (
     JOB_OUTPUT,
+    OUTPUT_BINDING,
     absolute_paths,
     input_value,
     job_output_binding,
     pipelines_used,
     rewrite,
 )
-from mlproj.structs import dataclass, field
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 AZURE_ONLY = ("spark", "automl", "data_transfer", "import")  # refused: they need Azure itself
-NOT_YET = ("sweep", "parallel")
+NOT_YET = ("parallel",)
 # A command component's keys that become its job's (the job's own keys win).
 COMPONENT_KEYS = (
     "code",
@@ -69,34 +69,6 @@ PIPELINE_JOB_KEYS = (
     "experiment_name",
 )
 COMPONENT_ONLY = ("$schema", "type", "name", "version", "inputs", "outputs", "jobs", "settings")
-_OUTPUT_BINDING = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*outputs\s*\.\s*([A-Za-z_][\w-]*)\s*\}\}\s*$")
-
-
-@dataclass
-class Job:
-    """One step to read: its (flattened) name, its body, where it was written, and where the keys that
-    came from its component were written."""
-
-    name: str
-    body: dict[str, Any]
-    where: Where
-    origins: dict[str, Where] = field(default_factory=dict)  # key (`command`, `inputs.lr`) → its file's
-    missing: set[str] = field(default_factory=set)  # required inputs given no value (one problem each)
-
-    def origin(self, relative: str) -> Where:
-        parts = relative.split(".")
-        for size in range(len(parts), 0, -1):
-            found = self.origins.get(".".join(parts[:size]))
-            if found is not None:
-                return found
-        return self.where
-
-    def error(self, relative: str, message: str) -> Any:
-        return self.origin(relative).error(relative, message)
-
-    def folder(self, relative: str) -> Path:
-        """The folder a relative path at `relative` is relative to: its file's."""
-        return self.origin(relative).file.parent
 
 
 class Expander:
@@ -148,6 +120,10 @@ class Expander:
             return []
         body = self._in_scope(dict(body), where, prefix, values)
         job = Job(flat, body, where)
+        if kind == "sweep" and "trial" in body:  # azure-ai-ml's form; a run's copy names its body
+            from mlproj.pipelines.sweep_jobs import expand_sweep
+
+            return expand_sweep(self, job, on_parent_output)
         component = body.pop("component", None)
         if component is not None:
             loaded = self.component(component, job)
@@ -214,7 +190,7 @@ class Expander:
         outputs = dict(outputs)
         for out, value in outputs.items():
             if isinstance(value, dict) and isinstance(value.get("path"), str):
-                bound = _OUTPUT_BINDING.match(value["path"])
+                bound = OUTPUT_BINDING.match(value["path"])
                 if bound:
                     on_parent_output(
                         bound.group(1), job_output_binding(job.name, str(out)), job.where.at(f"outputs.{out}")
@@ -222,7 +198,7 @@ class Expander:
                     outputs[out] = {k: v for k, v in value.items() if k != "path"}
                 continue
             if isinstance(value, str):
-                bound = _OUTPUT_BINDING.match(value)
+                bound = OUTPUT_BINDING.match(value)
                 if bound:
                     on_parent_output(
                         bound.group(1), job_output_binding(job.name, str(out)), job.where.at(f"outputs.{out}")
@@ -232,15 +208,15 @@ class Expander:
 
     # --- components --------------------------------------------------------------------------------
 
-    def component(self, value: Any, job: Job) -> tuple[dict[str, Any], Where] | None:
+    def component(self, value: Any, job: Job, key: str = "component") -> tuple[dict[str, Any], Where] | None:
         """A component: inline, or read from its file (relative to the job's file)."""
         from mlproj.errors import SpecError
         from mlproj.yamlio import load_yaml_with_lines
 
         if isinstance(value, dict):
-            return value, job.where.at("component")
+            return value, job.where.at(key)
         if not isinstance(value, str) or not value.strip():
-            self.problems.add(job.where.error("component", "expected a component file (./component.yml)"))
+            self.problems.add(job.where.error(key, "expected a component file (./component.yml)"))
             return None
         text = value.strip()
         if text.lower().startswith("azureml:"):
@@ -256,7 +232,7 @@ class Expander:
         path = (job.where.file.parent / Path(text).expanduser()).absolute()
         if path not in self._components:
             if not path.is_file():
-                self.problems.add(job.where.error("component", f"no such component file: {path}"))
+                self.problems.add(job.where.error(key, f"no such component file: {path}"))
                 self._components[path] = None
             else:
                 try:
@@ -370,7 +346,7 @@ class Expander:
             value = given.get(name)
             if isinstance(value, dict):
                 result[name] = {**spec, **value}
-            elif isinstance(value, str) and _OUTPUT_BINDING.match(value):
+            elif isinstance(value, str) and OUTPUT_BINDING.match(value):
                 result[name] = {**spec, "path": value}
             else:
                 result[name] = spec
@@ -442,7 +418,7 @@ class Expander:
             self.problems.add(job.where.error("outputs", "expected a mapping of outputs"))
             return
         for out, value in (outputs or {}).items():
-            bound = _OUTPUT_BINDING.match(value) if isinstance(value, str) else None
+            bound = OUTPUT_BINDING.match(value) if isinstance(value, str) else None
             if bound is not None:
                 on_parent_output(
                     bound.group(1), job_output_binding(job.name, str(out)), job.where.at(f"outputs.{out}")

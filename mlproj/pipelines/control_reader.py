@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from mlproj.pipelines.components import Job
+    from mlproj.pipelines.problems import Job
     from mlproj.pipelines.reader import Reader
 
 JOB = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([A-Za-z_][\w.-]*?)\s*\}\}\s*$")
@@ -33,6 +33,15 @@ KEYS = {
     "if_else": ("type", "condition", "true_block", "false_block"),
     "do_while": ("type", "body", "condition", "mapping", "limits"),
     "parallel_for": ("type", "body", "items", "max_concurrency", "outputs"),
+    "sweep": (
+        "type",
+        "body",
+        "search_space",
+        "sampling_algorithm",
+        "objective",
+        "limits",
+        "early_termination",
+    ),
 }
 COMMON = ("display_name", "description", "tags", "properties", "depends_on")
 MAX_ITERATIONS = 1000  # Azure ML's own limit of do_while
@@ -50,36 +59,18 @@ def control_step(reader: Reader, job: Job, kind: str) -> Step | None:
         if key not in KEYS[kind] and key not in COMMON:
             allowed = ", ".join(sorted({*KEYS[kind], *COMMON}))
             problem(str(key), f"unknown key for a {kind} node (expected one of: {allowed})")
-    control: dict[str, Any] = {}
     if kind == "if_else":
-        control["condition"] = _condition(reader, job, body.get("condition"), allow_name=False)
-        for block in ("true_block", "false_block"):
-            control[block] = _jobs(reader, job, block, body.get(block))
-        if not control["true_block"] and not control["false_block"]:
-            problem(
-                "true_block",
-                "expected ${{parent.jobs.NAME}} (or a list of them) in true_block or false_block",
-            )
+        control = _if_else(reader, job)
     else:
         given = body.get("body")
         found = JOB.match(given) if isinstance(given, str) else None
+        if found is None and kind == "sweep":
+            problem("trial", "expected the trial's command component (trial: ./component.yml)")
+            return None
         if found is None:
             problem("body", "expected the job it runs: ${{parent.jobs.NAME}}")
             return None
-        control["body"] = found.group(1)
-    if kind == "do_while":
-        control["condition"] = _condition(reader, job, body.get("condition"), allow_name=True)
-        control["mapping"] = _mapping(reader, job, body.get("mapping"))
-        limits = reader.mapping(body.get("limits"), job.where, "limits")
-        count = reader.positive_int(limits, "max_iteration_count", job.where.at("limits"))
-        if count is None and "max_iteration_count" not in limits:
-            problem("limits", "expected {max_iteration_count: N}")
-        elif count is not None and count > MAX_ITERATIONS:
-            problem("limits.max_iteration_count", f"expected at most {MAX_ITERATIONS}, got {count}")
-        control["max_iterations"] = count or 1
-    if kind == "parallel_for":
-        control["items"] = _items(reader, job, body.get("items"))
-        control["max_concurrency"] = reader.positive_int(body, "max_concurrency", job.where)
+        control = {"body": found.group(1), **LOOPS[kind](reader, job)}
     depends = body.get("depends_on") or []
     depends = [depends] if isinstance(depends, str) else depends
     if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
@@ -95,6 +86,49 @@ def control_step(reader: Reader, job: Job, kind: str) -> Step | None:
         tags=reader.strings(body.get("tags"), job.where, "tags"),
         properties=reader.strings(body.get("properties"), job.where, "properties"),
     )
+
+
+def _if_else(reader: Reader, job: Job) -> dict[str, Any]:
+    body = job.body
+    control: dict[str, Any] = {"condition": _condition(reader, job, body.get("condition"), allow_name=False)}
+    for block in ("true_block", "false_block"):
+        control[block] = _jobs(reader, job, block, body.get(block))
+    if not control["true_block"] and not control["false_block"]:
+        message = "expected ${{parent.jobs.NAME}} (or a list of them) in true_block or false_block"
+        reader.problems.add(job.error("true_block", message))
+    return control
+
+
+def _do_while(reader: Reader, job: Job) -> dict[str, Any]:
+    body = job.body
+    limits = reader.mapping(body.get("limits"), job.where, "limits")
+    count = reader.positive_int(limits, "max_iteration_count", job.where.at("limits"))
+    if count is None and "max_iteration_count" not in limits:
+        reader.problems.add(job.error("limits", "expected {max_iteration_count: N}"))
+    elif count is not None and count > MAX_ITERATIONS:
+        message = f"expected at most {MAX_ITERATIONS}, got {count}"
+        reader.problems.add(job.error("limits.max_iteration_count", message))
+    return {
+        "condition": _condition(reader, job, body.get("condition"), allow_name=True),
+        "mapping": _mapping(reader, job, body.get("mapping")),
+        "max_iterations": count or 1,
+    }
+
+
+def _parallel_for(reader: Reader, job: Job) -> dict[str, Any]:
+    return {
+        "items": _items(reader, job, job.body.get("items")),
+        "max_concurrency": reader.positive_int(job.body, "max_concurrency", job.where),
+    }
+
+
+def _sweep(reader: Reader, job: Job) -> dict[str, Any]:
+    from mlproj.pipelines.sweep_reader import sweep_control
+
+    return sweep_control(reader, job)
+
+
+LOOPS = {"do_while": _do_while, "parallel_for": _parallel_for, "sweep": _sweep}
 
 
 def _condition(reader: Reader, job: Job, value: Any, *, allow_name: bool) -> Any:

@@ -26,6 +26,7 @@ from mlproj.errors import MlprojError
 from mlproj.pipelines.control_reader import items_problem
 from mlproj.pipelines.model import BINDING, Step, job_output, text_of
 from mlproj.pipelines.plan import PipelinePlan, check_step_values, step_dir
+from mlproj.pipelines.trials import SweepWatch
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunStatus
 from mlproj.structs import dataclass, field, replace
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
         def _skip(self, name: str, why: str) -> None: ...
 
+        def stop_step(self, name: str, reason: str) -> None: ...
+
 
 class ControlError(MlprojError):
     """A control node that cannot decide (its condition or its items are not what they must be)."""
@@ -67,6 +70,8 @@ class Controls:
         self.loops: dict[str, Loop] = {}  # the loops running
         self.member: dict[str, str] = {}  # an iteration's step → its loop
         self.not_taken: set[str] = set()  # steps of if_else blocks not taken, and what only they lead to
+        self.trials: set[str] = set()  # a sweep's trials: their ends are the sweep's to judge
+        self._sweeps = SweepWatch(self)
 
     def is_control(self, name: str) -> bool:
         return self.plan.pipeline.steps[name].is_control
@@ -99,6 +104,10 @@ class Controls:
             loop = self.loops[name] = Loop(name, step.type)
             if step.type == "do_while":
                 return [self._iteration(loop, {})]
+            if step.type == "sweep":
+                names = [self._iteration(loop, point) for point in self._sweeps.points(step)]
+                self.trials.update(names)
+                return names
             return [self._iteration(loop, item, key) for key, item in self._items(step)]
         except MlprojError as exc:
             self.loops.pop(name, None)
@@ -177,6 +186,10 @@ class Controls:
         ended = [self.owner.latest[member] for member in loop.iterations]
         if not all(record.is_final for record in ended):
             return []
+        if loop.kind == "sweep":
+            del self.loops[loop.node]
+            self._sweeps.finish(loop, ended)
+            return []
         bad = [record for record in ended if record.status is not RunStatus.FINISHED]
         if bad:
             del self.loops[loop.node]
@@ -240,6 +253,21 @@ class Controls:
             outputs[out] = str(target)
         count = len(loop.iterations)
         self._end(loop.node, RunStatus.FINISHED, reason=f"{count} iterations", outputs=outputs)
+
+    # --- sweeps ----------------------------------------------------------------------------------
+
+    def poll(self, running: dict[str, Any]) -> None:
+        """Each turn of the scheduler: the running sweeps' early termination and timeouts."""
+        if any(loop.kind == "sweep" for loop in self.loops.values()):
+            self._sweeps.poll([loop for loop in self.loops.values() if loop.kind == "sweep"], running)
+
+    def check(self, record: RunRecord) -> str | None:
+        """Why a step that exited well did not do what it must (a trial without its metric), or None."""
+        return self._sweeps.check(record) if record.step in self.trials else None
+
+    def env(self, name: str) -> dict[str, str]:
+        """Variables for a step beyond its own (a trial's local MLflow store, when nothing tracks it)."""
+        return self._sweeps.env(name) if name in self.trials else {}
 
     # --- values ----------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-    from mlproj.pipelines.components import Job
+    from mlproj.pipelines.problems import Job
 
 TOP_KEYS = (
     "type",

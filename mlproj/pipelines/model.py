@@ -24,7 +24,7 @@ URI_TYPES = ("uri_file", "uri_folder", "mltable")  # a path: mltable is a folder
 # file holding its value); every other output is a folder (models are folders too).
 FILE_OUTPUTS = ("uri_file", "boolean", "string", "integer", "number")
 OUTPUT_TYPES = ("uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model", *FILE_OUTPUTS)
-CONTROL_TYPES = ("if_else", "do_while", "parallel_for")  # run by the scheduler itself (design.md §9)
+CONTROL_TYPES = ("if_else", "do_while", "parallel_for", "sweep")  # run by the scheduler itself (design.md §9)
 STEP_TYPES = ("mlflow_project", "command", *CONTROL_TYPES)
 BINDING = re.compile(r"\$\{\{\s*([^{}]*?)\s*\}\}")
 OPTIONAL_PART = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)  # Azure ML's `$[[ ... ]]` in a command
@@ -143,6 +143,8 @@ class Step:
         if self.type == "do_while":
             body["mapping"] = {out: list(inputs) for out, inputs in (control.get("mapping") or {}).items()}
             body["limits"] = {"max_iteration_count": control.get("max_iterations") or 1}
+        if self.type == "sweep":
+            body.update(sweep_document(control))
         if self.type == "parallel_for":
             body["items"] = control.get("items")
             if control.get("max_concurrency"):
@@ -357,6 +359,27 @@ def display_order(names: list[str]) -> list[str]:
     for name in top:
         add(name)
     return ordered
+
+
+def sweep_document(control: Mapping[str, Any]) -> dict[str, Any]:
+    """A sweep node's keys as azure-ai-ml writes them (its trial is the template `body`)."""
+    sampling: dict[str, Any] = {"type": control.get("sampling", "random")}
+    if control.get("seed") is not None:
+        sampling["seed"] = control["seed"]
+    limits = {"max_total_trials": control.get("max_trials")}
+    if control.get("max_concurrency"):
+        limits["max_concurrent_trials"] = control["max_concurrency"]
+    if control.get("timeout"):
+        limits["timeout"] = control["timeout"]
+    document: dict[str, Any] = {
+        "search_space": dict(control.get("space") or {}),
+        "sampling_algorithm": sampling,
+        "objective": {"goal": control.get("goal"), "primary_metric": control.get("metric")},
+        "limits": limits,
+    }
+    if control.get("policy"):
+        document["early_termination"] = dict(control["policy"])
+    return document
 
 
 def is_file_output(kind: str) -> bool:

@@ -8,6 +8,10 @@ from pathlib import Path
 from mlproj.errors import SpecError, SpecErrors
 from mlproj.structs import dataclass, field
 
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 @dataclass(frozen=True)
 class Where:
@@ -56,3 +60,30 @@ class Problems:
             raise self.found[0]
         if self.found:
             raise SpecErrors(file, self.found)
+
+
+@dataclass
+class Job:
+    """One step to read: its (flattened) name, its body, where it was written, and where the keys that
+    came from its component were written."""
+
+    name: str
+    body: dict[str, Any]
+    where: Where
+    origins: dict[str, Where] = field(default_factory=dict)  # key (`command`, `inputs.lr`) → its file's
+    missing: set[str] = field(default_factory=set)  # required inputs given no value (one problem each)
+
+    def origin(self, relative: str) -> Where:
+        parts = relative.split(".")
+        for size in range(len(parts), 0, -1):
+            found = self.origins.get(".".join(parts[:size]))
+            if found is not None:
+                return found
+        return self.where
+
+    def error(self, relative: str, message: str) -> SpecError:
+        return self.origin(relative).error(relative, message)
+
+    def folder(self, relative: str) -> Path:
+        """The folder a relative path at `relative` is relative to: its file's."""
+        return self.origin(relative).file.parent

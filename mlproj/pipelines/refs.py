@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from mlproj.pipelines.components import Job
+    from mlproj.pipelines.problems import Job
     from mlproj.pipelines.reader import Reader
 
 

@@ -94,6 +94,7 @@ class PipelineSupervisor:
         self._running: dict[str, threading.Thread] = {}
         self.dedicated = dedicated
         self.cgroup: Path | None = None  # for the environment builds
+        self.early: dict[str, str] = {}  # steps to end now, with why (a sweep's early termination)
 
     def run(self) -> RunRecord:
         previous = self.flags.install()
@@ -222,6 +223,7 @@ class PipelineSupervisor:
                     )
                     pending = []
             if self._stop is None:
+                self.controls.poll(running)  # sweeps: early termination, their timeout
                 pending = self._start_ready(plan, pending, running, done, halted=halted)
             try:
                 name, final = done.get(timeout=0.05 if running else REFRESH)
@@ -327,7 +329,7 @@ class PipelineSupervisor:
             self._start(plan, name, running, done)
             return False
         self.log_event(f"{name}: {final.status.value}" + (f": {final.error}" if final.error else ""))
-        if self._stop is not None:
+        if self._stop is not None or name in self.controls.trials:  # a sweep goes on without a trial
             return False
         if self.first_failure is None:
             self.first_failure = final
@@ -369,10 +371,24 @@ class PipelineSupervisor:
                 return _stop("canceled by mlproj cancel")
         return None
 
-    def step_stop(self) -> tuple[str, bool] | None:
-        """For the steps' supervisors: (reason, interactive) once the pipeline is being stopped."""
+    def step_stop(self, name: str | None = None) -> tuple[str, bool] | None:
+        """For the steps' supervisors: (reason, interactive) once the pipeline is being stopped, or once
+        the step `name` is (a sweep's early termination)."""
         stop = self._stop
-        return None if stop is None else (step_reason(stop.reason or ""), stop.interactive)
+        if stop is not None:
+            return step_reason(stop.reason or ""), stop.interactive
+        early = self.early.get(name or "")
+        return None if early is None else (early, False)
+
+    def stop_step(self, name: str, reason: str) -> None:
+        """End one running step (its supervisor sees it through `step_stop`)."""
+        self.early.setdefault(name, reason)
+
+    def check_step(self, record: RunRecord) -> str | None:
+        return self.controls.check(record)
+
+    def step_env(self, name: str) -> dict[str, str]:
+        return self.controls.env(name)
 
     # --- the end -----------------------------------------------------------------------------------
 
@@ -384,7 +400,7 @@ class PipelineSupervisor:
                     record.run_id, RunStatus.CANCELED, error="the pipeline stopped", ended_at=time.time()
                 )
         steps = self._latest_records()
-        not_taken = self.controls.not_taken
+        not_taken = self.controls.not_taken | self.controls.trials  # a sweep's trials: its node says
         now = time.time()
         outputs = {}
         for out_name, binding in plan.pipeline.outputs.items():

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 JOB_OUTPUT = re.compile(r"\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([^{}]*?)\s*\.\s*outputs\s*\.\s*([\w-]+)\s*\}\}")
+OUTPUT_BINDING = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*outputs\s*\.\s*([A-Za-z_][\w-]*)\s*\}\}\s*$")
 VALUE_KEYS = ("path", "value", "default")  # where an input's value stands in {type, path, ...}
 
 

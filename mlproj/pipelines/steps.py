@@ -26,8 +26,7 @@ TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from mlproj.pipelines.components import Job
-    from mlproj.pipelines.problems import Where
+    from mlproj.pipelines.problems import Job, Where
     from mlproj.pipelines.reader import Reader
 
 COMMON_KEYS = (
@@ -379,7 +378,7 @@ class StepReader:
                 self.reader.problems.add(job.error(key, f"no such folder: {absolute}"))
             elif not absolute.exists():
                 self.reader.problems.add(job.error(key, f"no such file or folder: {absolute}"))
-        if key == "code" and base == self.reader.path.parent and not path.is_absolute():
+        if key == "code" and job.origin(key).file == self.reader.path and not path.is_absolute():
             return text  # relative to the pipeline file, as written (mlproj's dialect)
         return os.path.normpath(absolute.absolute())
 

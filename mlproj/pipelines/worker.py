@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
         def log_event(self, line: str) -> None: ...
 
-        def step_stop(self) -> tuple[str, bool] | None: ...
+        def step_stop(self, name: str | None = None) -> tuple[str, bool] | None: ...
+
+        def check_step(self, record: RunRecord) -> str | None: ...
+
+        def step_env(self, name: str) -> dict[str, str]: ...
 
     from mlproj.execution.signals import SignalFlags
     from mlproj.home import Home
@@ -235,7 +239,7 @@ class StepWorker:
         work_dir = step_plan.work_dir or folder
         if step_plan.step.code_copy:  # Azure ML runs a job in a snapshot of its code
             work_dir = copy_code(step_plan.work_dir, folder / "code", self.owner.home.root)
-        tracking_env = self._track(store)
+        tracking_env = self._track(store) or self.owner.step_env(self.name)
         variables = {**step_plan.step.environment_variables}
         artifacts = step_plan.step.artifacts_output
         if artifacts is not None and get_backend(step_plan.backend).copies_working_dir:
@@ -269,7 +273,7 @@ class StepWorker:
             reuse_parts=parts,
             reason=reason,
         )
-        stopping = self.owner.step_stop()
+        stopping = self.owner.step_stop(self.name)
         if stopping is not None:
             store.transition(self.record.run_id, RunStatus.CANCELED, error=stopping[0], ended_at=time.time())
             return store.get(self.record.run_id)
@@ -280,10 +284,10 @@ class StepWorker:
             for out, path in own.items():
                 if is_file_output(step_plan.step.outputs[out]) and not Path(path).is_file():
                     return f"the step did not write its output {out!r} ({path})"
-            return None
+            return self.owner.check_step(store.get(self.record.run_id))  # a sweep's trial: its metric
 
         def external_stop() -> tuple[str, bool] | None:
-            return self.owner.step_stop()
+            return self.owner.step_stop(self.name)
 
         return Supervisor(
             store,

@@ -82,6 +82,10 @@ class Tracker:
     def search_runs(self, experiment_ids: Sequence[str], run_ids: Sequence[str]) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def metric_history(self, run_id: str, key: str) -> list[float]:
+        """Every value of a metric of a run, in the order logged."""
+        raise NotImplementedError
+
     def upload_artifact(self, run_id: str, artifact_uri: str, path: str, data: bytes) -> None:
         raise NotImplementedError
 

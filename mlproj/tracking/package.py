@@ -111,6 +111,10 @@ class PackageTracker(Tracker):
             },
         }
 
+    def metric_history(self, run_id: str, key: str) -> list[float]:
+        got = self._do(self.client.get_metric_history, run_id, key)
+        return [float(m.value) for m in sorted(got, key=lambda m: (m.timestamp, m.step))]
+
     def search_runs(self, experiment_ids: Sequence[str], run_ids: Sequence[str]) -> list[dict[str, Any]]:  # noqa: ARG002 - the Tracker interface
         return [self.get_run(run_id) for run_id in run_ids]
 

@@ -199,6 +199,12 @@ class RestTracker(Tracker):
     def get_run(self, run_id: str) -> dict[str, Any]:
         return dict(self._pick(self._call("GET", f"{API}/runs/get?run_id={quote_value(run_id)}"), "run"))
 
+    def metric_history(self, run_id: str, key: str) -> list[float]:
+        path = f"{API}/metrics/get-history?run_id={quote_value(run_id)}&metric_key={quote_value(key)}"
+        got = self._call("GET", path).get("metrics") or []
+        ordered = sorted(got, key=lambda m: (int(m.get("timestamp") or 0), int(m.get("step") or 0)))
+        return [float(m["value"]) for m in ordered]
+
     def search_runs(self, experiment_ids: Sequence[str], run_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The runs among `run_ids` (in those experiments), as runs/get gives each."""
         found: list[dict[str, Any]] = []
