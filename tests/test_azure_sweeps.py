@@ -100,14 +100,15 @@ def test_without_tracking_trials_log_to_a_store_of_their_own(sweep: Path, home: 
 
 def test_a_trial_without_its_metric_fails_and_the_sweep_goes_on(sweep: Path, tracked: MlflowServer) -> None:
     grid = sweep / "grid.yml"
-    grid.write_text(grid.read_text().replace("values: [0.1, 0.3, 0.5]", "values: [-1, 0.3]"))
-    document = run_ok(grid, "--max-parallel", "4")
+    grid.write_text(grid.read_text().replace("values: [0.1, 0.3, 0.5]", "values: [0.3, -1]"))
+    document = run_ok(grid, "--max-parallel", "1")  # one at a time: the first trial logs its metric
     steps = latest(document)
-    assert steps["tune.0"]["status"] == "Failed"
-    assert steps["tune.0"]["error"] == (
+    assert steps["tune.2"]["status"] == "Failed"
+    assert steps["tune.2"]["error"] == (
         "the trial logged no primary metric 'score' (MLflow, through mlflow.log_metric)"
     )
-    assert steps["tune"]["status"] == "Finished" and steps["tune"]["reason"].startswith("best trial tune.3")
+    assert steps["tune.3"]["status"] == "Failed"
+    assert steps["tune"]["status"] == "Finished" and steps["tune"]["reason"].startswith("best trial tune.1")
 
 
 def test_a_sweep_no_trial_of_which_logs_its_metric_fails(sweep: Path, tracked: MlflowServer) -> None:
@@ -119,8 +120,25 @@ def test_a_sweep_no_trial_of_which_logs_its_metric_fails(sweep: Path, tracked: M
     assert code == 1
     steps = latest(document)
     assert steps["tune"]["status"] == "Failed"
-    assert steps["tune"]["error"] == "no trial finished with its primary metric 'score'"
+    assert (
+        steps["tune"]["error"]
+        == "the first trial, tune.0, logged no primary metric 'score': the sweep stopped"
+    )
     assert steps["use"]["status"] == "Skipped"
+
+
+def test_a_primary_metric_no_trial_logs_is_caught_at_the_first_trial(
+    sweep: Path, tracked: MlflowServer
+) -> None:
+    grid = sweep / "grid.yml"
+    grid.write_text(grid.read_text().replace("primary_metric: score", "primary_metric: acuracy"))
+    code, document = run_pipeline(grid, "--max-parallel", "1")
+    assert code == 1
+    steps = latest(document)
+    first = "the first trial, tune.0, logged no primary metric 'acuracy': the sweep stopped"
+    assert steps["tune"]["error"] == first
+    assert steps["tune.0"]["status"] == "Failed"
+    assert {steps[f"tune.{i}"]["status"] for i in range(1, 6)} == {"Skipped"}
 
 
 def test_bad_sweeps_are_exit_2_naming_every_key(sweep: Path, home: Home) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 AZURE_ONLY = ("spark", "automl", "data_transfer", "import")  # refused: they need Azure itself
-NOT_YET = ("parallel",)
+NOT_YET: tuple[str, ...] = ()
 # A command component's keys that become its job's (the job's own keys win).
 COMPONENT_KEYS = (
     "code",
@@ -126,20 +126,43 @@ class Expander:
             return expand_sweep(self, job, on_parent_output)
         component = body.pop("component", None)
         if component is not None:
-            loaded = self.component(component, job)
-            if loaded is None:
-                return []
-            data, comp_where = loaded
-            ctype = data.get("type", "command")
-            if ctype == "pipeline":
-                return self.flatten(job, data, comp_where, on_parent_output)
-            if ctype != "command":
-                self.problems.add(comp_where.error("type", self._kind_message(ctype, flat)))
-                return []
-            self.merge(job, data, comp_where)
-        elif kind == "pipeline":
+            return self._with_component(job, component, on_parent_output)
+        if kind == "pipeline":
             self.problems.add(where.error("component", "a pipeline job needs its pipeline `component:`"))
             return []
+        if kind == "parallel":
+            from mlproj.pipelines.parallel_jobs import to_command
+
+            converted = to_command(job.body, where, self.problems)
+            if converted is None:
+                return []
+            job.body = converted
+        self._bind_outputs(job, on_parent_output)
+        return [job]
+
+    def _with_component(
+        self, job: Job, component: Any, on_parent_output: Callable[[str, str, Where], None]
+    ) -> list[Job]:
+        """A job with its `component:`: a pipeline's flattened, a command's (or parallel's) merged."""
+        loaded = self.component(component, job)
+        if loaded is None:
+            return []
+        data, comp_where = loaded
+        ctype = data.get("type", "command")
+        if ctype == "pipeline":
+            return self.flatten(job, data, comp_where, on_parent_output)
+        if ctype == "parallel":  # the job's own parallel keys over the component's
+            from mlproj.pipelines.parallel_jobs import PARALLEL_KEYS, to_command
+
+            mine = {key: job.body.pop(key) for key in PARALLEL_KEYS if key in job.body}
+            converted = to_command({**data, **mine}, comp_where, self.problems)
+            if converted is None:
+                return []
+            data, ctype = converted, "command"
+        if ctype != "command":
+            self.problems.add(comp_where.error("type", self._kind_message(ctype, job.name)))
+            return []
+        self.merge(job, data, comp_where)
         self._bind_outputs(job, on_parent_output)
         return [job]
 

@@ -105,10 +105,14 @@ class Controls:
             if step.type == "do_while":
                 return [self._iteration(loop, {})]
             if step.type == "sweep":
-                names = [self._iteration(loop, point) for point in self._sweeps.points(step)]
+                points = self._sweeps.points(step)
+                with self.owner.store.immediate():  # one transaction for all of them
+                    names = [self._iteration(loop, point) for point in points]
                 self.trials.update(names)
                 return names
-            return [self._iteration(loop, item, key) for key, item in self._items(step)]
+            items = self._items(step)
+            with self.owner.store.immediate():
+                return [self._iteration(loop, item, key) for key, item in items]
         except MlprojError as exc:
             self.loops.pop(name, None)
             self._end(name, RunStatus.FAILED, error=str(exc))
@@ -183,6 +187,8 @@ class Controls:
         if self.owner.latest[loop.node].is_final:  # canceled with the pipeline
             del self.loops[loop.node]
             return []
+        if loop.kind == "sweep":  # the first trial ended without the primary metric: stop the others
+            self._sweeps.stop_if_hopeless(loop, self.owner.latest[name])
         ended = [self.owner.latest[member] for member in loop.iterations]
         if not all(record.is_final for record in ended):
             return []

@@ -220,14 +220,25 @@ class Pipeline:
 
     def order(self) -> list[str]:
         """The steps in an order where each comes after everything it depends on (file order kept)."""
+        import heapq
+
+        position = {name: index for index, name in enumerate(self.steps)}
+        waiting = {name: step.upstream() & position.keys() for name, step in self.steps.items()}
+        after: dict[str, list[str]] = {}
+        for name, ups in waiting.items():
+            for up in ups:
+                after.setdefault(up, []).append(name)
+        ready = [position[name] for name, ups in waiting.items() if not ups]
+        heapq.heapify(ready)
+        names = list(self.steps)
         done: list[str] = []
-        placed: set[str] = set()
-        while len(done) < len(self.steps):
-            for name, step in self.steps.items():
-                if name not in placed and step.upstream() <= placed:
-                    done.append(name)
-                    placed.add(name)
-                    break
+        while ready:  # the first step in file order whose upstream steps are all placed
+            name = names[heapq.heappop(ready)]
+            done.append(name)
+            for down in after.get(name, ()):
+                waiting[down].discard(name)
+                if not waiting[down]:
+                    heapq.heappush(ready, position[down])
         return done
 
     def to_document(self) -> dict[str, Any]:

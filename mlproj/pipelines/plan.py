@@ -409,10 +409,11 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
     """Resolve the step's bindings with this run's output folders and check its parameters against
     its entry point, before anything runs."""
     step_plan = plan.steps[name]
-    planned_outputs = {
+    planned_outputs = {  # the steps it reads from (a loop's thousand iterations need not be looked at)
         (up, out): str(plan.output_path(up, out))
-        for up, up_step in plan.pipeline.steps.items()
-        for out in up_step.outputs
+        for up in step_plan.step.upstream()
+        if up in plan.pipeline.steps
+        for out in plan.pipeline.steps[up].outputs
     }
     bindings = Bindings(
         parent_inputs=plan.inputs,

@@ -273,7 +273,8 @@ class PipelineSupervisor:
                 continue
             ready = all(self.latest[up].status is RunStatus.FINISHED for up in upstream)
             if ready and not halted and self.controls.is_control(name):
-                still += self.controls.begin(name)  # decided here; a loop's iterations are steps
+                added = self.controls.begin(name)  # decided here; a loop's iterations are steps
+                still += self._start_ready(plan, added, running, done, halted=halted)  # now, not next turn
                 continue
             full = len(running) >= plan.max_parallel or self.controls.at_limit(name, running)
             if not ready or halted or full:

@@ -52,6 +52,7 @@ class SweepWatch:
         self.controls = controls
         self._next = 0.0
         self._started: dict[str, float] = {}
+        self._hopeless: dict[str, str] = {}  # sweeps stopped at their first trial, with why
 
     @property
     def plan(self) -> PipelinePlan:
@@ -130,6 +131,24 @@ class SweepWatch:
             elif not owner.latest[name].is_final:
                 owner._skip(name, why)
 
+    def stop_if_hopeless(self, loop: Running, ended: RunRecord) -> None:
+        """The first trial to end exited well but logged no primary metric: no trial will, most likely
+        (a misspelt metric), so the trials not started are skipped and the running ones stopped."""
+        owner = self.controls.owner
+        if ended.status is not RunStatus.FAILED or "logged no primary metric" not in (ended.error or ""):
+            return
+        others = [owner.latest[name] for name in loop.iterations if name != ended.step]
+        if any(record.is_final for record in others) or loop.node in self._hopeless:
+            return
+        metric = (self.plan.pipeline.steps[loop.node].control or {}).get("metric")
+        why = f"the first trial, {ended.step}, logged no primary metric {metric!r}: the sweep stopped"
+        self._hopeless[loop.node] = why
+        for record in others:
+            if record.status is RunStatus.NOT_STARTED:
+                owner._skip(record.step or "", why)
+            else:
+                owner.stop_step(record.step or "", why)
+
     # --- the end -----------------------------------------------------------------------------------
 
     def finish(self, loop: Running, ended: list[RunRecord]) -> None:
@@ -142,9 +161,8 @@ class SweepWatch:
             if record.status is RunStatus.FINISHED and (values := self.history(record))
         ]
         if not scored:
-            self.controls._end(
-                loop.node, RunStatus.FAILED, error=f"no trial finished with its primary metric {metric!r}"
-            )
+            error = self._hopeless.get(loop.node) or f"no trial finished with its primary metric {metric!r}"
+            self.controls._end(loop.node, RunStatus.FAILED, error=error)
             return
         pick = max if goal == "maximize" else min
         best_value, best = pick(scored, key=lambda pair: pair[0])

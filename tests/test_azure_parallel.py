@@ -1,0 +1,113 @@
+"""Azure ML parallel jobs (design.md §9): an entry script's init() and run(mini_batch) over the files or
+rows of an input, in several processes, with retries and error thresholds (tests/azure/parallel/)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlproj.home import Home
+from tests.helpers import mlproj, mlproj_json
+from tests.pipelines import run_ok, run_pipeline, write_pipeline
+
+PARALLEL = Path(__file__).parent / "azure" / "parallel"
+FILES = 25
+
+
+@pytest.fixture
+def parallel(tmp_path: Path) -> Path:
+    folder = Path(shutil.copytree(PARALLEL, tmp_path / "parallel"))
+    (folder / "files").mkdir()
+    for index in range(1, FILES + 1):
+        (folder / "files" / f"f{index:02d}.txt").write_text(f"{index}\n")
+    return folder
+
+
+def step(document: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = [s for s in document["steps"] if s["step"] == name][-1]
+    return found
+
+
+def test_every_file_is_processed_exactly_once_even_when_a_batch_is_retried(
+    parallel: Path, home: Home, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    document = run_ok(parallel / "pipeline.yml", "-P", f"fail_once={markers}")
+    score = step(document, "score")
+    lines = Path(score["outputs"]["scores"]).read_text().splitlines()
+    assert sorted(lines) == [f"scored f{index:02d}.txt" for index in range(1, FILES + 1)]
+    assert (markers / "f07.txt").exists()  # its batch failed once, and ran again
+    log = Path(score["log_path"]).read_text()
+    assert "mini-batch 1 failed (attempt 1): RuntimeError: the first try of f07.txt fails" in log
+    assert "mlproj parallel: 7 of 7 mini-batches done, 0 failed" in log
+    assert log.count("init in process") >= 3  # one init() per worker process
+    assert mlproj("logs", document["run_id"], "--step", "count").stdout.strip() == str(FILES)
+    progress = Path(score["run_dir"]) / "progress.json"
+    assert progress.read_text() == '{"done": 7, "total": 7, "failed": 0}'
+
+
+def test_rows_of_a_table_are_cut_into_mini_batches(parallel: Path, home: Home) -> None:
+    document = run_ok(parallel / "rows.yml")
+    lines = Path(step(document, "score_rows")["outputs"]["scores"]).read_text().splitlines()
+    assert sorted(lines) == [f"row r{index:02d}" for index in range(1, 11)]
+    assert "10 rows in 4 mini-batches" in Path(step(document, "score_rows")["log_path"]).read_text()
+
+
+def test_a_batch_that_always_fails_fails_the_job_past_its_threshold(parallel: Path, home: Home) -> None:
+    code, document = run_pipeline(parallel / "pipeline.yml", "-P", "always_fail=f10.txt")
+    assert code == 1
+    score = step(document, "score")
+    assert score["status"] == "Failed"
+    log = Path(score["log_path"]).read_text()
+    assert log.count("RuntimeError: f10.txt always fails") == 3  # the try and max_retries 2
+    assert "failed: 4 items and 1 mini-batches failed" in log
+    assert step(document, "count")["status"] == "Skipped"
+
+
+def test_a_batch_that_outlasts_its_timeout_is_tried_again_in_a_new_process(
+    parallel: Path, home: Home
+) -> None:
+    component = parallel / "component.yml"
+    component.write_text(
+        component.read_text()
+        .replace("timeout: 20", "timeout: 2")
+        .replace("max_retries: 2", "max_retries: 1")
+        .replace("mini_batch_error_threshold: 0", "mini_batch_error_threshold: 1")
+    )
+    document = run_ok(parallel / "pipeline.yml", "-P", "sleep_on=f03.txt")
+    log = Path(step(document, "score")["log_path"]).read_text()
+    assert log.count("mini-batch 0 failed") == 2 and "timed out after 2 s" in log
+    assert "mlproj parallel: 6 of 7 mini-batches done, 1 failed" in log
+    lines = Path(step(document, "score")["outputs"]["scores"]).read_text().splitlines()
+    assert len(lines) == FILES - 4 and "scored f01.txt" not in lines
+
+
+def test_a_parallel_job_without_an_entry_script_is_exit_2(parallel: Path, home: Home) -> None:
+    pipeline = write_pipeline(
+        parallel / "bad.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        jobs:
+          a:
+            type: parallel
+            inputs: {d: {type: uri_folder, path: ./files}}
+            input_data: ${{inputs.d}}
+            task: {code: ./src}
+          b:
+            type: parallel
+            inputs: {d: {type: uri_folder, path: ./files}}
+            input_data: ./files
+            mini_batch_size: lots
+            task: {code: ./src, entry_script: score.py}
+        """,
+    )
+    done = mlproj("run", str(pipeline))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "jobs.a.task.entry_script: a parallel job needs its entry_script" in done.stderr
+    assert "jobs.b.input_data: expected the input it cuts into mini-batches: ${{inputs.NAME}}" in done.stderr
+    assert mlproj_json("runs") == []
