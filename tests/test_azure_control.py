@@ -3,6 +3,7 @@ as azure-ai-ml writes them (tests/azure/control/), run end to end with the real 
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -298,3 +299,19 @@ def test_a_run_s_copy_of_a_control_flow_pipeline_loads_back_the_same(
     again = load_pipeline(copy, as_file=control / name)
     assert (again.steps, again.templates) == (original.steps, original.templates)
     assert again.to_document() == original.to_document()
+
+
+def test_graph_shows_control_nodes_and_a_run_s_iterations(control: Path, home: Home) -> None:
+    text = mlproj("graph", str(control / "branches.yml")).stdout
+    assert "gate" in text and "[if_else (true: deploy; false: retrain)]" in text
+    mermaid = mlproj("graph", str(control / "branches.yml"), "--format", "mermaid").stdout
+    assert 's_gate{"gate"}' in mermaid
+    dot = mlproj("graph", str(control / "until.yml"), "--format", "dot").stdout
+    assert '"climb" [shape=box3d];' in dot
+    document = run_ok(control / "until.yml")
+    shown = mlproj("graph", document["run_id"]).stdout.splitlines()
+    at = shown.index("climb  [do_while of step_up]")
+    assert shown[at + 1 : at + 5] == ["  climb.0", "  climb.1", "  climb.2", "  climb.3"]
+    data = json.loads(mlproj("graph", document["run_id"], "--format", "json").stdout)
+    assert data["controls"] == {"climb": {"type": "do_while", "body": "step_up"}}
+    assert data["iterations"] == {"climb": ["climb.0", "climb.1", "climb.2", "climb.3"]}

@@ -315,7 +315,8 @@ def test_problems_in_components_name_their_file_and_line(tmp_path: Path) -> None
             f"{component}:4: command: ${{{{inputs.gone}}}}: this step declares no input 'gone'",
             f"{pipeline}:7: jobs.b.component: azureml:registered_component:3: a registered component "
             "cannot be read here; give its file (component: ./component.yml)",
-            f"{pipeline}:9: jobs.c.type: job 'c': mlproj does not run parallel jobs yet",
+            f"{pipeline}:8: jobs.c.task: a parallel job needs its task: "
+            "{type: run_function, entry_script: ...}",
         ]
     )
     text = str(caught.value).splitlines()

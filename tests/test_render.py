@@ -416,6 +416,36 @@ def test_the_board_on_a_non_terminal_prints_only_its_final_table(tmp_path: Path)
     ]
 
 
+def test_the_board_shows_iterations_under_their_loop_and_a_parallel_job_s_batches(tmp_path: Path) -> None:
+    console = rich_console(terminal=False)
+    (tmp_path / "score").mkdir()
+    (tmp_path / "score" / "output.log").write_text("working\n")
+    (tmp_path / "score" / "progress.json").write_text('{"done": 3, "total": 10, "failed": 1}')
+    steps = [
+        step("loop", RunStatus.RUNNING),
+        step("loop.0", RunStatus.FINISHED, run_id="1" * 32),
+        step("loop.1", RunStatus.RUNNING, run_id="2" * 32),
+        step(
+            "score",
+            RunStatus.RUNNING,
+            run_id="3" * 32,
+            run_dir=str(tmp_path / "score"),
+            log_path=str(tmp_path / "score" / "output.log"),
+        ),
+        step("stage.10", RunStatus.NOT_STARTED, run_id="4" * 32),  # no step `stage`: not an iteration
+    ]
+    with board(console) as view:
+        view.refresh(steps)
+    lines = [line.rstrip() for line in written(console).splitlines()]
+    assert lines[2:] == [
+        "loop      Running     -",
+        "  loop.0  Finished    -",
+        "  loop.1  Running     -",
+        "score     Running     -                       mini-batches 3/10 done, 1 failed",
+        "stage.10  NotStarted  -",
+    ]
+
+
 def test_a_board_without_a_title_is_headed_pipeline() -> None:
     console = rich_console(terminal=False)
     with board(console, title="", run_id="r1") as view:

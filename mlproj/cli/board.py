@@ -70,10 +70,16 @@ class BoardView:
         if len(steps) > MAX_ROWS:
             shown = [s for s in steps if s.status is not RunStatus.FINISHED][:MAX_ROWS]
             hidden = len(steps) - len(shown)
-        rows = [
-            (printable(step.step or step.run_id[:8]), step, format_duration(step.duration_s))
-            for step in shown
-        ]
+        from mlproj.pipelines.model import ITERATION
+
+        names = {step.step for step in steps}
+
+        def shown_name(step: RunRecord) -> str:  # a loop's iterations and a sweep's trials, indented
+            name = step.step or step.run_id[:8]
+            found = ITERATION.fullmatch(name)
+            return f"  {name}" if found and found.group(1) in names else name
+
+        rows = [(printable(shown_name(step)), step, format_duration(step.duration_s)) for step in shown]
         more = [f"… {hidden} more"] if hidden else []
         whys = [printable(_why(step)) for _n, step, _d in rows]
         lasts = [printable(last_line(step, width=TAIL_BYTES)) for _n, step, _d in rows]
@@ -124,6 +130,9 @@ def last_line(step: RunRecord, width: int = 60) -> str:
     """The last non-empty line of a step's log (of the run it reused, for a reused step: none)."""
     if step.reused_from or not step.log_path or step.status is RunStatus.NOT_STARTED:
         return ""
+    progress = _progress(step)
+    if progress:
+        return progress
     try:
         with Path(step.log_path).open("rb") as log:
             log.seek(0, 2)
@@ -135,6 +144,20 @@ def last_line(step: RunRecord, width: int = 60) -> str:
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     text = lines[-1] if lines else ""
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _progress(step: RunRecord) -> str:
+    """A running parallel job's mini-batches (its runner's progress.json), or ""."""
+    if step.status is not RunStatus.RUNNING or not step.run_dir:
+        return ""
+    try:
+        import json
+
+        data = json.loads((Path(step.run_dir) / "progress.json").read_text())
+        text = f"mini-batches {int(data['done'])}/{int(data['total'])} done"
+        return text + (f", {int(data['failed'])} failed" if data.get("failed") else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def _rich_color(code: str) -> str:

@@ -36,5 +36,14 @@ def graph(app: Console, *, uri_or_run_id: str, fmt: str) -> int:
 
     store = open_store()
     record = find(store, uri_or_run_id)
-    app.print(render(load_recorded(record), fmt))
+    pipeline = load_recorded(record)
+    iterations: dict[str, list[str]] = {}
+    from mlproj.pipelines.model import ITERATION, display_order
+
+    ran = display_order([step.step or "" for step in store.steps_of(record.run_id)])
+    for name in ran:
+        found = ITERATION.fullmatch(name)
+        if found and found.group(1) in pipeline.steps and pipeline.steps[found.group(1)].is_control:
+            iterations.setdefault(found.group(1), []).append(name)
+    app.print(render(pipeline, fmt, iterations))
     return 0
