@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,3 +183,44 @@ def test_bad_pipeline_backends_are_input_errors(
     done = mlproj("run", str(pipeline))
     assert_input_error(done, str(pipeline), needle)
     assert mlproj_json("runs") == []
+
+
+def test_a_container_log_stream_that_does_not_end_is_closed_once_the_container_exited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake container: Podman's log stream that, at times, does not end when the container exits
+    cannot be made to happen on purpose against a real engine."""
+    import threading
+
+    from mlproj.backends import containers
+
+    monkeypatch.setattr(containers, "LOG_GRACE", 0.2)
+
+    class Stream:
+        def __init__(self) -> None:
+            self.closed = threading.Event()
+
+        def __iter__(self) -> Any:
+            yield b"all the output\n"
+            self.closed.wait(30)  # a stream that would never end by itself
+
+        def close(self) -> None:
+            self.closed.set()
+
+    class Container:
+        def __init__(self) -> None:
+            self.attrs: dict[str, Any] = {}
+            self.stream = Stream()
+
+        def logs(self, **_options: Any) -> Stream:
+            return self.stream
+
+        def wait(self) -> dict[str, int]:
+            return {"StatusCode": 3}
+
+    container = Container()
+    log = tmp_path / "output.log"
+    workload = containers.ContainerWorkload(None, container, log)
+    assert workload.wait(10) == 3
+    assert container.stream.closed.is_set()
+    assert log.read_bytes() == b"all the output\n"

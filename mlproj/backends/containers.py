@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from mlproj.backends.base import Launch
 
 
+LOG_GRACE = 5.0  # seconds the log stream has to end once the container has exited
+
+
 class ContainerWorkload(Workload):
     """A container whose output is appended to the run log by a thread that also reads its exit code."""
 
@@ -71,16 +74,36 @@ class ContainerWorkload(Workload):
         return cls(api, container, launch.process.log_path)
 
     def _follow(self, log_path: Path) -> None:
+        """Append the container's output to the log until the stream ends; its exit code is read by
+        another thread meanwhile. An engine whose log stream does not end when the container has
+        exited (Podman, at times) gets LOG_GRACE seconds, then the stream is closed."""
+        stream: Any = None
+        ended = threading.Event()
         try:
+            stream = self.container.logs(stream=True, follow=True)
+            waiter = threading.Thread(target=self._exit_code, args=(stream, ended), daemon=True)
+            waiter.start()
             with log_path.open("ab") as log:
-                for chunk in self.container.logs(stream=True, follow=True):
+                for chunk in stream:
                     log.write(chunk)
                     log.flush()
-            self._code = int(self.container.wait().get("StatusCode", 1))
+            ended.set()
+            waiter.join()
         except Exception:  # noqa: BLE001 - whatever the engine raises, the run ends with exit code 1
-            self._code = 1
+            ended.set()
+            if self._code is None:
+                self._code = 1
         finally:
             self._done.set()
+
+    def _exit_code(self, stream: Any, ended: threading.Event) -> None:
+        try:
+            self._code = int(self.container.wait().get("StatusCode", 1))
+        except Exception:  # noqa: BLE001 - the engine is gone: the run ends with exit code 1
+            self._code = 1
+        if not ended.wait(LOG_GRACE):  # the container exited, its log stream did not end: close it
+            with contextlib.suppress(Exception):
+                stream.close()
 
     def wait(self, timeout: float) -> int | None:
         return self._code if self._done.wait(timeout) else None
