@@ -9,7 +9,7 @@
   `multiprocessing.Pool(2)` doing the same work; files per second and the ratio.
 
 Usage: python bench/control_flow.py [--only loop,sweep,parallel] [--rounds N] [--iterations N]
-       [--trials N] [--files N]
+       [--trials N] [--sweep-rounds N] [--files N]
 """
 
 from __future__ import annotations
@@ -186,15 +186,18 @@ def sweep(venv: Path, rounds: int, trials: int) -> str:
     write(project / "MLproject", f"name: trial\n{entry}    command: {mlflow_python} trial.py --x {{x}}\n")
     head = "type: command\ninputs:\n  x: {type: number, default: 0.5}\ncode: ./project\n"
     write(folder / "trial.yml", head + f"command: {mlflow_python} trial.py --x ${{{{inputs.x}}}}\n")
-    pipeline = write(
-        folder / "sweep.yml",
-        SCHEMA
-        + "type: pipeline\njobs:\n  tune:\n    type: sweep\n    trial: ./trial.yml\n"
-        + "    search_space:\n      x: {type: uniform, min_value: 0, max_value: 1}\n"
-        + "    sampling_algorithm: {type: random, seed: 7}\n"
-        + "    objective: {goal: maximize, primary_metric: score}\n"
-        + f"    limits: {{max_total_trials: {trials}, max_concurrent_trials: 1}}\n",
-    )
+
+    def pipeline(count: int) -> Path:
+        return write(
+            folder / f"sweep-{count}.yml",
+            SCHEMA
+            + "type: pipeline\njobs:\n  tune:\n    type: sweep\n    trial: ./trial.yml\n"
+            + "    search_space:\n      x: {type: uniform, min_value: 0, max_value: 1}\n"
+            + "    sampling_algorithm: {type: random, seed: 7}\n"
+            + "    objective: {goal: maximize, primary_metric: score}\n"
+            + f"    limits: {{max_total_trials: {count}, max_concurrent_trials: 1}}\n",
+        )
+
     loop_script = write(folder / "mlflow_loop.py", MLFLOW_LOOP)
     server_dir = folder / "server"
     shutil.rmtree(server_dir, ignore_errors=True)
@@ -203,25 +206,27 @@ def sweep(venv: Path, rounds: int, trials: int) -> str:
     server = start_server(str(bin_path(mlflow_venv, "mlflow")), server_dir, port)
     uri = f"http://127.0.0.1:{port}"
     try:
-        times = measure_grouped(
-            {
-                "sweep": {
-                    f"mlproj: sweep of {trials} trials": lambda: mlproj_run(
-                        venv, pipeline, folder / "home", "--max-parallel", "1", MLFLOW_TRACKING_URI=uri
-                    ),
-                    f"MLflow: {trials} x mlflow.projects.run": lambda: run_once(
-                        [mlflow_python, str(loop_script), str(project), str(trials)],
-                        child_env(mlflow_venv, MLFLOW_TRACKING_URI=uri),
-                        folder,
-                    ),
-                }
-            },
-            rounds,
-        )
+
+        def ours(count: int) -> float:
+            home = folder / "home"
+            return mlproj_run(venv, pipeline(count), home, "--max-parallel", "1", MLFLOW_TRACKING_URI=uri)
+
+        def theirs(count: int) -> float:
+            argv = [mlflow_python, str(loop_script), str(project), str(count)]
+            return run_once(argv, child_env(mlflow_venv, MLFLOW_TRACKING_URI=uri), folder)
+
+        ours(3), theirs(3)  # a short warm-up of each: the full runs take minutes
+        names = (f"mlproj: sweep of {trials} trials", f"MLflow: {trials} x mlflow.projects.run")
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for index in range(rounds):  # the order alternates from round to round
+            pair = [(names[0], ours), (names[1], theirs)]
+            for name, call in pair if index % 2 == 0 else reversed(pair):
+                times[name].append(call(trials))
+            print(f"round {index + 1}/{rounds} done", file=sys.stderr)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    ours, theirs = (median(times[name]) for name in times)
+    mine, other = (median(times[name]) for name in times)
     rows = [f"| {name} | {median(v):.1f} s | {min(v):.1f} s | {max(v):.1f} s |" for name, v in times.items()]
     return "\n".join(
         [
@@ -232,14 +237,14 @@ def sweep(venv: Path, rounds: int, trials: int) -> str:
             "(random, seed 7, `max_concurrent_trials: 1`, `--max-parallel 1`). MLflow: a script that calls "
             "`mlflow.projects.run(project, parameters, env_manager='local', synchronous=False)` and waits, "
             "for each trial, under a parent run (the `hyperparam` example's way). "
-            f"{rounds} rounds after a warm-up.",
+            f"{rounds} round(s) after a warm-up of 3 trials each, the two in alternating order.",
             "",
             "| measured | median | min | max |",
             "|---|---|---|---|",
             *rows,
             "",
-            f"mlproj / MLflow: **{ours / theirs:.2f}** "
-            f"({'mlproj is faster' if ours < theirs else 'mlproj is slower'}).",
+            f"mlproj / MLflow: **{mine / other:.2f}** "
+            f"({'mlproj is faster' if mine < other else 'mlproj is slower'}).",
         ]
     )
 
@@ -304,6 +309,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--sweep-rounds", type=int, default=1)
     parser.add_argument("--files", type=int, default=10_000)
     args = parser.parse_args()
     venv = ensure_mlproj_venv()
@@ -312,7 +318,7 @@ def main() -> None:
     if "loop" in wanted:
         parts.append(loop(venv, args.rounds, args.iterations))
     if "sweep" in wanted:
-        parts.append(sweep(venv, max(1, args.rounds - 2), args.trials))
+        parts.append(sweep(venv, args.sweep_rounds, args.trials))
     if "parallel" in wanted:
         parts.append(parallel(venv, args.rounds, args.files))
     write_section(TITLE, "\n\n".join(parts))

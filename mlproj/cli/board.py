@@ -33,6 +33,8 @@ def make_view(stream: TextIO, *, plain: bool, title: str = "", run_id: str = "")
 
 
 class BoardView:
+    redraws = True  # its table is redrawn while the pipeline runs
+
     def __init__(self, *, stderr: bool, title: str = "", run_id: str = "", console: Any = None) -> None:
         import time
 

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
         def event(self, line: str) -> None: ...
 
+        redraws: bool  # redrawn while the pipeline runs (a terminal's board), or only events (plain lines)
+
         def refresh(self, steps: list[RunRecord]) -> None: ...
 
         def close(self) -> None: ...
@@ -95,6 +97,7 @@ class PipelineSupervisor:
         self.dedicated = dedicated
         self.cgroup: Path | None = None  # for the environment builds
         self.early: dict[str, str] = {}  # steps to end now, with why (a sweep's early termination)
+        self._upstream: dict[str, set[str]] = {}  # each step's upstream steps (its bindings, read once)
 
     def run(self) -> RunRecord:
         previous = self.flags.install()
@@ -244,8 +247,13 @@ class PipelineSupervisor:
                 for skipped in pending:
                     self._skip(skipped, why)
                 pending = []
-            if self.view is not None and time.monotonic() >= next_refresh:
-                next_refresh = time.monotonic() + REFRESH
+            if (
+                self.view is not None
+                and getattr(self.view, "redraws", True)
+                and time.monotonic() >= next_refresh
+            ):
+                # A board of many steps costs more to build: it is redrawn less often.
+                next_refresh = time.monotonic() + max(REFRESH, len(self.latest) / 1000)
                 self.view.refresh(self._latest_records())
 
     def _start_ready(
@@ -258,10 +266,17 @@ class PipelineSupervisor:
         halted: bool,
     ) -> list[str]:
         still: list[str] = []
-        for name in pending:
+        for index, name in enumerate(pending):
+            if len(running) >= plan.max_parallel and not halted:
+                # Nothing more can start this turn: the rest wait (a loop's thousand iterations are
+                # not looked at after each one that ends).
+                still += pending[index:]
+                break
             if self.latest[name].is_final:  # a step of an if_else block not taken
                 continue
-            upstream = plan.pipeline.steps[name].upstream()
+            upstream = self._upstream.get(name)
+            if upstream is None:
+                upstream = self._upstream[name] = plan.pipeline.steps[name].upstream()
             blocked = [up for up in sorted(upstream) if self.latest[up].status in _FAILED]
             if blocked and all(up in self.controls.not_taken for up in blocked):
                 self.controls.not_taken.add(name)

@@ -135,6 +135,8 @@ def rich_console(*, stderr: bool = False) -> RichConsole:
 class PlainView:
     """A pipeline's events as they come, one line each (a pipe, a CI log, `--json`, the Python API)."""
 
+    redraws = False  # it shows no table while the pipeline runs: nobody builds one for it
+
     def __init__(self, out: Text) -> None:
         self.out = out
 
