@@ -315,3 +315,101 @@ def test_graph_shows_control_nodes_and_a_run_s_iterations(control: Path, home: H
     data = json.loads(mlproj("graph", document["run_id"], "--format", "json").stdout)
     assert data["controls"] == {"climb": {"type": "do_while", "body": "step_up"}}
     assert data["iterations"] == {"climb": ["climb.0", "climb.1", "climb.2", "climb.3"]}
+
+
+def test_hostile_item_keys_and_shared_blocks_are_exit_2(control: Path, home: Home) -> None:
+    pipeline = write_pipeline(
+        control / "keys.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        jobs:
+          body:
+            command: echo ${{inputs.x}} > ${{outputs.o}}
+            inputs: {x: {type: integer, value: 0}}
+            outputs: {o: {type: uri_file}}
+          fan:
+            type: parallel_for
+            body: ${{parent.jobs.body}}
+            items: {"../escape": {x: 1}}
+          other:
+            command: echo ${{inputs.x}}
+            inputs: {x: {type: integer, value: 0}}
+          fan2:
+            type: parallel_for
+            body: ${{parent.jobs.other}}
+            items: [{x: text}]
+          a:
+            command: echo a
+          gate:
+            type: if_else
+            condition: true
+            true_block: ${{parent.jobs.a}}
+            false_block: ${{parent.jobs.a}}
+        """,
+    )
+    done = mlproj("run", str(pipeline))
+    assert done.returncode == 2, done.stderr
+    assert "jobs.fan.items: item key '../escape': a key is letters" in done.stderr
+    assert "jobs.fan2.items: item 0: x='text' is not a value for the body's integer" in done.stderr
+    assert "jobs.gate.false_block: 'a' is in true_block too" in done.stderr
+    assert mlproj_json("runs") == []
+
+
+def test_a_loop_halted_by_its_failed_iteration_ends_failed(control: Path, home: Home) -> None:
+    fan = control / "fan.yml"
+    fan.write_text(
+        fan.read_text().replace(
+            "sleep ${{inputs.pause}} &&", "sleep ${{inputs.pause}} && test ${{inputs.x}} -ne 2 &&"
+        )
+    )
+    code, document = run_pipeline(fan, "-P", "pause=0", "--max-parallel", "1")
+    assert code == 1
+    steps = latest(document)
+    assert steps["squares.1"]["status"] == "Failed"
+    assert steps["squares"]["status"] == "Failed"
+    assert steps["squares"]["error"] == "the pipeline stopped after step squares.1 failed"
+    assert_nothing_unfinished(home)
+
+
+def test_a_do_while_passes_a_primitive_output_as_its_value_and_reads_big_items(
+    control: Path, home: Home
+) -> None:
+    items = json.dumps([{"x": index} for index in range(400)])  # more than 4 KB of JSON
+    (control / "items.json").write_text(items)
+    pipeline = write_pipeline(
+        control / "primitive.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        inputs:
+          list: {type: uri_file, path: ./items.json}
+        jobs:
+          count:
+            command: >-
+              echo $(( ${{inputs.n}} + 1 )) > ${{outputs.next}};
+              if [ ${{inputs.n}} -lt 2 ]; then echo true; else echo false; fi > ${{outputs.again}}
+            inputs: {n: {type: integer, value: 0}}
+            outputs:
+              next: {type: integer, is_control: true}
+              again: {type: boolean, is_control: true}
+          loop:
+            type: do_while
+            body: ${{parent.jobs.count}}
+            condition: again
+            mapping: {next: n}
+            limits: {max_iteration_count: 5}
+          body:
+            command: "true"
+            inputs: {x: {type: integer, value: 0}}
+          many:
+            type: parallel_for
+            body: ${{parent.jobs.body}}
+            items: ${{parent.inputs.list}}
+            max_concurrency: 2
+        """,
+    )
+    document = run_ok(pipeline, "--max-parallel", "4")
+    steps = latest(document)
+    assert [steps[f"loop.{i}"]["parameters"]["n"] for i in range(3)] == ["0", "1", "2"]
+    assert steps["many"]["reason"] == "400 iterations"

@@ -111,3 +111,20 @@ def test_a_parallel_job_without_an_entry_script_is_exit_2(parallel: Path, home: 
     assert "jobs.a.task.entry_script: a parallel job needs its entry_script" in done.stderr
     assert "jobs.b.input_data: expected the input it cuts into mini-batches: ${{inputs.NAME}}" in done.stderr
     assert mlproj_json("runs") == []
+
+
+def test_a_job_none_of_whose_batches_succeed_fails(parallel: Path, home: Home) -> None:
+    entry = parallel / "src" / "score.py"
+    entry.write_text(
+        entry.read_text().replace("def init() -> None:", "def init() -> None:\n    raise SystemExit(7)\n")
+    )
+    component = parallel / "component.yml"
+    component.write_text(
+        component.read_text()
+        .replace("max_retries: 2", "max_retries: 0")
+        .replace("mini_batch_error_threshold: 0", "mini_batch_error_threshold: -1")
+    )
+    code, document = run_pipeline(parallel / "pipeline.yml")
+    assert code == 1
+    log = Path(step(document, "score")["log_path"]).read_text()
+    assert "mlproj parallel: failed: none of the 7 mini-batches succeeded" in log

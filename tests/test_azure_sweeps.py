@@ -257,3 +257,16 @@ def test_a_run_s_copy_of_a_sweep_loads_back_the_same(name: str, tmp_path: Path) 
         original.outputs,
     )
     assert again.to_document() == original.to_document()
+
+
+def test_a_sweep_run_again_reuses_its_trials_and_still_knows_the_best(
+    sweep: Path, tracked: MlflowServer
+) -> None:
+    first = latest(run_ok(sweep / "grid.yml", "--max-parallel", "3"))
+    again = latest(run_ok(sweep / "grid.yml", "--max-parallel", "3"))
+    assert all(again[f"tune.{index}"]["reused_from"] for index in range(6))
+    assert (
+        again["tune"]["reason"]
+        == first["tune"]["reason"]
+        == "best trial tune.3: score=2 (maximize), of 6 trials"
+    )

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import re
 
-from mlproj.pipelines.model import BINDING, CONTROL_TYPES, Step, bindings, job_output
+from mlproj.pipelines.model import BINDING, CONTROL_TYPES, NAME, Step, bindings, job_output, text_of
 from mlproj.structs import replace
+from mlproj.values import check
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -96,12 +97,20 @@ def _if_else(reader: Reader, job: Job) -> dict[str, Any]:
     if not control["true_block"] and not control["false_block"]:
         message = "expected ${{parent.jobs.NAME}} (or a list of them) in true_block or false_block"
         reader.problems.add(job.error("true_block", message))
+    both = sorted(set(control["true_block"]) & set(control["false_block"]))
+    if both:
+        reader.problems.add(
+            job.error("false_block", f"{both[0]!r} is in true_block too: a job is in one block")
+        )
     return control
 
 
 def _do_while(reader: Reader, job: Job) -> dict[str, Any]:
     body = job.body
     limits = reader.mapping(body.get("limits"), job.where, "limits")
+    for key in limits:
+        if key != "max_iteration_count":
+            reader.problems.add(job.error(f"limits.{key}", "unknown key (expected max_iteration_count)"))
     count = reader.positive_int(limits, "max_iteration_count", job.where.at("limits"))
     if count is None and "max_iteration_count" not in limits:
         reader.problems.add(job.error("limits", "expected {max_iteration_count: N}"))
@@ -205,6 +214,12 @@ def items_problem(value: Any) -> str | None:
     entries = list(value.values()) if isinstance(value, dict) else value
     if not isinstance(entries, list) or not entries:
         return "expected a non-empty list of {input: value} (or a mapping of them)"
+    if isinstance(value, dict):  # the keys name the iterations' folders in the gathered outputs
+        bad = [key for key in value if not isinstance(key, str) or not NAME.fullmatch(key)]
+        if bad:
+            return (
+                f"item key {bad[0]!r}: a key is letters, digits, '_' and '-', starting with a letter or '_'"
+            )
     if not all(isinstance(entry, dict) and all(isinstance(k, str) for k in entry) for entry in entries):
         return "expected each item to be a mapping of the body's inputs to values"
     return None
@@ -282,9 +297,17 @@ def _check_loop(reader: Reader, step: Step, template: Step, job: Job) -> None:
     if step.type == "parallel_for" and isinstance(items, (list, dict)):
         entries = list(items.values()) if isinstance(items, dict) else items
         for index, entry in enumerate(entries):
-            for key in entry:
+            for key, value in entry.items():
                 if key not in template.inputs:
                     message = f"item {index}: the body {template.name!r} has no input {key!r}"
+                    reader.problems.add(job.error("items", message))
+                    continue
+                kind = template.input_types.get(key)
+                wrong = isinstance(value, (dict, list)) or (
+                    kind in ("string", "integer", "number", "boolean") and check(kind, text_of(value))
+                )
+                if wrong:
+                    message = f"item {index}: {key}={value!r} is not a value for the body's {kind or 'input'}"
                     reader.problems.add(job.error("items", message))
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mlproj.errors import MlprojError
 from mlproj.pipelines.control_reader import items_problem
-from mlproj.pipelines.model import BINDING, Step, job_output, text_of
+from mlproj.pipelines.model import BINDING, URI_TYPES, Step, job_output, text_of
 from mlproj.pipelines.plan import PipelinePlan, check_step_values, step_dir
 from mlproj.pipelines.trials import SweepWatch
 from mlproj.runs.record import RunRecord
@@ -51,8 +51,14 @@ if TYPE_CHECKING:
         def stop_step(self, name: str, reason: str) -> None: ...
 
 
+ITEMS_LIMIT = 16 << 20  # characters of JSON a parallel_for's items may take
+
+
 class ControlError(MlprojError):
     """A control node that cannot decide (its condition or its items are not what they must be)."""
+
+
+PRIMITIVE_OUTPUTS = ("boolean", "string", "integer", "number")
 
 
 @dataclass
@@ -113,9 +119,11 @@ class Controls:
             items = self._items(step)
             with self.owner.store.immediate():
                 return [self._iteration(loop, item, key) for key, item in items]
-        except MlprojError as exc:
+        except (MlprojError, ArithmeticError, ValueError) as exc:  # a point the search space cannot give
             self.loops.pop(name, None)
-            self._end(name, RunStatus.FAILED, error=str(exc))
+            self._end(
+                name, RunStatus.FAILED, error=str(exc) if isinstance(exc, MlprojError) else f"{name}: {exc}"
+            )
             return []
 
     def _branch(self, step: Step) -> None:
@@ -135,7 +143,7 @@ class Controls:
         control = step.control or {}
         items = control.get("items")
         if isinstance(items, str):  # a binding: JSON text, from a pipeline input or an output's file
-            text = self._value(items, f"{step.name}.items")
+            text = self._value(items, f"{step.name}.items", limit=ITEMS_LIMIT)
             try:
                 items = json.loads(text)
             except ValueError:
@@ -225,8 +233,12 @@ class Controls:
             again = self._boolean(condition, f"{loop.node}.condition")
         count = len(loop.iterations)
         if again and count < int(control.get("max_iterations") or 1):
+            body = self.plan.pipeline.templates[control["body"]]
             overrides = {
-                target: last.outputs[out]
+                # A primitive output (is_control) is a file holding its value: the value is passed.
+                target: read_text(last.outputs[out], f"{loop.node}.mapping.{out}").strip()
+                if body.outputs.get(out) in PRIMITIVE_OUTPUTS
+                else last.outputs[out]
                 for out, targets in (control.get("mapping") or {}).items()
                 for target in targets
                 if out in last.outputs
@@ -250,6 +262,8 @@ class Controls:
                 shutil.rmtree(target)
             target.mkdir(parents=True)
             for member, key in zip(loop.iterations, loop.keys, strict=True):
+                if (target / key).resolve().parent != target.resolve():  # checked when read; never elsewhere
+                    raise ControlError(f"{loop.node}: item key {key!r} cannot name a folder")
                 source = Path(self.owner.latest[member].outputs[out])
                 if source.is_dir():
                     shutil.copytree(source, target / key, copy_function=_link)
@@ -277,13 +291,16 @@ class Controls:
 
     # --- values ----------------------------------------------------------------------------------
 
-    def _value(self, binding: str, what: str) -> str:
+    def _value(self, binding: str, what: str, limit: int = 4096) -> str:
         """The text a binding stands for now: a pipeline input's value, or an output file's content."""
         found = BINDING.fullmatch(binding.strip())
         ref = tuple(part.strip() for part in found.group(1).split(".")) if found else ()
         if ref[:2] == ("parent", "inputs") and len(ref) == 3:
             if ref[2] not in self.plan.inputs:
                 raise ControlError(f"{what}: the pipeline input {ref[2]!r} has no value")
+            declared = self.plan.pipeline.inputs.get(ref[2])
+            if declared is not None and declared.type in URI_TYPES:  # a file: what it holds
+                return read_text(self.plan.inputs[ref[2]], what, limit)
             return self.plan.inputs[ref[2]]
         produced = job_output(ref)
         if produced is None:
@@ -291,7 +308,7 @@ class Controls:
         producer = self.owner.latest.get(produced[0])
         if producer is None or produced[1] not in producer.outputs:
             raise ControlError(f"{what}: {binding} has no value")
-        return read_text(producer.outputs[produced[1]], what)
+        return read_text(producer.outputs[produced[1]], what, limit)
 
     def _boolean(self, value: Any, what: str) -> bool:
         if isinstance(value, bool):
@@ -315,7 +332,7 @@ class Controls:
         self.owner.log_event(f"{name}: {status.value}" + (f": {error or reason}" if error or reason else ""))
 
 
-def read_text(path: str | None, what: str) -> str:
+def read_text(path: str | None, what: str, limit: int = 4096) -> str:
     """The text of an output: its file, or the one file in its folder."""
     if not path:
         raise ControlError(f"{what}: the output was not written")
@@ -327,9 +344,12 @@ def read_text(path: str | None, what: str) -> str:
         target = files[0]
     try:
         with target.open(encoding="utf-8", errors="replace") as handle:
-            return handle.read(4096)
+            text = handle.read(limit + 1)
     except OSError as exc:
         raise ControlError(f"{what}: cannot read {target}: {exc.strerror}") from None
+    if len(text) > limit:
+        raise ControlError(f"{what}: {target} holds more than {limit} characters")
+    return text
 
 
 def read_boolean(path: str | None, what: str) -> bool:

@@ -105,7 +105,7 @@ def to_command(spec: dict[str, Any], where: Where, problems: Problems) -> dict[s
         problems.add(where.error("task.append_row_to", "expected the output it fills: ${{outputs.NAME}}"))
     command += f" -- {arguments.strip()}" if arguments.strip() else ""
     body = {key: value for key, value in spec.items() if key not in (*PARALLEL_KEYS, "type")}
-    variables = {**(spec.get("environment_variables") or {}), **(task.get("environment_variables") or {})}
+    variables = _variables(spec, task, where, problems)
     body.update(
         type="command", command=command, environment_variables={**variables, RUNNER_VARIABLE: str(RUNNER)}
     )
@@ -113,6 +113,21 @@ def to_command(spec: dict[str, Any], where: Where, problems: Problems) -> dict[s
         if key in task:
             body[key] = task[key]
     return body
+
+
+def _variables(
+    spec: dict[str, Any], task: dict[str, Any], where: Where, problems: Problems
+) -> dict[str, Any]:
+    """The job's and the task's `environment_variables`, the task's over the job's."""
+    variables: dict[str, Any] = {}
+    for key in ("environment_variables",):
+        for owner, prefix in ((spec, ""), (task, "task.")):
+            given = owner.get(key)
+            if given is not None and not isinstance(given, dict):
+                problems.add(where.error(prefix + key, "expected a mapping of variables"))
+            elif given:
+                variables.update(given)
+    return variables
 
 
 def _options(spec: dict[str, Any], where: Where, problems: Problems) -> list[tuple[str, Any]]:

@@ -98,6 +98,9 @@ class Pool:
                 _progress(len(self.done), len(self.batches), self.failed_batches)
         _progress(len(self.done), len(self.batches), self.failed_batches)
         total = len(self.batches)
+        if total and not self.done:
+            print(f"mlproj parallel: failed: none of the {total} mini-batches succeeded", flush=True)
+            return 1
         print(
             f"mlproj parallel: {len(self.done)} of {total} mini-batches done, {self.failed_batches} failed",
             flush=True,

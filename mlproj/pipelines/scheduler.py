@@ -409,9 +409,14 @@ class PipelineSupervisor:
     # --- the end -----------------------------------------------------------------------------------
 
     def _finish(self, plan: PipelinePlan) -> RunRecord:
-        for name in self.controls.active():  # a loop the scheduler left (it stopped): ends with it
+        for name in self.controls.active():  # a loop the scheduler left: it stopped, or halted
             record = self.latest[name]
-            if not record.is_final:
+            if record.is_final:
+                continue
+            if self._stop is None and self.first_failure is not None:
+                why = f"the pipeline stopped after step {self.first_failure.step} failed"
+                self.store.transition(record.run_id, RunStatus.FAILED, error=why, ended_at=time.time())
+            else:
                 self.store.transition(
                     record.run_id, RunStatus.CANCELED, error="the pipeline stopped", ended_at=time.time()
                 )

@@ -42,7 +42,7 @@ def expand_sweep(
     for name, spec in space.items() if isinstance(space, dict) else []:
         try:
             inputs.setdefault(str(name), draw(spec, 0.5))
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, ArithmeticError):
             continue  # the sweep's checks say what is wrong with it
     given = job.body.get("outputs")
     outputs: dict[Any, Any] = given if isinstance(given, dict) else {}

@@ -107,7 +107,7 @@ def _policy(reader: Reader, job: Job) -> dict[str, Any] | None:
     raw = job.body.get("early_termination")
     if raw is None:
         return None
-    if not isinstance(raw, dict) or raw.get("type") not in POLICIES:
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or raw["type"] not in POLICIES:
         message = f"expected {{type: KIND, ...}} with KIND one of: {', '.join(POLICIES)}"
         reader.problems.add(job.error("early_termination", message))
         return None
@@ -129,7 +129,9 @@ def _policy(reader: Reader, job: Job) -> dict[str, Any] | None:
             )
     if kind == "bandit" and "slack_factor" not in raw and "slack_amount" not in raw:
         reader.problems.add(job.error("early_termination", "bandit needs slack_factor or slack_amount"))
-    if kind == "truncation_selection" and not 0 < float(raw.get("truncation_percentage") or 0) < 100:
+    percentage = raw.get("truncation_percentage")
+    valid = isinstance(percentage, (int, float)) and not isinstance(percentage, bool) and 0 < percentage < 100
+    if kind == "truncation_selection" and not valid:
         reader.problems.add(
             job.error("early_termination.truncation_percentage", "expected a percentage between 0 and 100")
         )

@@ -33,6 +33,7 @@ DISTRIBUTIONS = {
     "qlognormal": ("mu", "sigma", "q"),
 }
 SAMPLINGS = ("random", "grid", "sobol")
+LOG_LIMIT = 700  # exp(700) is about the largest a float holds
 GOALS = ("maximize", "minimize")
 POLICIES = {
     "bandit": ("evaluation_interval", "delay_evaluation", "slack_factor", "slack_amount"),
@@ -67,7 +68,11 @@ def space_problems(space: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _parameter_problems(name: str, spec: Any) -> list[tuple[str, str]]:
-    if not isinstance(spec, dict) or spec.get("type") not in DISTRIBUTIONS:
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("type"), str)
+        or spec["type"] not in DISTRIBUTIONS
+    ):
         return [(name, f"expected {{type: KIND, ...}} with KIND one of: {', '.join(DISTRIBUTIONS)}")]
     kind = spec["type"]
     expected = DISTRIBUTIONS[kind]
@@ -88,6 +93,13 @@ def _parameter_problems(name: str, spec: Any) -> list[tuple[str, str]]:
         return found
     if "min_value" in expected and spec["min_value"] >= spec["max_value"]:
         found.append((name, "expected min_value below max_value"))
+    if (
+        "log" in kind
+        and max(spec.get("max_value", 0), spec.get("mu", 0) + 8 * spec.get("sigma", 0)) > LOG_LIMIT
+    ):
+        found.append(
+            (name, f"exp() of it overflows: keep it below {LOG_LIMIT} (values are exp of the range)")
+        )
     if kind == "randint" and (not isinstance(spec["upper"], int) or spec["upper"] < 1):
         found.append((f"{name}.upper", "expected a whole number of at least 1"))
     if "q" in expected and spec["q"] <= 0:

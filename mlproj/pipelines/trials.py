@@ -69,8 +69,10 @@ class SweepWatch:
     # --- metrics -------------------------------------------------------------------------------------
 
     def history(self, record: RunRecord) -> list[float]:
-        """A trial's primary metric, every value it logged so far."""
+        """A trial's primary metric, every value it logged so far (a reused trial: the run it reused)."""
         metric = str((self.node_of(record.step or "").control or {}).get("metric"))
+        if record.reused_from:
+            record = self.controls.owner.store.get(record.reused_from)
         if record.mlflow_run_id and record.tracking_uri:
             from mlproj.errors import MlprojError
             from mlproj.tracking import open_tracker

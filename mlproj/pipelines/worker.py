@@ -11,6 +11,7 @@ from mlproj import process
 from mlproj.errors import MlprojError
 from mlproj.pipelines.bindings import URI_INPUTS, Bindings
 from mlproj.pipelines.model import is_file_output
+from mlproj.pipelines.parallel_jobs import RUNNER_VARIABLE
 from mlproj.pipelines.plan import PipelinePlan, StepPlan
 from mlproj.runs.record import RunRecord
 from mlproj.runs.request import RunRequest
@@ -113,7 +114,7 @@ class StepWorker:
             refuse = "--force-rerun"
         elif not step.allow_reuse:
             refuse = "allow_reuse is false"
-        resumed = self._resumed(store) if attempt == 1 else None
+        resumed = self._resumed(store, parts) if attempt == 1 else None
         if resumed is not None:
             return self._reuse(store, resumed, parts, f"reused from {resumed.run_id} (resume)")
         decision = decide(
@@ -166,9 +167,11 @@ class StepWorker:
             return "none"
         return str(hasher.content_key(str(step_plan.work_dir)))
 
-    def _resumed(self, store: Store) -> RunRecord | None:
-        """With `resume`, the step run that finished this step in the resumed run, if its outputs exist."""
-        from mlproj.pipelines.reuse import outputs_exist
+    def _resumed(self, store: Store, parts: dict[str, str]) -> RunRecord | None:
+        """With `resume`, the step run that finished this step in the resumed run, if its outputs exist
+        (a loop's iteration or a sweep's trial: if it also had the same inputs, its key)."""
+        from mlproj.pipelines.model import ITERATION
+        from mlproj.pipelines.reuse import make_key, outputs_exist
 
         earlier = self.plan.options.resume_from
         if not earlier:
@@ -181,6 +184,10 @@ class StepWorker:
         producer = finished[-1]
         if not outputs_exist(producer.outputs, self.plan.steps[self.name].step.outputs):
             return None
+        found = ITERATION.fullmatch(self.name)
+        node = self.plan.pipeline.steps.get(found.group(1)) if found else None
+        if node is not None and node.is_control and producer.reuse_key != make_key(parts):
+            return None  # the same name, other inputs (a random sweep without a seed draws anew)
         return store.get(producer.reused_from) if producer.reused_from else producer
 
     def _reuse(
@@ -241,6 +248,12 @@ class StepWorker:
             work_dir = copy_code(step_plan.work_dir, folder / "code", self.owner.home.root)
         tracking_env = self._track(store) or self.owner.step_env(self.name)
         variables = {**step_plan.step.environment_variables}
+        if RUNNER_VARIABLE in variables:  # a parallel job: its runner where a container sees it too
+            import shutil
+
+            runner = folder / "parallel_runner.py"
+            shutil.copyfile(variables[RUNNER_VARIABLE], runner)
+            variables[RUNNER_VARIABLE] = str(runner)
         artifacts = step_plan.step.artifacts_output
         if artifacts is not None and get_backend(step_plan.backend).copies_working_dir:
             # The job writes ./outputs in the cluster's copy of its folder: copied back when it ends.
