@@ -7,6 +7,7 @@ import signal
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,23 +82,30 @@ def test_max_parallel_bounds_the_steps_running_at_once(
     assert max(running) == 2
 
 
-def test_a_failed_step_skips_its_downstream_and_stops_new_starts(
-    store: Store, tmp_path: Path, clock: FakeClock
-) -> None:
-    def until_bad_is_handled(_now: float) -> None:
-        """`other` runs until the scheduler has seen `bad` fail (fake time passes whenever anyone
-        waits, so without this `other` could end first and `late` start, as it rightly would)."""
+def hold_until_logged(store: Store, line: str) -> Callable[[float], None]:
+    """A step's `on_wait` that holds it until its pipeline's log says `line` (fake time passes whenever
+    anyone waits: without it, a long step could end before the scheduler handled another's failure,
+    and a step after it would rightly start)."""
+
+    def hold(_now: float) -> None:
         deadline = time.monotonic() + 10  # real seconds
         mine = Store.open(store.home)  # this runs in the step's thread
         try:
             while time.monotonic() < deadline:
                 pipelines = [r for r in mine.list_runs() if r.kind is RunKind.PIPELINE and r.log_path]
-                if any("bad: Failed" in Path(r.log_path or "").read_text() for r in pipelines):
+                if any(line in Path(r.log_path or "").read_text() for r in pipelines):
                     return
                 time.sleep(0.01)
         finally:
             mine.close()
 
+    return hold
+
+
+def test_a_failed_step_skips_its_downstream_and_stops_new_starts(
+    store: Store, tmp_path: Path, clock: FakeClock
+) -> None:
+    until_bad_is_handled = hold_until_logged(store, "bad: Failed")
     scripts(
         bad=Script(exit_code=4),
         after=Script(),
@@ -126,20 +134,7 @@ def test_a_failed_step_skips_its_downstream_and_stops_new_starts(
 def test_continue_on_step_failure_runs_independent_branches(
     store: Store, tmp_path: Path, clock: FakeClock
 ) -> None:
-    def until_bad_is_handled(_now: float) -> None:
-        """`other` runs until the scheduler has seen `bad` fail (fake time passes whenever anyone
-        waits, so without this `other` could end first and `late` start, as it rightly would)."""
-        deadline = time.monotonic() + 10  # real seconds
-        mine = Store.open(store.home)  # this runs in the step's thread
-        try:
-            while time.monotonic() < deadline:
-                pipelines = [r for r in mine.list_runs() if r.kind is RunKind.PIPELINE and r.log_path]
-                if any("bad: Failed" in Path(r.log_path or "").read_text() for r in pipelines):
-                    return
-                time.sleep(0.01)
-        finally:
-            mine.close()
-
+    until_bad_is_handled = hold_until_logged(store, "bad: Failed")
     scripts(
         bad=Script(exit_code=4),
         after=Script(),
