@@ -93,3 +93,11 @@ def commit_files(path: Path, files: dict[str, str], message: str = "change") -> 
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", message)
     return git(path, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Path:
+    """A copy of tests/azure/control/: Azure pipelines that loop and branch, free to edit."""
+    import shutil
+
+    return Path(shutil.copytree(Path(__file__).parent / "azure" / "control", tmp_path / "control"))

@@ -96,3 +96,17 @@ def recorded_runs() -> list[dict[str, Any]]:
     assert done.returncode == 0, done.stderr
     runs: list[dict[str, Any]] = json.loads(done.stdout)
     return runs
+
+
+def step_log(document: dict[str, Any], step: str) -> str:
+    """`mlproj logs RUN --step STEP` of a pipeline run's JSON document."""
+    from tests.helpers import mlproj
+
+    return mlproj("logs", document["run_id"], "--step", step).stdout
+
+
+def timestamp(value: Any) -> float:
+    """A record's time (ISO text or seconds) as seconds."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else float(value)

@@ -4,10 +4,7 @@ as azure-ai-ml writes them (tests/azure/control/), run end to end with the real 
 from __future__ import annotations
 
 import json
-import shutil
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,23 +12,10 @@ from mlproj.home import Home
 from mlproj.pipelines.controls import ControlError, parse_boolean, read_boolean
 from mlproj.pipelines.model import display_order
 from tests.helpers import assert_nothing_unfinished, mlproj, mlproj_json, wait_until
-from tests.pipelines import run_ok, run_pipeline, write_pipeline
+from tests.pipelines import run_ok, run_pipeline, step_log, timestamp, write_pipeline
+from tests.pipelines import steps as steps_of
 
 CONTROL = Path(__file__).parent / "azure" / "control"
-
-
-@pytest.fixture
-def control(tmp_path: Path) -> Path:
-    return Path(shutil.copytree(CONTROL, tmp_path / "control"))
-
-
-def latest(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each step's last attempt."""
-    return {step["step"]: step for step in document["steps"]}
-
-
-def log_of(document: dict[str, Any], step: str) -> str:
-    return mlproj("logs", document["run_id"], "--step", step).stdout
 
 
 @pytest.mark.parametrize(
@@ -41,11 +25,11 @@ def test_if_else_runs_one_block_and_skips_the_other(
     control: Path, home: Home, score: str, taken: str, skipped: str
 ) -> None:
     document = run_ok(control / "branches.yml", "-P", f"score={score}")
-    steps = latest(document)
+    steps = steps_of(document)
     assert document["status"] == "Finished"
     assert steps[taken]["status"] == "Finished"
     assert steps[f"announce_{taken}"]["status"] == "Finished"
-    assert log_of(document, f"announce_{taken}") == ("deploying\n" if taken == "deploy" else "retraining\n")
+    assert step_log(document, f"announce_{taken}") == ("deploying\n" if taken == "deploy" else "retraining\n")
     # The block not taken, and what only it leads to, are Skipped, saying why; the pipeline is fine.
     assert steps[skipped]["status"] == "Skipped"
     assert f"gate took its {'true' if taken == 'deploy' else 'false'}_block" in steps[skipped]["error"]
@@ -53,6 +37,7 @@ def test_if_else_runs_one_block_and_skips_the_other(
     assert "branch not taken" in steps[f"announce_{skipped}"]["error"]
     assert steps["gate"]["status"] == "Finished"
     assert "ran the" in steps["gate"]["reason"]
+    assert steps["done"]["status"] == "Finished"  # it only waits for both blocks
 
 
 def test_an_if_else_condition_that_is_not_a_boolean_fails_the_node(control: Path, home: Home) -> None:
@@ -62,7 +47,7 @@ def test_an_if_else_condition_that_is_not_a_boolean_fails_the_node(control: Path
     )
     code, document = run_pipeline(branches)
     assert code == 1
-    steps = latest(document)
+    steps = steps_of(document)
     assert steps["gate"]["status"] == "Failed"
     assert "gate.condition: expected true or false, got 'maybe'" in steps["gate"]["error"]
     assert steps["deploy"]["status"] == "Skipped" and steps["retrain"]["status"] == "Skipped"
@@ -71,7 +56,7 @@ def test_an_if_else_condition_that_is_not_a_boolean_fails_the_node(control: Path
 
 def test_do_while_stops_when_its_condition_is_false(control: Path, home: Home) -> None:
     document = run_ok(control / "until.yml")
-    steps = latest(document)
+    steps = steps_of(document)
     assert [name for name in steps if name.startswith("climb.")] == [
         "climb.0",
         "climb.1",
@@ -82,28 +67,28 @@ def test_do_while_stops_when_its_condition_is_false(control: Path, home: Home) -
     # Each iteration reads the output the mapping feeds back; the node's outputs are the last one's.
     assert Path(steps["climb.2"]["parameters"]["current"]) == Path(steps["climb.1"]["outputs"]["next"])
     assert steps["climb"]["outputs"]["next"] == steps["climb.3"]["outputs"]["next"]
-    assert log_of(document, "report") == "4\n"
+    assert step_log(document, "report") == "4\n"
     assert "step_up" not in steps  # the body runs only as the loop's iterations
 
 
 def test_do_while_stops_at_max_iteration_count(control: Path, home: Home) -> None:
     document = run_ok(control / "until.yml", "-P", "target=100")
-    steps = latest(document)
+    steps = steps_of(document)
     assert steps["climb"]["reason"] == "6 iterations: max_iteration_count (6) reached"
-    assert log_of(document, "report") == "6\n"
-    again = latest(run_ok(control / "until.yml", "-P", "target=100"))
+    assert step_log(document, "report") == "6\n"
+    again = steps_of(run_ok(control / "until.yml", "-P", "target=100"))
     assert all(again[f"climb.{index}"]["reused_from"] for index in range(6))  # reuse per iteration
 
 
 def test_parallel_for_runs_every_item_at_most_max_concurrency_at_once(control: Path, home: Home) -> None:
     document = run_ok(control / "fan.yml", "--max-parallel", "8")  # the loop's own limit is 4
-    steps = latest(document)
+    steps = steps_of(document)
     iterations = [steps[f"squares.{index}"] for index in range(20)]
     assert [step["parameters"]["x"] for step in iterations] == [str(x) for x in range(1, 21)]
-    spans = [(_time(step["started_at"]), _time(step["ended_at"])) for step in iterations]
+    spans = [(timestamp(step["started_at"]), timestamp(step["ended_at"])) for step in iterations]
     overlap = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
     assert 1 < overlap <= 4, overlap
-    assert log_of(document, "total") == f"{sum(x * x for x in range(1, 21))}\n"
+    assert step_log(document, "total") == f"{sum(x * x for x in range(1, 21))}\n"
     gathered = Path(steps["squares"]["outputs"]["result"])
     assert sorted(int(folder.name) for folder in gathered.iterdir()) == list(range(20))
     assert (gathered / "6" / "value").read_text() == "49\n"
@@ -146,14 +131,14 @@ def test_parallel_for_items_from_an_input_and_from_an_output(control: Path, home
         """,
     )
     document = run_ok(pipeline)
-    steps = latest(document)
+    steps = steps_of(document)
     named = Path(steps["named"]["outputs"]["o"])
     assert sorted(p.name for p in named.iterdir()) == ["large", "small"]
     assert (named / "large" / "o").read_text() == "30\n"
     assert [steps[f"made.{i}"]["parameters"]["x"] for i in range(2)] == ["5", "6"]
     code, failed = run_pipeline(pipeline, "-P", "items=[1, 2]")  # items that only a run can read
     assert code == 1
-    node = latest(failed)["named"]
+    node = steps_of(failed)["named"]
     assert node["status"] == "Failed"
     assert node["error"] == "named.items: expected each item to be a mapping of the body's inputs to values"
 
@@ -168,7 +153,7 @@ def test_a_failed_iteration_fails_the_loop_and_resume_reruns_only_it(control: Pa
     )
     code, document = run_pipeline(fan, "-P", "pause=0", "--continue-on-step-failure")
     assert code == 1
-    steps = latest(document)
+    steps = steps_of(document)
     assert steps["squares.6"]["status"] == "Failed"
     assert (
         steps["squares"]["status"] == "Failed" and "iteration squares.6 Failed" in steps["squares"]["error"]
@@ -257,10 +242,6 @@ def test_boolean_outputs_are_read_as_mldesigner_writes_them(tmp_path: Path) -> N
         parse_boolean("1", "c")
 
 
-def _time(value: Any) -> float:
-    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else float(value)
-
-
 def test_canceling_a_running_loop_cancels_it_and_its_iterations(control: Path, home: Home) -> None:
     done = mlproj("run", str(control / "fan.yml"), "-d", "-P", "pause=30", "--max-parallel", "8")
     assert done.returncode == 0, done.stderr
@@ -275,7 +256,7 @@ def test_canceling_a_running_loop_cancels_it_and_its_iterations(control: Path, h
     assert mlproj("wait", run_id, timeout=120).returncode != 0
     document = mlproj_json("status", run_id)
     assert document["status"] == "Canceled"
-    steps = latest(document)
+    steps = steps_of(document)
     assert steps["squares"]["status"] == "Canceled"
     assert {s["status"] for name, s in steps.items() if name.startswith("squares.")} == {"Canceled"}
     assert steps["total"]["status"] == "Canceled"
@@ -284,10 +265,13 @@ def test_canceling_a_running_loop_cancels_it_and_its_iterations(control: Path, h
 
 def test_iterations_are_shown_after_their_loop() -> None:
     names = ["a", "loop", "b", "loop.10", "loop.2", "stage.train", "loop.2.x", "b.0"]
-    assert display_order(names) == ["a", "loop", "loop.2", "loop.10", "b", "b.0", "stage.train", "loop.2.x"]
+    # `loop.2.x`: a step of iteration 2 of a loop whose body is a pipeline.
+    assert display_order(names) == ["a", "loop", "loop.2", "loop.2.x", "loop.10", "b", "b.0", "stage.train"]
 
 
-@pytest.mark.parametrize("name", ["branches.yml", "until.yml", "fan.yml"])
+@pytest.mark.parametrize(
+    "name", ["branches.yml", "until.yml", "fan.yml", "fan_pipeline.yml", "while_pipeline.yml"]
+)
 def test_a_run_s_copy_of_a_control_flow_pipeline_loads_back_the_same(
     control: Path, tmp_path: Path, name: str
 ) -> None:
@@ -365,7 +349,7 @@ def test_a_loop_halted_by_its_failed_iteration_ends_failed(control: Path, home: 
     )
     code, document = run_pipeline(fan, "-P", "pause=0", "--max-parallel", "1")
     assert code == 1
-    steps = latest(document)
+    steps = steps_of(document)
     assert steps["squares.1"]["status"] == "Failed"
     assert steps["squares"]["status"] == "Failed"
     assert steps["squares"]["error"] == "the pipeline stopped after step squares.1 failed"
@@ -410,6 +394,6 @@ def test_a_do_while_passes_a_primitive_output_as_its_value_and_reads_big_items(
         """,
     )
     document = run_ok(pipeline, "--max-parallel", "4")
-    steps = latest(document)
+    steps = steps_of(document)
     assert [steps[f"loop.{i}"]["parameters"]["n"] for i in range(3)] == ["0", "1", "2"]
     assert steps["many"]["reason"] == "400 iterations"

@@ -72,14 +72,13 @@ class BoardView:
         if len(steps) > MAX_ROWS:
             shown = [s for s in steps if s.status is not RunStatus.FINISHED][:MAX_ROWS]
             hidden = len(steps) - len(shown)
-        from mlproj.pipelines.model import ITERATION
+        from mlproj.pipelines.model import loop_of
 
-        names = {step.step for step in steps}
+        names = {step.step for step in steps if step.step}
 
         def shown_name(step: RunRecord) -> str:  # a loop's iterations and a sweep's trials, indented
             name = step.step or step.run_id[:8]
-            found = ITERATION.fullmatch(name)
-            return f"  {name}" if found and found.group(1) in names else name
+            return f"  {name}" if loop_of(name, names) else name
 
         rows = [(printable(shown_name(step)), step, format_duration(step.duration_s)) for step in shown]
         more = [f"… {hidden} more"] if hidden else []

@@ -38,12 +38,12 @@ def graph(app: Console, *, uri_or_run_id: str, fmt: str) -> int:
     record = find(store, uri_or_run_id)
     pipeline = load_recorded(record)
     iterations: dict[str, list[str]] = {}
-    from mlproj.pipelines.model import ITERATION, display_order
+    from mlproj.pipelines.model import display_order, loop_of
 
-    ran = display_order([step.step or "" for step in store.steps_of(record.run_id)])
-    for name in ran:
-        found = ITERATION.fullmatch(name)
-        if found and found.group(1) in pipeline.steps and pipeline.steps[found.group(1)].is_control:
-            iterations.setdefault(found.group(1), []).append(name)
+    loops = {name for name, step in pipeline.steps.items() if step.is_control}
+    for name in display_order([step.step or "" for step in store.steps_of(record.run_id)]):
+        found = loop_of(name, loops)
+        if found:
+            iterations.setdefault(found[0], []).append(name)
     app.print(render(pipeline, fmt, iterations))
     return 0

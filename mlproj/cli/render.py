@@ -95,8 +95,9 @@ def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:
     """A pipeline's steps table for `mlproj status`: every attempt, in the order they were made (a
     loop's iterations after the loop)."""
     headers = ["STEP", "STATUS", "DURATION", "RUN ID", "REUSED / WHY"]
-    from mlproj.pipelines.model import display_order
+    from mlproj.pipelines.model import display_order, loop_of
 
+    names = {step.step for step in steps if step.step}
     first_seen = {
         name: index for index, name in enumerate(display_order([step.step or "" for step in steps]))
     }
@@ -104,6 +105,8 @@ def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:
     rows = []
     for step in steps:
         name = step.step or ""
+        if loop_of(name, names):  # a loop's iterations and a sweep's trials, under it
+            name = f"  {name}"
         if step.attempt and step.attempt > 1:
             name += f" (attempt {step.attempt})"
         if step.reused_from:

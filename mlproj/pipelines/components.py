@@ -19,6 +19,7 @@ from mlproj.pipelines.scopes import (
     input_value,
     job_output_binding,
     pipelines_used,
+    prefixed_jobs,
     rewrite,
 )
 
@@ -68,6 +69,7 @@ PIPELINE_JOB_KEYS = (
     "properties",
     "experiment_name",
 )
+SCOPED_KEYS = ("inputs", "parameters", "condition", "items")  # where ${{parent...}} is the component's
 COMPONENT_ONLY = ("$schema", "type", "name", "version", "inputs", "outputs", "jobs", "settings")
 
 
@@ -78,6 +80,9 @@ class Expander:
         self.problems = problems
         self.aliases: dict[tuple[str, str], str] = {}  # (pipeline job, its output) → the step output
         self.pipeline_jobs: set[str] = set()
+        # A pipeline job's declared inputs, and where its jobs use them (a loop's body: loop_bodies).
+        self.pipeline_inputs: dict[str, list[str]] = {}
+        self.input_uses: dict[str, list[tuple[str, str, str, bool]]] = {}
         self._components: dict[Path, tuple[Any, dict[str, int]] | None] = {}
         self._expanding: list[Path] = []  # the pipeline components being flattened (a cycle is an error)
 
@@ -90,6 +95,10 @@ class Expander:
         for name, body in jobs.items():
             found += self.job(str(name), body, where.at(str(name)), "", None, on_parent_output)
         self._resolve_aliases(found)
+        if self.pipeline_jobs:
+            from mlproj.pipelines.loop_bodies import describe
+
+            describe(found, self)
         return found
 
     # --- one job ---------------------------------------------------------------------------------------
@@ -118,6 +127,10 @@ class Expander:
         if kind in NOT_YET:
             self.problems.add(where.error("type", f"job {flat!r}: mlproj does not run {kind} jobs yet"))
             return []
+        if prefix and values is not None:
+            from mlproj.pipelines.loop_bodies import parent_input_uses
+
+            self.input_uses.setdefault(prefix[:-1], []).extend(parent_input_uses(body, flat))
         body = self._in_scope(dict(body), where, prefix, values)
         job = Job(flat, body, where)
         if kind == "sweep" and "trial" in body:  # azure-ai-ml's form; a run's copy names its body
@@ -174,9 +187,12 @@ class Expander:
             return body
         unknown: list[str] = []
         body = {
-            key: rewrite(value, values, prefix, unknown) if key in ("inputs", "parameters") else value
+            key: rewrite(value, values, prefix, unknown) if key in SCOPED_KEYS else value
             for key, value in body.items()
         }
+        for key in ("body", "true_block", "false_block"):  # a control node's jobs: its siblings
+            if key in body and prefix:
+                body[key] = prefixed_jobs(body[key], prefix)
         for missing in sorted(set(unknown)):
             message = (
                 f"${{{{parent.inputs.{missing}}}}}: the pipeline component declares no input {missing!r}"
@@ -406,6 +422,7 @@ class Expander:
             self.problems.add(where.error("jobs", "expected a mapping of jobs"))
             return []
         inner_values = {name: input_value(body) for name, body in self._inputs(job, component, where).items()}
+        self.pipeline_inputs[job.name] = list(inner_values)
         self._pipeline_outputs(job, on_parent_output)
 
         def inner_output(name: str, binding: str, _where: Where) -> None:
@@ -467,7 +484,7 @@ class Expander:
         names = [job.name for job in jobs]
         for job in jobs:
             waits: list[str] = []
-            for key in ("inputs", "parameters", "command"):
+            for key in ("inputs", "parameters", "command", "condition", "items"):
                 if key in job.body:
                     for used in pipelines_used(job.body[key], self.pipeline_jobs):
                         waits += [name for name in names if name.startswith(f"{used}.")]

@@ -18,22 +18,24 @@ from __future__ import annotations
 import json
 import re
 
+from mlproj.pipelines.loop_bodies import JOB
 from mlproj.pipelines.model import BINDING, CONTROL_TYPES, NAME, Step, bindings, job_output, text_of
 from mlproj.structs import replace
 from mlproj.values import check
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
+    from mlproj.pipelines.loop_bodies import Body
     from mlproj.pipelines.problems import Job
     from mlproj.pipelines.reader import Reader
 
-JOB = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([A-Za-z_][\w.-]*?)\s*\}\}\s*$")
 KEYS = {
     "if_else": ("type", "condition", "true_block", "false_block"),
-    "do_while": ("type", "body", "condition", "mapping", "limits"),
-    "parallel_for": ("type", "body", "items", "max_concurrency", "outputs"),
+    "do_while": ("type", "body", "condition", "mapping", "limits", "pipeline_body"),
+    "parallel_for": ("type", "body", "items", "max_concurrency", "outputs", "pipeline_body"),
     "sweep": (
         "type",
         "body",
@@ -72,6 +74,10 @@ def control_step(reader: Reader, job: Job, kind: str) -> Step | None:
             problem("body", "expected the job it runs: ${{parent.jobs.NAME}}")
             return None
         control = {"body": found.group(1), **LOOPS[kind](reader, job)}
+        if body.get("pipeline_body") is not None:
+            from mlproj.pipelines.loop_bodies import read_pipeline_body
+
+            control["pipeline_body"] = read_pipeline_body(body["pipeline_body"], problems, job)
     depends = body.get("depends_on") or []
     depends = [depends] if isinstance(depends, str) else depends
     if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
@@ -228,6 +234,8 @@ def items_problem(value: Any) -> str | None:
 def link_controls(reader: Reader, steps: dict[str, Step], jobs: dict[str, Job]) -> dict[str, Step]:
     """Loop bodies taken out of the steps (the templates, returned), each loop given its body's
     outputs and what its body reads; if_else blocks made to wait for their node."""
+    from mlproj.pipelines.loop_bodies import body_of
+
     templates: dict[str, Step] = {}
     owners: dict[str, str] = {}
     for name, step in list(steps.items()):
@@ -236,31 +244,31 @@ def link_controls(reader: Reader, steps: dict[str, Step], jobs: dict[str, Job]) 
         job = jobs[name]
         body = step.control.get("body")
         if body is not None:
-            template = steps.get(body)
-            if template is None or template.is_control:
-                what = "a control node" if template is not None else "no such job"
-                reader.problems.add(job.error("body", f"{body!r}: {what}; the body is a command job"))
+            members = _members(step.control, steps)
+            if not members:
+                inner = any(n.startswith(f"{body}.") for n in steps)
+                what = "a control node" if body in steps or inner else "no such job"
+                expected = "a command job or a pipeline job without control nodes"
+                reader.problems.add(job.error("body", f"{body!r}: {what}; the body is {expected}"))
                 continue
             if body in owners:
                 reader.problems.add(job.error("body", f"{body!r} is the body of {owners[body]!r} already"))
                 continue
             owners[body] = name
-            templates[body] = template
-            _check_loop(reader, step, template, job)
-            outside = sorted(template.upstream() - {body})
+            body_steps = {member: steps[member] for member in members}
+            templates.update(body_steps)
+            loop_body = body_of(step.control, body_steps)
+            _check_loop(reader, step, loop_body, job)
+            outside = sorted(set().union(*(t.upstream() for t in body_steps.values())) - set(body_steps))
             depends = tuple(dict.fromkeys((*step.depends_on, *outside)))
-            steps[name] = replace(step, outputs=dict(template.outputs), depends_on=depends)
-        for block in ("true_block", "false_block"):
-            for target in step.control.get(block, []):
-                members = [n for n in steps if n == target or n.startswith(f"{target}.")]
-                if not members:
-                    reader.problems.add(job.error(block, f"unknown job {target!r}"))
-                for member in members:
-                    depends = tuple(dict.fromkeys((*steps[member].depends_on, name)))
-                    steps[member] = replace(steps[member], depends_on=depends)
+            steps[name] = replace(step, outputs=dict(loop_body.output_types), depends_on=depends)
+        _link_blocks(reader, name, steps, job)
     for body, owner in owners.items():
-        del steps[body]
-        for other, step in steps.items():
+        inside = set(_members(steps[owner].control or {}, steps))
+        for member in inside:
+            del steps[member]
+        for other, found_step in list(steps.items()):
+            step = found_step
             values = [
                 *step.inputs.values(),
                 *step.parameters.values(),
@@ -268,7 +276,10 @@ def link_controls(reader: Reader, steps: dict[str, Step], jobs: dict[str, Job]) 
                 *(step.control or {}).values(),
             ]
             used = {found[0] for value in values for ref in bindings(value) if (found := job_output(ref))}
-            if body in used or body in step.depends_on:
+            if inside & set(step.depends_on):  # waiting for the body is waiting for its loop
+                moved = (owner if up in inside else up for up in step.depends_on if up != other)
+                steps[other] = step = replace(step, depends_on=tuple(dict.fromkeys(moved)))
+            if used & (inside | {body}):
                 message = (
                     f"{body!r} is the body of the loop {owner!r}: use ${{{{parent.jobs.{owner}.outputs...}}}}"
                 )
@@ -276,33 +287,65 @@ def link_controls(reader: Reader, steps: dict[str, Step], jobs: dict[str, Job]) 
     return templates
 
 
-def _check_loop(reader: Reader, step: Step, template: Step, job: Job) -> None:
+def _link_blocks(reader: Reader, name: str, steps: dict[str, Step], job: Job) -> None:
+    """An if_else node's blocks made to wait for it."""
+    control = steps[name].control or {}
+    for block in ("true_block", "false_block"):
+        for target in control.get(block, []):
+            members = [n for n in steps if n == target or n.startswith(f"{target}.")]
+            if not members:
+                reader.problems.add(job.error(block, f"unknown job {target!r}"))
+            for member in members:
+                depends = tuple(dict.fromkeys((*steps[member].depends_on, name)))
+                steps[member] = replace(steps[member], depends_on=depends)
+
+
+def _members(control: Mapping[str, Any], steps: dict[str, Step]) -> list[str]:
+    """The steps a loop's body is: itself (a command job), or its pipeline's jobs `body.job`."""
+    body = control.get("body")
+    if control.get("pipeline_body") is None:
+        step = steps.get(body or "")
+        return [] if step is None or step.is_control else [str(body)]
+    members = [name for name in steps if name.startswith(f"{body}.")]
+    return [] if any(steps[name].is_control for name in members) else members
+
+
+def _check_loop(reader: Reader, step: Step, body: Body, job: Job) -> None:
     control = step.control or {}
+
+    def settable(key: str, name: str, what: str) -> bool:
+        where = f"{what}: " if what else ""
+        if name in body.fixed:
+            message = (
+                f"{where}the body {body.name!r} passes its input {name!r} on to a nested pipeline or "
+                "inside a text; a loop sets only inputs its jobs take as they are"
+            )
+            reader.problems.add(job.error(key, message))
+            return False
+        if name not in body.inputs:
+            reader.problems.add(job.error(key, f"{where}the body {body.name!r} has no input {name!r}"))
+            return False
+        return True
+
     if step.type == "do_while":
         condition = control.get("condition")
-        if isinstance(condition, str) and not BINDING.search(condition) and condition not in template.outputs:
-            reader.problems.add(
-                job.error("condition", f"the body {template.name!r} has no output {condition!r}")
-            )
+        if isinstance(condition, str) and not BINDING.search(condition) and condition not in body.outputs:
+            reader.problems.add(job.error("condition", f"the body {body.name!r} has no output {condition!r}"))
         for out, inputs in control.get("mapping", {}).items():
-            if out not in template.outputs:
+            if out not in body.outputs:
                 reader.problems.add(
-                    job.error(f"mapping.{out}", f"the body {template.name!r} has no output {out!r}")
+                    job.error(f"mapping.{out}", f"the body {body.name!r} has no output {out!r}")
                 )
             for name in inputs:
-                if name not in template.inputs:
-                    message = f"the body {template.name!r} has no input {name!r}"
-                    reader.problems.add(job.error(f"mapping.{out}", message))
+                settable(f"mapping.{out}", name, "")
     items = control.get("items")
     if step.type == "parallel_for" and isinstance(items, (list, dict)):
         entries = list(items.values()) if isinstance(items, dict) else items
         for index, entry in enumerate(entries):
             for key, value in entry.items():
-                if key not in template.inputs:
-                    message = f"item {index}: the body {template.name!r} has no input {key!r}"
-                    reader.problems.add(job.error("items", message))
+                if not settable("items", key, f"item {index}"):
                     continue
-                kind = template.input_types.get(key)
+                kind = body.input_types.get(key)
                 wrong = isinstance(value, (dict, list)) or (
                     kind in ("string", "integer", "number", "boolean") and check(kind, text_of(value))
                 )

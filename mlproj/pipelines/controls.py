@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mlproj.errors import MlprojError
 from mlproj.pipelines.control_reader import items_problem
+from mlproj.pipelines.loop_bodies import Body, body_of
 from mlproj.pipelines.model import BINDING, URI_TYPES, Step, job_output, text_of
 from mlproj.pipelines.plan import PipelinePlan, check_step_values, step_dir
 from mlproj.pipelines.trials import SweepWatch
@@ -65,8 +66,20 @@ PRIMITIVE_OUTPUTS = ("boolean", "string", "integer", "number")
 class Loop:
     node: str
     kind: str
-    iterations: list[str] = field(default_factory=list)  # step names, in order
+    body: Body
+    iterations: list[str] = field(default_factory=list)  # `loop.0`, … in order (a command body's steps)
     keys: list[str] = field(default_factory=list)  # parallel_for: each iteration's name in the outputs
+    steps: dict[str, list[str]] = field(default_factory=dict)  # iteration → its steps
+
+    def outputs(self, iteration: str, latest: dict[str, RunRecord]) -> dict[str, str]:
+        """An iteration's outputs, as the body names them."""
+        names = self.body.step_names(iteration)
+        found = {}
+        for out, (template, produced) in self.body.outputs.items():
+            path = latest[names[template]].outputs.get(produced)
+            if path is not None:
+                found[out] = path
+        return found
 
 
 class Controls:
@@ -75,6 +88,7 @@ class Controls:
         self.plan = plan
         self.loops: dict[str, Loop] = {}  # the loops running
         self.member: dict[str, str] = {}  # an iteration's step → its loop
+        self.iteration: dict[str, str] = {}  # an iteration's step → its iteration (`loop.0`)
         self.not_taken: set[str] = set()  # steps of if_else blocks not taken, and what only they lead to
         self.trials: set[str] = set()  # a sweep's trials: their ends are the sweep's to judge
         self._sweeps = SweepWatch(self)
@@ -93,7 +107,8 @@ class Controls:
         limit = (self.plan.pipeline.steps[node].control or {}).get("max_concurrency")
         if not limit:
             return False
-        return sum(1 for other in running if self.member.get(other) == node) >= int(limit)
+        active = {self.iteration[other] for other in running if self.member.get(other) == node}
+        return self.iteration[name] not in active and len(active) >= int(limit)
 
     # --- a node becomes ready --------------------------------------------------------------------------
 
@@ -107,18 +122,19 @@ class Controls:
             if step.type == "if_else":
                 self._branch(step)
                 return []
-            loop = self.loops[name] = Loop(name, step.type)
+            body = body_of(step.control or {}, self.plan.pipeline.templates)
+            loop = self.loops[name] = Loop(name, step.type, body)
             if step.type == "do_while":
-                return [self._iteration(loop, {})]
+                return self._iteration(loop, {})
             if step.type == "sweep":
                 points = self._sweeps.points(step)
                 with self.owner.store.immediate():  # one transaction for all of them
-                    names = [self._iteration(loop, point) for point in points]
+                    names = [added for point in points for added in self._iteration(loop, point)]
                 self.trials.update(names)
                 return names
-            items = self._items(step)
+            items = self._items(step, loop.body)
             with self.owner.store.immediate():
-                return [self._iteration(loop, item, key) for key, item in items]
+                return [added for key, item in items for added in self._iteration(loop, item, key)]
         except (MlprojError, ArithmeticError, ValueError) as exc:  # a point the search space cannot give
             self.loops.pop(name, None)
             self._end(
@@ -139,7 +155,7 @@ class Controls:
             step.name, RunStatus.FINISHED, reason=f"the condition is {text_of(taken)}: ran the {chosen}"
         )
 
-    def _items(self, step: Step) -> list[tuple[str, dict[str, Any]]]:
+    def _items(self, step: Step, body: Body) -> list[tuple[str, dict[str, Any]]]:
         control = step.control or {}
         items = control.get("items")
         if isinstance(items, str):  # a binding: JSON text, from a pipeline input or an output's file
@@ -151,38 +167,46 @@ class Controls:
             problem = items_problem(items)
             if problem:
                 raise ControlError(f"{step.name}.items: {problem}")
-        template = self.plan.pipeline.templates[control["body"]]
         pairs = list(items.items()) if isinstance(items, dict) else list(enumerate(items or []))
         for key, item in pairs:
-            unknown = sorted(set(item) - set(template.inputs))
+            unknown = sorted(set(item) - set(body.inputs))
             if unknown:
                 raise ControlError(f"{step.name}.items: item {key}: the body has no input {unknown[0]!r}")
         return [(str(key), item) for key, item in pairs]
 
-    def _iteration(self, loop: Loop, overrides: dict[str, Any], key: str | None = None) -> str:
-        """Add the next iteration of `loop` (its body with `overrides` as inputs) as a step to run."""
+    def _iteration(self, loop: Loop, overrides: dict[str, Any], key: str | None = None) -> list[str]:
+        """Add the next iteration of `loop` (its body with `overrides` as inputs): its steps, to run."""
         from mlproj.pipelines.records import new_step_record
 
         plan = self.plan
-        template = plan.pipeline.templates[(plan.pipeline.steps[loop.node].control or {})["body"]]
         index = len(loop.iterations)
-        name = f"{loop.node}.{index}"
-        step = replace(template, name=name, inputs={**template.inputs, **overrides})
-        # A running loop adds its iterations to the plan: the worker and the outputs find them there.
-        plan.pipeline.steps[name] = step  # type: ignore[index]
-        plan.steps[name] = replace(  # type: ignore[index]
-            plan.templates[template.name],
-            name=name,
-            step=step,
-            key=f"{plan.pipeline.jobs_key}.{loop.node}[{index}]",
-        )
-        check_step_values(plan, name)
-        record = new_step_record(plan, self.owner.store.get(self.owner.run_id), name, 1)
-        self.owner.latest[name] = self.owner.store.insert(record)
-        loop.iterations.append(name)
+        iteration = f"{loop.node}.{index}"
+        names = loop.body.step_names(iteration)
+        given: dict[str, dict[str, Any]] = {}
+        for input_name, value in overrides.items():
+            for template, template_input in loop.body.inputs.get(input_name, ()):
+                given.setdefault(template, {})[template_input] = value
+        parent = self.owner.store.get(self.owner.run_id)
+        added = []
+        for template_name, name in names.items():
+            step = _renamed(plan.pipeline.templates[template_name], names, name, given.get(template_name, {}))
+            # A running loop adds its iterations to the plan: the worker and the outputs find them there.
+            plan.pipeline.steps[name] = step  # type: ignore[index]
+            plan.steps[name] = replace(  # type: ignore[index]
+                plan.templates[template_name],
+                name=name,
+                step=step,
+                key=f"{plan.pipeline.jobs_key}.{loop.node}[{index}]{name[len(iteration) :]}",
+            )
+            check_step_values(plan, name)
+            self.owner.latest[name] = self.owner.store.insert(new_step_record(plan, parent, name, 1))
+            self.member[name] = loop.node
+            self.iteration[name] = iteration
+            added.append(name)
+        loop.iterations.append(iteration)
+        loop.steps[iteration] = added
         loop.keys.append(key if key is not None else str(index))
-        self.member[name] = loop.node
-        return name
+        return added
 
     # --- a step ended ----------------------------------------------------------------------------
 
@@ -197,7 +221,7 @@ class Controls:
             return []
         if loop.kind == "sweep":  # the first trial ended without the primary metric: stop the others
             self._sweeps.stop_if_hopeless(loop, self.owner.latest[name])
-        ended = [self.owner.latest[member] for member in loop.iterations]
+        ended = [self.owner.latest[step] for steps in loop.steps.values() for step in steps]
         if not all(record.is_final for record in ended):
             return []
         if loop.kind == "sweep":
@@ -224,31 +248,28 @@ class Controls:
 
     def _next(self, loop: Loop) -> list[str]:
         control = self.plan.pipeline.steps[loop.node].control or {}
-        last = self.owner.latest[loop.iterations[-1]]
+        last = loop.iterations[-1]
+        outputs = loop.outputs(last, self.owner.latest)
         condition = control.get("condition")
         if isinstance(condition, str) and not BINDING.search(condition):
-            path = last.outputs.get(condition)
-            again = read_boolean(path, f"{loop.node}.condition ({last.step}.{condition})")
+            again = read_boolean(outputs.get(condition), f"{loop.node}.condition ({last}.{condition})")
         else:
             again = self._boolean(condition, f"{loop.node}.condition")
         count = len(loop.iterations)
         if again and count < int(control.get("max_iterations") or 1):
-            body = self.plan.pipeline.templates[control["body"]]
             overrides = {
                 # A primitive output (is_control) is a file holding its value: the value is passed.
-                target: read_text(last.outputs[out], f"{loop.node}.mapping.{out}").strip()
-                if body.outputs.get(out) in PRIMITIVE_OUTPUTS
-                else last.outputs[out]
+                target: read_text(outputs[out], f"{loop.node}.mapping.{out}").strip()
+                if loop.body.output_types.get(out) in PRIMITIVE_OUTPUTS
+                else outputs[out]
                 for out, targets in (control.get("mapping") or {}).items()
                 for target in targets
-                if out in last.outputs
+                if out in outputs
             }
-            return [self._iteration(loop, overrides)]
+            return self._iteration(loop, overrides)
         del self.loops[loop.node]
         why = "the condition is false" if not again else f"max_iteration_count ({count}) reached"
-        self._end(
-            loop.node, RunStatus.FINISHED, reason=f"{count} iterations: {why}", outputs=dict(last.outputs)
-        )
+        self._end(loop.node, RunStatus.FINISHED, reason=f"{count} iterations: {why}", outputs=outputs)
         return []
 
     def _gather(self, loop: Loop) -> None:
@@ -261,10 +282,13 @@ class Controls:
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir(parents=True)
-            for member, key in zip(loop.iterations, loop.keys, strict=True):
+            for iteration, key in zip(loop.iterations, loop.keys, strict=True):
                 if (target / key).resolve().parent != target.resolve():  # checked when read; never elsewhere
                     raise ControlError(f"{loop.node}: item key {key!r} cannot name a folder")
-                source = Path(self.owner.latest[member].outputs[out])
+                produced = loop.outputs(iteration, self.owner.latest).get(out)
+                if produced is None:
+                    raise ControlError(f"{iteration}: the output {out!r} was not written")
+                source = Path(produced)
                 if source.is_dir():
                     shutil.copytree(source, target / key, copy_function=_link)
                 else:
@@ -330,6 +354,33 @@ class Controls:
         self.owner.store.transition(record.run_id, status, error=error, reason=reason, ended_at=time.time())
         self.owner.latest[name] = self.owner.store.get(record.run_id)
         self.owner.log_event(f"{name}: {status.value}" + (f": {error or reason}" if error or reason else ""))
+
+
+def _renamed(template: Step, names: dict[str, str], name: str, given: dict[str, Any]) -> Step:
+    """A body's step as the step `name` of one iteration: its bindings to the body's other steps and
+    its `depends_on` renamed to that iteration's (`names`), the inputs the iteration sets `given`."""
+
+    def rename(value: Any) -> Any:
+        if not isinstance(value, str) or not names or "parent" not in value:
+            return value
+
+        def one(match: Any) -> str:
+            ref = tuple(part.strip() for part in match.group(1).split("."))
+            produced = job_output(ref)
+            if produced is None or produced[0] not in names:
+                return str(match.group(0))
+            return "${{parent.jobs." + names[produced[0]] + ".outputs." + produced[1] + "}}"
+
+        return BINDING.sub(one, value)
+
+    return replace(
+        template,
+        name=name,
+        inputs={key: rename(value) for key, value in {**template.inputs, **given}.items()},
+        parameters={key: rename(value) for key, value in template.parameters.items()},
+        command=rename(template.command),
+        depends_on=tuple(names.get(up, up) for up in template.depends_on),
+    )
 
 
 def read_text(path: str | None, what: str, limit: int = 4096) -> str:

@@ -13,7 +13,7 @@ from mlproj.structs import dataclass, field
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Container
     from typing import Any
 
 INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder", "mltable")
@@ -149,6 +149,8 @@ class Step:
             body["items"] = control.get("items")
             if control.get("max_concurrency"):
                 body["max_concurrency"] = control["max_concurrency"]
+        if control.get("pipeline_body") is not None:  # a pipeline component's jobs (loop_bodies)
+            body["pipeline_body"] = dict(control["pipeline_body"])
         optional = {
             "depends_on": list(self.depends_on) or None,
             "display_name": self.display_name,
@@ -170,7 +172,11 @@ class Step:
     def upstream(self) -> set[str]:
         """Steps this one depends on: `depends_on` and `${{parent.jobs.S.outputs.O}}` bindings (in its
         inputs, its parameters or its command)."""
-        found = set(self.depends_on)
+        return set(self.depends_on) | self.producers()
+
+    def producers(self) -> set[str]:
+        """Steps whose outputs this one reads: its `${{parent.jobs.S.outputs.O}}` bindings."""
+        found: set[str] = set()
         control = self.control or {}
         for value in [
             *self.inputs.values(),
@@ -346,25 +352,37 @@ def text_of(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-ITERATION = re.compile(r"(.+)\.(\d+)")
+ITERATION = re.compile(r"\.(\d+)(?=\.|$)")  # `.3` in `loop.3` or `loop.3.train`
+
+
+def loop_of(name: str, loops: Container[str]) -> tuple[str, int] | None:
+    """(the loop, the index) of an iteration's step: `loop.3`, or `loop.3.train` when the loop's body
+    is a pipeline; None for any other step. `loops`: the names that may be loops."""
+    for found in ITERATION.finditer(name):
+        if name[: found.start()] in loops:
+            return name[: found.start()], int(found.group(1))
+    return None
 
 
 def display_order(names: list[str]) -> list[str]:
-    """Step names in their order, each loop's iterations (`loop.0`, `loop.1`, …) right after the loop."""
+    """Step names in their order, each loop's iterations (`loop.0`, `loop.1`, …, and the steps of
+    each, `loop.0.train`) right after the loop."""
     known = set(names)
     children: dict[str, list[str]] = {}
+    index: dict[str, int] = {}
     top: list[str] = []
     for name in dict.fromkeys(names):
-        found = ITERATION.fullmatch(name)
-        if found and found.group(1) in known:
-            children.setdefault(found.group(1), []).append(name)
+        found = loop_of(name, known)
+        if found:
+            children.setdefault(found[0], []).append(name)
+            index[name] = found[1]
         else:
             top.append(name)
     ordered: list[str] = []
 
     def add(name: str) -> None:
         ordered.append(name)
-        for child in sorted(children.get(name, []), key=lambda n: int(n.rsplit(".", 1)[1])):
+        for child in sorted(children.get(name, []), key=lambda n: index[n]):  # stable: file order kept
             add(child)
 
     for name in top:

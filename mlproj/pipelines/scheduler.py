@@ -278,15 +278,21 @@ class PipelineSupervisor:
             if upstream is None:
                 upstream = self._upstream[name] = plan.pipeline.steps[name].upstream()
             blocked = [up for up in sorted(upstream) if self.latest[up].status in _FAILED]
-            if blocked and all(up in self.controls.not_taken for up in blocked):
-                self.controls.not_taken.add(name)
-                self._skip(name, f"not run: upstream step {blocked[0]} is on a branch not taken")
-                continue
+            not_taken = self.controls.not_taken
+            if blocked and all(up in not_taken for up in blocked):
+                # A step that reads what a block not taken makes, or waits only for such blocks, is not
+                # run either; one that only waits for it among others (a pipeline job's steps) runs.
+                needed = plan.pipeline.steps[name].producers() & set(blocked)
+                if needed or upstream <= not_taken:
+                    not_taken.add(name)
+                    self._skip(name, f"not run: upstream step {blocked[0]} is on a branch not taken")
+                    continue
+                blocked = []
             if blocked:
                 up = self.latest[blocked[0]]
                 self._skip(name, f"upstream step {up.step} {up.status.value}")
                 continue
-            ready = all(self.latest[up].status is RunStatus.FINISHED for up in upstream)
+            ready = all(self.latest[up].status is RunStatus.FINISHED or up in not_taken for up in upstream)
             if ready and not halted and self.controls.is_control(name):
                 added = self.controls.begin(name)  # decided here; a loop's iterations are steps
                 still += self._start_ready(plan, added, running, done, halted=halted)  # now, not next turn

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 JOB_OUTPUT = re.compile(r"\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([^{}]*?)\s*\.\s*outputs\s*\.\s*([\w-]+)\s*\}\}")
+JOB_REF = re.compile(r"\$\{\{\s*parent\s*\.\s*jobs\s*\.\s*([A-Za-z_][\w.-]*?)\s*\}\}")
 OUTPUT_BINDING = re.compile(r"^\s*\$\{\{\s*parent\s*\.\s*outputs\s*\.\s*([A-Za-z_][\w-]*)\s*\}\}\s*$")
 VALUE_KEYS = ("path", "value", "default")  # where an input's value stands in {type, path, ...}
 
@@ -69,6 +70,16 @@ def rewrite(
         return match.group(0)
 
     return BINDING.sub(replace, value)
+
+
+def prefixed_jobs(value: Any, prefix: str) -> Any:
+    """`${{parent.jobs.NAME}}` (or a list of them: a control node's body and blocks) inside a pipeline
+    component as the flattened `${{parent.jobs.PREFIX.NAME}}`."""
+    if isinstance(value, list):
+        return [prefixed_jobs(item, prefix) for item in value]
+    if not isinstance(value, str):
+        return value
+    return JOB_REF.sub(lambda match: "${{parent.jobs." + prefix + match.group(1) + "}}", value)
 
 
 def pipelines_used(value: Any, pipelines: set[str]) -> set[str]:

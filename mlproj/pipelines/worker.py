@@ -170,7 +170,7 @@ class StepWorker:
     def _resumed(self, store: Store, parts: dict[str, str]) -> RunRecord | None:
         """With `resume`, the step run that finished this step in the resumed run, if its outputs exist
         (a loop's iteration or a sweep's trial: if it also had the same inputs, its key)."""
-        from mlproj.pipelines.model import ITERATION
+        from mlproj.pipelines.model import loop_of
         from mlproj.pipelines.reuse import make_key, outputs_exist
 
         earlier = self.plan.options.resume_from
@@ -184,9 +184,9 @@ class StepWorker:
         producer = finished[-1]
         if not outputs_exist(producer.outputs, self.plan.steps[self.name].step.outputs):
             return None
-        found = ITERATION.fullmatch(self.name)
-        node = self.plan.pipeline.steps.get(found.group(1)) if found else None
-        if node is not None and node.is_control and producer.reuse_key != make_key(parts):
+        steps = self.plan.pipeline.steps
+        in_loop = loop_of(self.name, {name for name in steps if steps[name].is_control})
+        if in_loop and producer.reuse_key != make_key(parts):
             return None  # the same name, other inputs (a random sweep without a seed draws anew)
         return store.get(producer.reused_from) if producer.reused_from else producer
 
