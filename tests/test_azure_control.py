@@ -397,3 +397,45 @@ def test_a_do_while_passes_a_primitive_output_as_its_value_and_reads_big_items(
     steps = steps_of(document)
     assert [steps[f"loop.{i}"]["parameters"]["n"] for i in range(3)] == ["0", "1", "2"]
     assert steps["many"]["reason"] == "400 iterations"
+
+
+def test_a_primitive_output_reaches_a_primitive_input_as_its_value(control: Path, home: Home) -> None:
+    pipeline = write_pipeline(
+        control / "values.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        jobs:
+          decide:
+            command: echo 7 > ${{outputs.count}}; echo fine > ${{outputs.label}}
+            outputs:
+              count: {type: integer, is_control: true}
+              label: {type: string}
+          use:
+            command: echo $(( ${{inputs.count}} * 6 )) ${{inputs.label}}
+            inputs:
+              count: {type: integer, path: "${{parent.jobs.decide.outputs.count}}"}
+              label: ${{parent.jobs.decide.outputs.label}}
+          read:
+            command: cat ${{inputs.count}}
+            inputs:
+              count: {type: uri_file, path: "${{parent.jobs.decide.outputs.count}}"}
+        """,
+    )
+    document = run_ok(pipeline)
+    steps = steps_of(document)
+    assert steps["use"]["parameters"] == {"count": "7", "label": "fine"}
+    assert step_log(document, "use") == "42 fine\n"
+    # An input that wants the file gets the file.
+    assert Path(steps["read"]["parameters"]["count"]) == Path(steps["decide"]["outputs"]["count"])
+    assert step_log(document, "read") == "7\n"
+    # The value, not where it was written, is what reuse compares: a rerun reuses both.
+    again = steps_of(run_ok(pipeline))
+    assert again["use"]["reused_from"] and again["read"]["reused_from"]
+    # A value that is not what its input says fails the step that would take it, before it runs.
+    pipeline.write_text(pipeline.read_text().replace("echo 7 >", 'echo "7 )); echo pwned; (( 1" >'))
+    code, failed = run_pipeline(pipeline)
+    assert code == 1
+    use = steps_of(failed)["use"]
+    assert use["status"] == "Failed" and "only an integer may stand there" in use["error"]
+    assert "pwned" not in step_log(failed, "use")

@@ -3,6 +3,7 @@ rows of an input, in several processes, with retries and error thresholds (tests
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from mlproj.home import Home
+from tests.clusters import need, ray_missing, slurm_missing
 from tests.helpers import mlproj, mlproj_json
 from tests.pipelines import run_ok, run_pipeline, write_pipeline
 
@@ -128,3 +130,84 @@ def test_a_job_none_of_whose_batches_succeed_fails(parallel: Path, home: Home) -
     assert code == 1
     log = Path(step(document, "score")["log_path"]).read_text()
     assert "mlproj parallel: failed: none of the 7 mini-batches succeeded" in log
+
+
+SLURM_ASSETS = Path(__file__).parent / "azure" / "slurm-assets.yml"
+
+
+def _instances(*extra: str) -> list[str]:
+    """`--set` arguments: two instances of one process each (the test cluster has two CPUs)."""
+    given = ["resources.instance_count=2", "max_concurrency_per_instance=1", *extra]
+    return [argument for value in given for argument in ("--set", f"jobs.score.{value}")]
+
+
+def test_instances_on_slurm_are_tasks_sharing_the_batches_once_each(
+    parallel: Path, home: Home, tmp_path: Path
+) -> None:
+    need("slurm", slurm_missing())
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    document = run_ok(
+        parallel / "pipeline.yml",
+        "-P",
+        f"fail_once={markers}",
+        "--asset-map",
+        str(SLURM_ASSETS),
+        *_instances("compute=azureml:cpu-cluster"),
+    )
+    score = step(document, "score")
+    assert score["backend"] == "slurm"
+    assert score["backend_config"]["sbatch_args"] == ["--ntasks=2", "--cpus-per-task=1"]
+    lines = Path(score["outputs"]["scores"]).read_text().splitlines()
+    assert sorted(lines) == [f"scored f{index:02d}.txt" for index in range(1, FILES + 1)]  # once each
+    log = Path(score["log_path"]).read_text()
+    assert "mlproj parallel: 2 instances as Slurm tasks" in log
+    assert "mini-batch 1 failed (attempt 1): RuntimeError: the first try of f07.txt fails" in log
+    assert "mlproj parallel: 7 of 7 mini-batches done, 0 failed" in log
+    # Each instance took every other mini-batch: 4 and 3 of the 7.
+    work = Path(score["run_dir"]) / "parallel"
+    counts = [json.loads((work / f"instance-{index}.json").read_text())["done"] for index in range(2)]
+    assert counts == [4, 3]
+    assert json.loads((Path(score["run_dir"]) / "progress.json").read_text())["done"] == 7
+
+
+def test_a_failing_instance_on_slurm_fails_the_job(parallel: Path, home: Home) -> None:
+    need("slurm", slurm_missing())
+    code, document = run_pipeline(
+        parallel / "pipeline.yml",
+        "-P",
+        "always_fail=f06.txt",
+        "--asset-map",
+        str(SLURM_ASSETS),
+        *_instances("compute=azureml:cpu-cluster"),
+    )
+    assert code == 1
+    score = step(document, "score")
+    assert score["status"] == "Failed"
+    log = Path(score["log_path"]).read_text()
+    assert "mlproj parallel: failed: 4 items and 1 mini-batches failed" in log
+
+
+def test_instances_on_ray_are_processes_on_its_node(parallel: Path, home: Home) -> None:
+    need("ray", ray_missing())
+    (parallel / "ray-assets.yml").write_text("computes:\n  ray-box: {backend: ray}\n")
+    document = run_ok(
+        parallel / "pipeline.yml",
+        "--asset-map",
+        str(parallel / "ray-assets.yml"),
+        *_instances("compute=azureml:ray-box"),
+    )
+    score = step(document, "score")
+    assert score["backend"] == "ray" and score["backend_config"] == {"num_cpus": 2}
+    log = Path(score["log_path"]).read_text()
+    assert "mlproj parallel: 2 instances as 2 processes on this node" in log
+    lines = Path(score["outputs"]["scores"]).read_text().splitlines()
+    assert sorted(lines) == [f"scored f{index:02d}.txt" for index in range(1, FILES + 1)]
+
+
+def test_instances_on_this_machine_are_one_with_a_notice(parallel: Path, home: Home) -> None:
+    done = mlproj("run", str(parallel / "pipeline.yml"), "--json", *_instances())
+    assert done.returncode == 0, done.stderr
+    assert "jobs.score.resources.instance_count: this machine is one instance: 1 processes" in done.stderr
+    score = step(json.loads(done.stdout), "score")
+    assert "instance_count 2: one instance here" in Path(score["log_path"]).read_text()

@@ -46,6 +46,7 @@ CARRIED = (
     "PYTHONUNBUFFERED",
     "MLPROJ_PIPELINE_RUN_ID",
     "MLPROJ_STEP",
+    "MLPROJ_BACKEND",
     *CREDENTIAL_VARIABLES,
 )
 LOG_WAIT = 10.0  # seconds to let the log tail catch up once the job has ended

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from mlproj.errors import InputError
-from mlproj.pipelines.model import BINDING, Step, job_output, text_of
+from mlproj.pipelines.model import BINDING, PRIMITIVE_OUTPUTS, URI_TYPES, Step, job_output, text_of
 from mlproj.structs import dataclass, field
 from mlproj.values import uri_scheme
 
@@ -29,6 +29,7 @@ class Bindings:
     content: Callable[[str], str] | None = None  # path → "content:<digest>"; None: keys not wanted
     uri_inputs: frozenset[str] = frozenset()
     step_inputs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    values: frozenset[tuple[str, str]] = frozenset()  # upstream outputs given as values, not files
 
     def lookup(self, ref: tuple[str, ...]) -> tuple[str, str]:
         if ref[:2] == ("parent", "inputs"):
@@ -38,7 +39,7 @@ class Bindings:
         produced = job_output(ref)
         if produced is not None:
             value = self.upstream_outputs[produced]
-            return value, self._content(value)
+            return value, value if produced in self.values else self._content(value)
         if ref[0] == "inputs":
             return self.step_inputs[ref[1]]
         return self.own_outputs[ref[1]], f"<outputs.{ref[1]}>"
@@ -116,3 +117,40 @@ def _parts(expression: str) -> tuple[str, ...]:
 
 def is_local(value: str) -> bool:
     return uri_scheme(value) in (None, "file")
+
+
+PLACEHOLDERS = {"boolean": "true", "integer": "0", "number": "0", "string": "text"}  # checked before a run
+
+
+def received_outputs(
+    steps: Mapping[str, Step],
+    step: Step,
+    upstream: Mapping[tuple[str, str], str],
+    read: Callable[[str, str], str],
+) -> dict[tuple[str, str], str]:
+    """Upstream outputs as `step` receives them: a primitive output (boolean, string, integer, number:
+    a file holding the value, as mldesigner writes it) as `read(path, type)`, unless an input that
+    takes it wants a file."""
+    received = dict(upstream)
+    for (up, out), path in upstream.items():
+        producer = steps.get(up)
+        kind = producer.outputs.get(out) if producer is not None else None
+        if kind not in PRIMITIVE_OUTPUTS:
+            continue
+        wanted = [
+            step.input_types.get(name)
+            for name, value in step.inputs.items()
+            if isinstance(value, str) and (up, out) in _produced(value)
+        ]
+        if not any(wanted_kind in URI_TYPES for wanted_kind in wanted):
+            received[(up, out)] = read(path, str(kind))
+    return received
+
+
+def _produced(value: str) -> set[tuple[str, str]]:
+    found = set()
+    for match in BINDING.finditer(value):
+        produced = job_output(tuple(part.strip() for part in match.group(1).split(".")))
+        if produced is not None:
+            found.add(produced)
+    return found

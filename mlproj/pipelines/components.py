@@ -168,7 +168,8 @@ class Expander:
             from mlproj.pipelines.parallel_jobs import PARALLEL_KEYS, to_command
 
             mine = {key: job.body.pop(key) for key in PARALLEL_KEYS if key in job.body}
-            converted = to_command({**data, **mine}, comp_where, self.problems)
+            scale = {"resources": job.body["resources"]} if "resources" in job.body else {}  # instances
+            converted = to_command({**data, **mine, **scale}, comp_where, self.problems)
             if converted is None:
                 return []
             data, ctype = converted, "command"

@@ -25,7 +25,7 @@ from pathlib import Path
 from mlproj.errors import MlprojError
 from mlproj.pipelines.control_reader import items_problem
 from mlproj.pipelines.loop_bodies import Body, body_of
-from mlproj.pipelines.model import BINDING, URI_TYPES, Step, job_output, text_of
+from mlproj.pipelines.model import BINDING, PRIMITIVE_OUTPUTS, URI_TYPES, Step, job_output, text_of
 from mlproj.pipelines.plan import PipelinePlan, check_step_values, step_dir
 from mlproj.pipelines.trials import SweepWatch
 from mlproj.runs.record import RunRecord
@@ -57,9 +57,6 @@ ITEMS_LIMIT = 16 << 20  # characters of JSON a parallel_for's items may take
 
 class ControlError(MlprojError):
     """A control node that cannot decide (its condition or its items are not what they must be)."""
-
-
-PRIMITIVE_OUTPUTS = ("boolean", "string", "integer", "number")
 
 
 @dataclass

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 INPUT_TYPES = ("string", "integer", "number", "boolean", "uri_file", "uri_folder", "mltable")
 # Azure ML's literal type names read as mlproj's.
 TYPE_ALIASES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+PRIMITIVE_OUTPUTS = ("boolean", "string", "integer", "number")  # a file holding the value (mldesigner)
 URI_TYPES = ("uri_file", "uri_folder", "mltable")  # a path: mltable is a folder holding an MLTable file
 # A file output is a file in a folder made for it (a primitive output, as mldesigner writes one, is a
 # file holding its value); every other output is a folder (models are folders too).

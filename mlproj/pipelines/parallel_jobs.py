@@ -98,6 +98,7 @@ def to_command(spec: dict[str, Any], where: Where, problems: Problems) -> dict[s
         f'python3 "${RUNNER_VARIABLE}" --entry-script {shlex.quote(entry.strip())} --input {data.strip()}'
     )
     command += "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in options)
+    command += _instances(spec)
     append = task.get("append_row_to")
     if isinstance(append, str) and BINDING.fullmatch(append.strip()):
         command += f" --append-row-to {append.strip()}"
@@ -109,10 +110,23 @@ def to_command(spec: dict[str, Any], where: Where, problems: Problems) -> dict[s
     body.update(
         type="command", command=command, environment_variables={**variables, RUNNER_VARIABLE: str(RUNNER)}
     )
+    concurrency = dict(options)["--max-concurrency"]
+    distribution = body.get("distribution")
+    if distribution is None:  # its processes per instance, for the backends that reserve CPUs for them
+        body["distribution"] = {"process_count_per_instance": concurrency}
     for key in ("code", "environment"):
         if key in task:
             body[key] = task[key]
     return body
+
+
+def _instances(spec: dict[str, Any]) -> str:
+    """The runner's `--instances` for `resources.instance_count` (a wrong count: the reader says)."""
+    resources = spec.get("resources")
+    count = resources.get("instance_count") if isinstance(resources, dict) else None
+    if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+        return f" --instances {count}"
+    return ""
 
 
 def _variables(

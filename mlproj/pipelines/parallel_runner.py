@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import queue
 import re
+import shutil
 import sys
 import time
 import traceback
@@ -39,15 +40,112 @@ PROGRESS_EVERY = 1.0  # seconds between two progress lines
 
 def main(argv: list[str]) -> int:
     args, program = _parse(argv)
+    if args.instance == "slurm":  # one of the instances `srun` started: SLURM_PROCID says which
+        args.instance = os.environ.get("SLURM_PROCID", "0")
     items, tabular = _items(Path(args.input))
     batches = _batches(items, args.mini_batch_size, tabular=tabular)
-    kind = "rows" if tabular else "files"
-    print(f"mlproj parallel: {len(items)} {kind} in {len(batches)} mini-batches", flush=True)
+    if args.instance is None:
+        kind = "rows" if tabular else "files"
+        print(f"mlproj parallel: {len(items)} {kind} in {len(batches)} mini-batches", flush=True)
+        if args.instances > 1:
+            spread = _spread(args, argv, batches)
+            if spread is not None:
+                return spread
     pool = Pool(args, program, batches, tabular=tabular)
     try:
         return pool.run()
     finally:
         pool.close()
+
+
+def _spread(args: argparse.Namespace, argv: list[str], batches: list[list[Any]]) -> int | None:
+    """`instance_count` instances: on Slurm, a task each of the job (`srun`; Slurm spreads them over
+    its nodes), each taking every N-th mini-batch, their rows gathered in instance order; on Ray, N
+    times the processes on the node the job runs on; elsewhere, one instance (None: run here as one)."""
+    import subprocess
+
+    count, backend = args.instances, os.environ.get("MLPROJ_BACKEND", "local")
+    if backend == "ray":
+        args.max_concurrency *= count
+        processes = args.max_concurrency
+        print(f"mlproj parallel: {count} instances as {processes} processes on this node", flush=True)
+        return None
+    srun = shutil.which("srun")
+    if backend != "slurm" or not os.environ.get("SLURM_JOB_ID") or srun is None:
+        print(f"mlproj parallel: instance_count {count}: one instance here", flush=True)
+        return None
+    work = _work_dir()
+    for old in work.glob("instance-*"):
+        old.unlink()
+    own, program = (argv[: argv.index("--")], argv[argv.index("--") :]) if "--" in argv else (argv, [])
+    command = [
+        srun,
+        f"--ntasks={count}",
+        f"--cpus-per-task={args.max_concurrency}",
+        "--kill-on-bad-exit=0",
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *own,
+        "--instance",
+        "slurm",
+        *program,
+    ]
+    print(f"mlproj parallel: {count} instances as Slurm tasks ({' '.join(command[:3])} ...)", flush=True)
+    process = subprocess.Popen(command)  # our own program, its arguments as a list
+    while process.poll() is None:
+        time.sleep(PROGRESS_EVERY)
+        _gather_progress(work, count, len(batches))
+    _gather_progress(work, count, len(batches))
+    return _gather(args, work, count, len(batches))
+
+
+def _work_dir() -> Path:
+    """Where the instances leave their rows, progress and counts."""
+    folder = Path(os.environ.get("MLPROJ_RUN_DIR") or ".") / "parallel"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _gather_progress(work: Path, count: int, total: int) -> None:
+    done = failed = 0
+    for index in range(count):
+        try:
+            found = json.loads((work / f"instance-{index}.progress").read_text())
+        except (OSError, ValueError):
+            continue
+        done, failed = done + int(found.get("done", 0)), failed + int(found.get("failed", 0))
+    _progress(done, total, failed)
+
+
+def _gather(args: argparse.Namespace, work: Path, count: int, total: int) -> int:
+    """The instances' counts summed and checked, their rows appended in instance order."""
+    done = failed_items = failed_batches = 0
+    missing = []
+    for index in range(count):
+        try:
+            found = json.loads((work / f"instance-{index}.json").read_text())
+        except (OSError, ValueError):
+            missing.append(index)
+            continue
+        done += int(found["done"])
+        failed_items += int(found["failed_items"])
+        failed_batches += int(found["failed_batches"])
+    if args.append_row_to:
+        with Path(args.append_row_to).open("a", encoding="utf-8") as output:
+            for index in range(count):
+                part = work / f"instance-{index}.rows"
+                if part.is_file():
+                    with part.open(encoding="utf-8") as rows:
+                        shutil.copyfileobj(rows, output)
+    if missing:
+        print(f"mlproj parallel: failed: instance {missing[0]} of {count} did not finish", flush=True)
+        return 1
+    if _over(args, failed_items, failed_batches) or (total and not done):
+        counts = f"{failed_items} items and {failed_batches} mini-batches failed"
+        print(f"mlproj parallel: failed: {counts}", flush=True)
+        return 1
+    print(f"mlproj parallel: {done} of {total} mini-batches done, {failed_batches} failed", flush=True)
+    return 0
 
 
 class Pool:
@@ -62,13 +160,21 @@ class Pool:
         self.workers: dict[int, Any] = {}
         self.inboxes: dict[int, multiprocessing.Queue[Any]] = {}
         self.setup = (str(Path(args.entry_script).resolve()), program, args.logging_level, tabular)
+        self.index = None if args.instance is None else int(args.instance)
         self.pending = list(range(len(batches)))
+        if self.index is not None:  # an instance: every N-th mini-batch
+            self.pending = self.pending[self.index :: args.instances]
+        self.mine = len(self.pending)
         self.attempts = dict.fromkeys(self.pending, 0)
         self.running: dict[int, tuple[int, float]] = {}  # batch → (worker slot, deadline)
         self.done: set[int] = set()
         self.failed_items = self.failed_batches = 0
-        self.output = Path(args.append_row_to).open("a", encoding="utf-8") if args.append_row_to else None  # noqa: SIM115
-        for slot in range(min(args.max_concurrency, max(len(batches), 1))):
+        target = args.append_row_to
+        if target and self.index is not None:
+            target = _work_dir() / f"instance-{self.index}.rows"
+            target.write_text("")
+        self.output = Path(target).open("a", encoding="utf-8") if target else None  # noqa: SIM115
+        for slot in range(min(args.max_concurrency, max(self.mine, 1))):
             self.start(slot)
         self.idle = list(self.workers)
 
@@ -92,12 +198,14 @@ class Pool:
                 limits = f"error_threshold {args.error_threshold}"
                 limits += f", mini_batch_error_threshold {args.mini_batch_error_threshold}"
                 print(f"mlproj parallel: failed: {counts} ({limits})", flush=True)
+                self.report()
                 return 1
             if time.monotonic() >= shown:
                 shown = time.monotonic() + PROGRESS_EVERY
-                _progress(len(self.done), len(self.batches), self.failed_batches)
-        _progress(len(self.done), len(self.batches), self.failed_batches)
-        total = len(self.batches)
+                self.progress()
+        self.progress()
+        self.report()
+        total = self.mine
         if total and not self.done:
             print(f"mlproj parallel: failed: none of the {total} mini-batches succeeded", flush=True)
             return 1
@@ -106,6 +214,20 @@ class Pool:
             flush=True,
         )
         return 0
+
+    def report(self) -> None:
+        """An instance's counts, for the runner that started the instances."""
+        if self.index is not None:
+            counts = {"done": len(self.done), "failed_items": self.failed_items}
+            counts["failed_batches"] = self.failed_batches
+            (_work_dir() / f"instance-{self.index}.json").write_text(json.dumps(counts))
+
+    def progress(self) -> None:
+        if self.index is None:
+            _progress(len(self.done), self.mine, self.failed_batches)
+            return
+        progress = {"done": len(self.done), "total": self.mine, "failed": self.failed_batches}
+        (_work_dir() / f"instance-{self.index}.progress").write_text(json.dumps(progress))
 
     def dispatch(self) -> None:
         while self.pending and self.idle:
@@ -185,6 +307,8 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--logging-level", default="INFO")
     parser.add_argument("--append-row-to")
+    parser.add_argument("--instances", type=int, default=1)
+    parser.add_argument("--instance")  # set for the instances `--instances` starts (`slurm`: SLURM_PROCID)
     return parser.parse_args(own), program
 
 

@@ -18,7 +18,7 @@ from mlproj.envs.select import select_environment
 from mlproj.errors import InputError, MlprojError, SpecError
 from mlproj.home import Home
 from mlproj.params import ResolvedParameters, check_command_size, render_command
-from mlproj.pipelines.bindings import Bindings
+from mlproj.pipelines.bindings import PLACEHOLDERS, Bindings, received_outputs
 from mlproj.pipelines.loader import load_pipeline
 from mlproj.pipelines.model import Pipeline, Step, is_file_output
 from mlproj.structs import dataclass, field, replace
@@ -384,6 +384,13 @@ def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
         return config
     nodes = count if isinstance(count, int) and count > 0 else 1
     tasks = processes if isinstance(processes, int) and processes > 0 else 1
+    if backend == "local" and is_parallel_job(step) and nodes > 1:
+        warn(
+            f"{pipeline_key(step)}.resources.instance_count: this machine is one instance: {tasks} processes"
+        )
+    if backend == "slurm" and is_parallel_job(step):  # an instance is a task of its processes' CPUs
+        extra = [*(config.get("sbatch_args") or []), f"--ntasks={nodes}", f"--cpus-per-task={tasks}"]
+        return {**config, "sbatch_args": extra}
     if backend == "slurm":
         extra = list(config.get("sbatch_args") or [])
         if count is not None:
@@ -393,12 +400,19 @@ def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
         return {**config, "sbatch_args": extra}
     if backend == "ray" and "num_cpus" not in config:
         return {**config, "num_cpus": nodes * tasks}
-    if backend != "ray" and nodes * tasks > 1:
+    if backend != "ray" and nodes * tasks > 1 and not is_parallel_job(step):
         warn(
             f"{pipeline_key(step)}: resources.instance_count and distribution have no meaning on the "
             f"{backend} backend: the step runs as one process"
         )
     return config
+
+
+def is_parallel_job(step: Step) -> bool:
+    """An Azure ML parallel job (mlproj.pipelines.parallel_jobs): its processes are its own workers."""
+    from mlproj.pipelines.parallel_jobs import RUNNER_VARIABLE
+
+    return RUNNER_VARIABLE in step.environment_variables
 
 
 def pipeline_key(step: Step) -> str:
@@ -415,9 +429,13 @@ def check_step_values(plan: PipelinePlan, name: str) -> None:
         if up in plan.pipeline.steps
         for out in plan.pipeline.steps[up].outputs
     }
+    # A primitive output's value is known only when it is written: a value of its type stands for it.
+    received = received_outputs(
+        plan.pipeline.steps, step_plan.step, planned_outputs, lambda _path, kind: PLACEHOLDERS[kind]
+    )
     bindings = Bindings(
         parent_inputs=plan.inputs,
-        upstream_outputs=planned_outputs,
+        upstream_outputs=received,
         own_outputs={out: str(plan.output_path(name, out)) for out in step_plan.step.outputs},
     )
     where = f"{plan.pipeline.file}: {step_plan.key}"

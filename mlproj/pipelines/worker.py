@@ -9,8 +9,8 @@ from pathlib import Path
 
 from mlproj import process
 from mlproj.errors import MlprojError
-from mlproj.pipelines.bindings import URI_INPUTS, Bindings
-from mlproj.pipelines.model import is_file_output
+from mlproj.pipelines.bindings import URI_INPUTS, Bindings, received_outputs
+from mlproj.pipelines.model import PRIMITIVE_OUTPUTS, is_file_output
 from mlproj.pipelines.parallel_jobs import RUNNER_VARIABLE
 from mlproj.pipelines.plan import PipelinePlan, StepPlan
 from mlproj.runs.record import RunRecord
@@ -85,9 +85,19 @@ class StepWorker:
         folder = Path(self.record.run_dir or "")
         own = {out: str(plan.output_path(self.name, out, attempt)) for out in step.outputs}
         hasher = ContentHasher(store)
+        upstream = self.upstream
+        steps = plan.pipeline.steps
+        if any(steps[up].outputs.get(out) in PRIMITIVE_OUTPUTS for up, out in upstream if up in steps):
+            from mlproj.pipelines.controls import read_text
+
+            def value(path: str, _kind: str) -> str:
+                return read_text(path, f"{self.name}: the value in {path}").strip()
+
+            upstream = received_outputs(steps, step, upstream, value)  # their values, not their files
         bindings = Bindings(
             parent_inputs=plan.inputs,
-            upstream_outputs=self.upstream,
+            upstream_outputs=upstream,
+            values=frozenset(key for key, value in upstream.items() if value != self.upstream[key]),
             own_outputs=own,
             content=hasher.content_key,
             uri_inputs=frozenset(n for n, i in plan.pipeline.inputs.items() if i.type in URI_INPUTS),
@@ -267,6 +277,7 @@ class StepWorker:
                 **variables,
                 "MLPROJ_PIPELINE_RUN_ID": self.plan.run_id,
                 "MLPROJ_STEP": self.name,
+                "MLPROJ_BACKEND": step_plan.backend,
                 **tracking_env,
             },
             env_manager=step_plan.env_manager,
