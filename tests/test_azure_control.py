@@ -439,3 +439,49 @@ def test_a_primitive_output_reaches_a_primitive_input_as_its_value(control: Path
     use = steps_of(failed)["use"]
     assert use["status"] == "Failed" and "only an integer may stand there" in use["error"]
     assert "pwned" not in step_log(failed, "use")
+
+
+def test_conditions_and_mappings_of_the_wrong_kind_are_exit_2(control: Path, home: Home) -> None:
+    pipeline = write_pipeline(
+        control / "kinds.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        inputs:
+          score: 0.5
+        jobs:
+          gate:
+            type: if_else
+            condition: ${{parent.inputs.score}}
+            true_block: ${{parent.jobs.after}}
+          after:
+            command: echo after
+          body:
+            command: echo 1 > ${{outputs.n}}; echo 2 > ${{outputs.m}}/x; echo false > ${{outputs.again}}
+            inputs:
+              count: {type: integer, value: 0}
+              data: {type: uri_folder, optional: true}
+            outputs:
+              n: {type: integer, is_control: true}
+              m: {type: uri_folder}
+              again: {type: boolean, is_control: true}
+          loop:
+            type: do_while
+            body: ${{parent.jobs.body}}
+            condition: again
+            mapping:
+              n: [count, data]
+              m: count
+            limits: {max_iteration_count: 3}
+        """,
+    )
+    done = mlproj("run", str(pipeline))
+    assert done.returncode == 2, done.stderr
+    for expected in (
+        "jobs.gate.condition: ${{parent.inputs.score}} is a number: a condition is a boolean",
+        "jobs.loop.mapping.n: n → data: the output is a value (integer), the input takes a path (uri_folder)",
+        "jobs.loop.mapping.m: the input 'count' is mapped from 'n' already: one output each",
+        "mapping.m: m → count: the output is a path (uri_folder), the input takes a value (integer)",
+    ):
+        assert expected in done.stderr, (expected, done.stderr)
+    assert mlproj_json("runs") == []

@@ -367,16 +367,24 @@ def test_resources_and_distribution_reach_slurm_and_are_noticed_elsewhere(notice
         resources={"instance_count": 2, "instance_type": "Standard_NC6"},
         distribution={"type": "pytorch", "process_count_per_instance": 4},
     )
-    assert scaled("slurm", {"sbatch_args": ["--exclusive"]}, step) == {
+    assert scaled("slurm", {"sbatch_args": ["--exclusive"]}, step, "jobs.t") == {
         "sbatch_args": ["--exclusive", "--nodes=2", "--ntasks-per-node=4"]
     }
-    assert scaled("ray", {"num_cpus": 1}, step) == {"num_cpus": 1}  # the compute's configuration wins
-    assert scaled("ray", {"address": "x"}, step) == {"address": "x", "num_cpus": 8}  # a CPU per process
-    assert scaled("local", {}, Step(name="u", type="command", command="x")) == {}
+    assert scaled("ray", {"num_cpus": 1}, step, "jobs.t") == {
+        "num_cpus": 1
+    }  # the compute's configuration wins
+    assert scaled("ray", {"address": "x"}, step, "jobs.t") == {
+        "address": "x",
+        "num_cpus": 8,
+    }  # a CPU per process
+    assert scaled("local", {}, Step(name="u", type="command", command="x"), "jobs.u") == {}
     assert any("jobs.t.resources: instance_type have no meaning here" in n for n in notices)
     assert not any("ray backend" in n for n in notices)
-    assert scaled("local", {}, step) == {}
-    assert any("have no meaning on the local backend: the step runs as one process" in n for n in notices)
+    assert scaled("local", {}, step, "steps.t") == {}
+    assert any(
+        "steps.t: resources.instance_count and distribution have no meaning on the local" in n
+        for n in notices
+    )
 
 
 def test_azure_input_forms_in_mlproj_s_own_dialect(tmp_path: Path) -> None:

@@ -129,8 +129,8 @@ def received_outputs(
     read: Callable[[str, str], str],
 ) -> dict[tuple[str, str], str]:
     """Upstream outputs as `step` receives them: a primitive output (boolean, string, integer, number:
-    a file holding the value, as mldesigner writes it) as `read(path, type)`, unless an input that
-    takes it wants a file."""
+    a file holding the value, as mldesigner writes it) bound to its inputs as `read(path, type)`,
+    unless one of them wants a file."""
     received = dict(upstream)
     for (up, out), path in upstream.items():
         producer = steps.get(up)
@@ -142,7 +142,7 @@ def received_outputs(
             for name, value in step.inputs.items()
             if isinstance(value, str) and (up, out) in _produced(value)
         ]
-        if not any(wanted_kind in URI_TYPES for wanted_kind in wanted):
+        if wanted and not any(wanted_kind in URI_TYPES for wanted_kind in wanted):
             received[(up, out)] = read(path, str(kind))
     return received
 

@@ -25,7 +25,7 @@ from mlproj.values import check
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from mlproj.pipelines.loop_bodies import Body
@@ -261,7 +261,10 @@ def link_controls(reader: Reader, steps: dict[str, Step], jobs: dict[str, Job]) 
             _check_loop(reader, step, loop_body, job)
             outside = sorted(set().union(*(t.upstream() for t in body_steps.values())) - set(body_steps))
             depends = tuple(dict.fromkeys((*step.depends_on, *outside)))
-            steps[name] = replace(step, outputs=dict(loop_body.output_types), depends_on=depends)
+            outputs = dict(loop_body.output_types)
+            if step.type == "parallel_for":  # each output gathers its iterations' in a folder
+                outputs = dict.fromkeys(outputs, "uri_folder")
+            steps[name] = replace(step, outputs=outputs, depends_on=depends)
         _link_blocks(reader, name, steps, job)
     for body, owner in owners.items():
         inside = set(_members(steps[owner].control or {}, steps))
@@ -285,6 +288,19 @@ def link_controls(reader: Reader, steps: dict[str, Step], jobs: dict[str, Job]) 
                 )
                 reader.problems.add(jobs[other].error("", message))
     return templates
+
+
+def _mapping_types(output: str | None, input_type: str | None) -> str | None:
+    """Why a do_while cannot feed a body output of type `output` to an input of `input_type`, or None."""
+    from mlproj.pipelines.model import PRIMITIVE_OUTPUTS, URI_TYPES
+
+    if output is None or input_type is None:
+        return None
+    if output in PRIMITIVE_OUTPUTS and input_type in URI_TYPES:
+        return f"the output is a value ({output}), the input takes a path ({input_type})"
+    if output not in PRIMITIVE_OUTPUTS and input_type in PRIMITIVE_OUTPUTS:
+        return f"the output is a path ({output}), the input takes a value ({input_type})"
+    return None
 
 
 def _link_blocks(reader: Reader, name: str, steps: dict[str, Step], job: Job) -> None:
@@ -328,16 +344,7 @@ def _check_loop(reader: Reader, step: Step, body: Body, job: Job) -> None:
         return True
 
     if step.type == "do_while":
-        condition = control.get("condition")
-        if isinstance(condition, str) and not BINDING.search(condition) and condition not in body.outputs:
-            reader.problems.add(job.error("condition", f"the body {body.name!r} has no output {condition!r}"))
-        for out, inputs in control.get("mapping", {}).items():
-            if out not in body.outputs:
-                reader.problems.add(
-                    job.error(f"mapping.{out}", f"the body {body.name!r} has no output {out!r}")
-                )
-            for name in inputs:
-                settable(f"mapping.{out}", name, "")
+        _check_do_while(reader, control, body, job, settable)
     items = control.get("items")
     if step.type == "parallel_for" and isinstance(items, (list, dict)):
         entries = list(items.values()) if isinstance(items, dict) else items
@@ -352,6 +359,34 @@ def _check_loop(reader: Reader, step: Step, body: Body, job: Job) -> None:
                 if wrong:
                     message = f"item {index}: {key}={value!r} is not a value for the body's {kind or 'input'}"
                     reader.problems.add(job.error("items", message))
+
+
+def _check_do_while(
+    reader: Reader,
+    control: Mapping[str, Any],
+    body: Body,
+    job: Job,
+    settable: Callable[[str, str, str], bool],
+) -> None:
+    """The condition names an output of the body; each input is fed by one output, of a kind it takes."""
+    condition = control.get("condition")
+    if isinstance(condition, str) and not BINDING.search(condition) and condition not in body.outputs:
+        reader.problems.add(job.error("condition", f"the body {body.name!r} has no output {condition!r}"))
+    fed: dict[str, str] = {}  # a body input → the output mapped to it
+    for out, inputs in control.get("mapping", {}).items():
+        key = f"mapping.{out}"
+        if out not in body.outputs:
+            reader.problems.add(job.error(key, f"the body {body.name!r} has no output {out!r}"))
+        for name in inputs:
+            if not settable(key, name, ""):
+                continue
+            if name in fed:
+                message = f"the input {name!r} is mapped from {fed[name]!r} already: one output each"
+                reader.problems.add(job.error(key, message))
+            fed[name] = out
+            problem = _mapping_types(body.output_types.get(out), body.input_types.get(name))
+            if problem:
+                reader.problems.add(job.error(key, f"{out} → {name}: {problem}"))
 
 
 __all__ = ["CONTROL_TYPES", "control_step", "items_problem", "link_controls"]

@@ -362,14 +362,14 @@ def step_backend(
     else:
         name, config, where = "local", step.backend_config or pipeline.backend_config, "backend_config"
     backend = get_backend(name)
-    config = scaled(name, dict(config or {}), step)
+    config = scaled(name, dict(config or {}), step, f"{pipeline.jobs_key}.{step.name}")
     try:
         return name, backend.validate_config(config), backend
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
 
 
-def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
+def scaled(backend: str, config: dict[str, Any], step: Step, key: str) -> dict[str, Any]:
     """Azure ML's `resources` and `distribution` where the backend gives them a meaning: Slurm's nodes
     and tasks per node; on Ray, a CPU per process for the job's entrypoint (unless the configuration
     says `num_cpus`); a notice where they have none."""
@@ -379,15 +379,13 @@ def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
     processes = step.distribution.get("process_count_per_instance", step.distribution.get("worker_count"))
     ignored = sorted(set(step.resources) - {"instance_count"})
     if ignored:
-        warn(f"{pipeline_key(step)}.resources: {', '.join(ignored)} have no meaning here: ignored")
+        warn(f"{key}.resources: {', '.join(ignored)} have no meaning here: ignored")
     if count is None and processes is None:
         return config
     nodes = count if isinstance(count, int) and count > 0 else 1
     tasks = processes if isinstance(processes, int) and processes > 0 else 1
     if backend == "local" and is_parallel_job(step) and nodes > 1:
-        warn(
-            f"{pipeline_key(step)}.resources.instance_count: this machine is one instance: {tasks} processes"
-        )
+        warn(f"{key}.resources.instance_count: this machine is one instance: {tasks} processes")
     if backend == "slurm" and is_parallel_job(step):  # an instance is a task of its processes' CPUs
         extra = [*(config.get("sbatch_args") or []), f"--ntasks={nodes}", f"--cpus-per-task={tasks}"]
         return {**config, "sbatch_args": extra}
@@ -402,7 +400,7 @@ def scaled(backend: str, config: dict[str, Any], step: Step) -> dict[str, Any]:
         return {**config, "num_cpus": nodes * tasks}
     if backend != "ray" and nodes * tasks > 1 and not is_parallel_job(step):
         warn(
-            f"{pipeline_key(step)}: resources.instance_count and distribution have no meaning on the "
+            f"{key}: resources.instance_count and distribution have no meaning on the "
             f"{backend} backend: the step runs as one process"
         )
     return config
@@ -413,10 +411,6 @@ def is_parallel_job(step: Step) -> bool:
     from mlproj.pipelines.parallel_jobs import RUNNER_VARIABLE
 
     return RUNNER_VARIABLE in step.environment_variables
-
-
-def pipeline_key(step: Step) -> str:
-    return f"jobs.{step.name}"
 
 
 def check_step_values(plan: PipelinePlan, name: str) -> None:

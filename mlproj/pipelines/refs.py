@@ -7,6 +7,7 @@ from mlproj.errors import SpecError
 from mlproj.pipelines.model import (
     BINDING,
     OPTIONAL_PART,
+    URI_TYPES,
     Pipeline,
     Step,
     bindings,
@@ -35,6 +36,7 @@ def check_step_references(reader: Reader, pipeline: Pipeline, step: Step, job: J
         value = (step.control or {}).get(key)
         if isinstance(value, str) and BINDING.search(value):
             _check(reader, pipeline, step, job, names, key, value, inside_step=False)
+            _check_condition_type(reader, pipeline, job, key, value)
     for section, values in (("inputs", step.inputs), ("parameters", step.parameters)):
         for item, value in values.items():
             _check(
@@ -50,6 +52,24 @@ def check_step_references(reader: Reader, pipeline: Pipeline, step: Step, job: J
     if step.command is not None:
         _check(reader, pipeline, step, job, names, "command", step.command, inside_step=True)
         _check_command(reader, pipeline, step, job)
+
+
+def _check_condition_type(reader: Reader, pipeline: Pipeline, job: Job, key: str, value: str) -> None:
+    """A condition bound to a pipeline input or a step output of another type than boolean (a file
+    input, whose text is read, may hold it)."""
+    if key != "condition":
+        return
+    refs = bindings(value)
+    if len(refs) != 1:
+        return
+    ref, kind = refs[0], None
+    produced = job_output(ref)
+    if ref[:2] == ("parent", "inputs") and len(ref) == 3 and ref[2] in pipeline.inputs:
+        kind = pipeline.inputs[ref[2]].type
+    elif produced is not None and produced[0] in pipeline.steps:
+        kind = pipeline.steps[produced[0]].outputs.get(produced[1])
+    if kind is not None and kind not in ("boolean", *URI_TYPES):
+        reader.problems.add(job.error(key, f"{value.strip()} is a {kind}: a condition is a boolean"))
 
 
 def _check(
