@@ -9,12 +9,16 @@ TYPE_CHECKING = False  # not typing's: importing typing would cost the command l
 
 __version__ = "0.1.0"
 __all__ = [
+    "Client",
     "ExecutionError",
     "MlprojError",
+    "PipelineEndpoint",
     "PipelineRun",
     "PortDataReference",
+    "PublishedPipeline",
     "StepRun",
     "SubmittedRun",
+    "get_pipeline_runs",
     "run",
 ]
 
@@ -22,7 +26,15 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mlproj.api import SubmittedRun, run
-    from mlproj.api.pipeline import PipelineRun, PortDataReference, StepRun
+    from mlproj.api.client import Client
+    from mlproj.api.pipeline import (
+        PipelineEndpoint,
+        PipelineRun,
+        PortDataReference,
+        PublishedPipeline,
+        StepRun,
+        get_pipeline_runs,
+    )
     from mlproj.errors import ExecutionError, MlprojError
 
 _LAZY = {
@@ -33,6 +45,10 @@ _LAZY = {
     "PipelineRun": "mlproj.api.pipeline",
     "StepRun": "mlproj.api.pipeline",
     "PortDataReference": "mlproj.api.pipeline",
+    "PublishedPipeline": "mlproj.api.pipeline",
+    "PipelineEndpoint": "mlproj.api.pipeline",
+    "get_pipeline_runs": "mlproj.api.pipeline",
+    "Client": "mlproj.api.client",
 }
 
 

@@ -62,5 +62,10 @@ class Home:
     def git_dir(self) -> Path:
         return self.root / "git"
 
+    @property
+    def published_dir(self) -> Path:
+        """Published pipelines (design.md §10): `objects/` (their content), `<id>/pipeline.yml`."""
+        return self.root / "published"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id

@@ -1,251 +1,59 @@
-"""The pipeline side of the Python API, shaped like Azure ML's `PipelineRun` and `StepRun` (design.md §7).
+"""The pipeline side of the Python API, shaped like Azure ML's `PipelineRun`, `PublishedPipeline` and
+`PipelineEndpoint` (design.md §7, §10); `home` plays the workspace's part (None: MLPROJ_HOME).
 
 run = mlproj.PipelineRun.get("~/.mlproj", run_id)
 run.wait_for_completion(show_output=False)
 for step in run.get_steps():
     print(step.name, step.get_status(), step.reused_from)
 model = run.get_pipeline_output("model").download("./model")
+published = run.publish_pipeline("nightly")
+published.submit("nightly-runs", {"lr": 0.1})
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from mlproj.api import SubmittedRun, raise_unless_finished
+from mlproj.api import SubmittedRun
+from mlproj.api.steps import (
+    _MANAGED,
+    GraphNode,
+    PipelineGraph,
+    PortDataReference,
+    StepRun,
+    StepRunOutput,
+    _RunView,
+    _store,
+    _wait,
+)
 from mlproj.errors import InputError, RunNotFoundError
 from mlproj.home import Home
+from mlproj.runs.catalog import ACTIVE, DISABLED
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind
-from mlproj.runs.store import Store
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
-_MANAGED = "a pipeline run's status is managed by its steps: it cannot be {0} by hand"
-_MANAGED_STEP = "a step run's status is managed by its pipeline's supervisor: it cannot be {0} by hand"
+    from mlproj.runs.catalog import Endpoint, Published
 
-
-class PortDataReference:
-    """A step's or pipeline's output: a folder, or a file, on this machine (Azure ML's datastore is this
-    machine's file system: `datastore_name` is "local", `path_on_datastore` the absolute path)."""
-
-    datastore_name = "local"
-
-    def __init__(self, name: str, path: str | os.PathLike[str]) -> None:
-        self.name = name
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"PortDataReference(name={self.name!r}, path={str(self.path)!r})"
-
-    @property
-    def path_on_datastore(self) -> str:
-        return str(self.path)
-
-    def download(
-        self,
-        local_path: str | os.PathLike[str],
-        overwrite: bool = False,  # noqa: FBT001, FBT002 - Azure ML's PortDataReference's signature
-        show_progress: bool = True,  # noqa: FBT001, FBT002, ARG002 - Azure ML's signature; a local copy has no progress to show
-    ) -> Path:
-        """Copy the output into the folder `local_path` (made if needed), as Azure ML downloads it: a
-        folder output as `local_path/<its name>/`, a file as `local_path/<file name>`. Returns the copy.
-        A copy that is there already is an input error unless `overwrite`."""
-        folder = Path(local_path).expanduser()
-        if not self.path.exists():
-            raise RunNotFoundError(f"output {self.name!r}: {self.path} no longer exists")
-        if folder.exists() and not folder.is_dir():
-            raise InputError(f"download {self.name!r}: {folder} is a file, not a folder to download into")
-        target = folder / self.path.name
-        if target.exists() and not overwrite:
-            raise InputError(
-                f"download {self.name!r}: {target} exists already (pass overwrite=True to replace it)"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.path.is_dir():
-            if target.exists() and not target.is_dir():
-                target.unlink()
-            shutil.copytree(self.path, target, dirs_exist_ok=True)
-        else:
-            if target.is_dir():
-                shutil.rmtree(target)
-            shutil.copy2(self.path, target)
-        return target
-
-
-class StepRunOutput:
-    """One output of a step run (Azure ML's `StepRunOutput`)."""
-
-    def __init__(self, step_run: StepRun, name: str, reference: PortDataReference) -> None:
-        self.step_run = step_run
-        self.name = name
-        self._reference = reference
-
-    def __repr__(self) -> str:
-        return f"StepRunOutput(name={self.name!r}, path={str(self._reference.path)!r})"
-
-    def get_port_data_reference(self) -> PortDataReference:
-        return self._reference
-
-
-class PipelineGraph:
-    """A pipeline run's graph: its steps (each with its step runs, every attempt) and the edges between
-    them. `to_dict()` (or `graph["nodes"]`, `graph["edges"]`) is `mlproj graph --format json`."""
-
-    def __init__(self, nodes: list[GraphNode], edges: list[tuple[str, str]]) -> None:
-        self.nodes = nodes
-        self.edges = edges
-
-    def __repr__(self) -> str:
-        return f"PipelineGraph(nodes={[n.name for n in self.nodes]!r}, edges={self.edges!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"nodes": [node.name for node in self.nodes], "edges": [list(edge) for edge in self.edges]}
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, dict):
-            return self.to_dict() == other
-        return isinstance(other, PipelineGraph) and self.to_dict() == other.to_dict()
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class GraphNode:
-    """A step of the graph and its runs (oldest first; empty while it has not been tried)."""
-
-    def __init__(self, name: str, step_runs: list[StepRun]) -> None:
-        self.name = name
-        self.step_runs = step_runs
-
-    def __repr__(self) -> str:
-        return f"GraphNode(name={self.name!r}, step_runs={len(self.step_runs)})"
-
-
-class _RunView:
-    """What PipelineRun and StepRun share: the store they read, and their reconciled record."""
-
-    run_id: str
-    _home: Home
-
-    def _opened(self) -> AbstractContextManager[Store]:
-        return _store(self._home)
-
-    def _record(self) -> RunRecord:
-        from mlproj.execution.reconcile import reconcile
-
-        with self._opened() as store:
-            return reconcile(store, store.get(self.run_id))
-
-    def get_details(self) -> dict[str, Any]:
-        """The run's JSON record (design.md §5)."""
-        from mlproj.runs.documents import run_document
-
-        with self._opened() as store:
-            return run_document(store, self._record())
-
-
-class StepRun(_RunView):
-    """One attempt of one step of a pipeline run."""
-
-    def __init__(self, record: RunRecord, home: Home) -> None:
-        self.run_id = record.run_id
-        self.name = record.step or ""
-        self.attempt = record.attempt or 1
-        self.reused_from = record.reused_from
-        self.pipeline_run_id = record.parent_run_id
-        self._home = home
-
-    @property
-    def id(self) -> str:
-        """The step run's ID (Azure ML's `Run.id`)."""
-        return self.run_id
-
-    def __repr__(self) -> str:
-        return f"StepRun(name={self.name!r}, run_id={self.run_id!r}, status={self.get_status()!r})"
-
-    def get_status(self) -> str:
-        return self._record().status.value
-
-    def get_outputs(self) -> dict[str, PortDataReference]:
-        """Every declared output (for a reused step: the outputs of the run it reused)."""
-        return {name: PortDataReference(name, path) for name, path in self._record().outputs.items()}
-
-    def get_output_data(self, name: str) -> PortDataReference:
-        outputs = self.get_outputs()
-        if name not in outputs:
-            raise InputError(
-                f"step {self.name!r} has no output {name!r} (outputs: {', '.join(outputs) or 'none'})"
-            )
-        return outputs[name]
-
-    def get_log(self) -> str:
-        """The step's output, stdout and stderr together in the order written (the log of the run it
-        reused, for a reused step)."""
-        record = self._record()
-        if record.reused_from:
-            with self._opened() as store:
-                record = store.get(record.reused_from)
-        if not record.log_path or not Path(record.log_path).exists():
-            return ""
-        return Path(record.log_path).read_text(encoding="utf-8", errors="replace")
-
-    def get_output(self, name: str) -> StepRunOutput:
-        """The output `name` of the step (Azure ML's `StepRun.get_output`)."""
-        return StepRunOutput(self, name, self.get_output_data(name))
-
-    def get_job_log(self) -> str:
-        """The step's log (Azure ML's job log): `get_log()`."""
-        return self.get_log()
-
-    def get_details_with_logs(self) -> dict[str, Any]:
-        """`get_details()` with `logFiles`: the log's file name → its text, as Azure ML gives them."""
-        details = self.get_details()
-        record = self._record()
-        name = Path(record.log_path).name if record.log_path else "output.log"
-        details["logFiles"] = {name: self.get_log()}
-        return details
-
-    def wait_for_completion(
-        self,
-        show_output: bool = True,  # noqa: FBT001, FBT002 - Azure ML's StepRun's signature
-        timeout_seconds: float = sys.maxsize,
-        raise_on_error: bool = True,  # noqa: FBT001, FBT002 - Azure ML's StepRun's signature
-    ) -> str:
-        """Wait until the step ends and return its status; `show_output` streams its output."""
-        return _wait(
-            self,
-            "step run",
-            show_output=show_output,
-            timeout_seconds=timeout_seconds,
-            raise_on_error=raise_on_error,
-            steps=False,
-        )
-
-    def child_run(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_MANAGED_STEP.format("given child runs"))
-
-    def complete(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_MANAGED_STEP.format("completed"))
-
-    def fail(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_MANAGED_STEP.format("failed"))
-
-    def get_stdout_log(self) -> str:
-        """mlproj records stdout and stderr as one log: this is `get_log()`."""
-        return self.get_log()
-
-    def get_stderr_log(self) -> str:
-        """mlproj records stdout and stderr as one log: this is `get_log()`."""
-        return self.get_log()
+__all__ = [
+    "GraphNode",
+    "PipelineEndpoint",
+    "PipelineGraph",
+    "PipelineRun",
+    "PortDataReference",
+    "PublishedPipeline",
+    "StepRun",
+    "StepRunOutput",
+    "get_pipeline_runs",
+]
+SUBMIT_ROUTE = "/api/v1/published/{id}/submit"  # under `mlproj serve`'s address
+ENDPOINT_ROUTE = "/api/v1/endpoints/{name}/submit"
 
 
 class PipelineRun(SubmittedRun, _RunView):
@@ -359,6 +167,28 @@ class PipelineRun(SubmittedRun, _RunView):
             steps=True,
         )
 
+    def publish_pipeline(
+        self,
+        name: str,
+        description: str | None = None,
+        version: str | None = None,
+        continue_on_step_failure: bool | None = None,  # noqa: FBT001 - Azure ML's PipelineRun's signature
+    ) -> PublishedPipeline:
+        """Publish the pipeline this run ran (design.md §10): a snapshot others can run by its ID."""
+        return publish_run(
+            self._home,
+            run_id=self.run_id,
+            name=name,
+            description=description,
+            version=version,
+            continue_on_step_failure=continue_on_step_failure,
+        )
+
+    @staticmethod
+    def get_pipeline_runs(home: str | os.PathLike[str] | Home | None, pipeline_id: str) -> list[PipelineRun]:
+        """The runs of a published pipeline, newest first."""
+        return get_pipeline_runs(home, pipeline_id)
+
     def child_run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(_MANAGED.format("given child runs"))
 
@@ -369,37 +199,268 @@ class PipelineRun(SubmittedRun, _RunView):
         raise NotImplementedError(_MANAGED.format("failed"))
 
 
-def _wait(
-    run: _RunView,
-    what: str,
+def _home(home: str | os.PathLike[str] | Home | None) -> Home:
+    return home if isinstance(home, Home) else Home.from_env(home)
+
+
+class PublishedPipeline:
+    """A published pipeline: an immutable snapshot that runs again by its ID."""
+
+    def __init__(self, record: Published, home: Home) -> None:
+        self._record = record
+        self._home = home
+
+    @classmethod
+    def get(cls, home: str | os.PathLike[str] | Home | None, id: str) -> PublishedPipeline:
+        resolved = _home(home)
+        with _store(resolved) as store:
+            return cls(store.catalog().published(id), resolved)
+
+    @classmethod
+    def get_all(
+        cls,
+        home: str | os.PathLike[str] | Home | None = None,
+        active_only: bool = True,  # noqa: FBT001, FBT002 - Azure ML's signature
+    ) -> list[PublishedPipeline]:
+        resolved = _home(home)
+        with _store(resolved) as store:
+            return [
+                cls(record, resolved) for record in store.catalog().all_published(active_only=active_only)
+            ]
+
+    def __repr__(self) -> str:
+        return f"PublishedPipeline(id={self.id!r}, name={self.name!r}, status={self.status!r})"
+
+    def _refresh(self) -> Published:
+        with _store(self._home) as store:
+            self._record = store.catalog().published(self._record.id)
+        return self._record
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def description(self) -> str | None:
+        return self._record.description
+
+    @property
+    def version(self) -> str | None:
+        return self._record.version
+
+    @property
+    def status(self) -> str:
+        """`Active` or `Disabled`."""
+        return self._refresh().status
+
+    @property
+    def endpoint(self) -> str:
+        """The REST route that runs it, under `mlproj serve`'s address."""
+        return SUBMIT_ROUTE.format(id=self.id)
+
+    @property
+    def continue_on_step_failure(self) -> bool:
+        return self._record.continue_on_step_failure
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._refresh().to_dict()
+
+    def submit(
+        self,
+        experiment_name: str | None = None,
+        pipeline_parameters: Mapping[str, Any] | None = None,
+        *,
+        continue_on_step_failure: bool | None = None,
+    ) -> PipelineRun:
+        """Start a run of it in the background; its `PipelineRun`. Refused (ConflictError) when disabled."""
+        from mlproj.publish import published_options
+        from mlproj.structs import replace
+        from mlproj.submit import submit
+
+        with _store(self._home) as store:
+            options = published_options(
+                store, self.id, parameters=pipeline_parameters, experiment=experiment_name
+            )
+            if continue_on_step_failure is not None:
+                options = replace(options, continue_on_step_failure=continue_on_step_failure)
+            record = submit(store, options, detach=True)
+        return PipelineRun(None, record.run_id, self._home)
+
+    def disable(self) -> None:
+        self._set(DISABLED)
+
+    def enable(self) -> None:
+        self._set(ACTIVE)
+
+    def _set(self, status: str) -> None:
+        with _store(self._home) as store:
+            self._record = store.catalog().set_published_status(self.id, status)
+
+    def get_runs(self) -> list[PipelineRun]:
+        return get_pipeline_runs(self._home, self.id)
+
+
+def get_pipeline_runs(home: str | os.PathLike[str] | Home | None, pipeline_id: str) -> list[PipelineRun]:
+    """The runs submitted from a published pipeline, newest first (Azure ML's `get_pipeline_runs`)."""
+    resolved = _home(home)
+    with _store(resolved) as store:
+        published = store.catalog().published(pipeline_id)
+        records = store.list_runs(published=published.id)
+    return [PipelineRun(None, record.run_id, resolved) for record in records]
+
+
+def publish_run(
+    home: Home,
     *,
-    show_output: bool,
-    timeout_seconds: float,
-    raise_on_error: bool,
-    steps: bool,
-) -> str:
-    from mlproj.api import _write_stdout
-    from mlproj.execution import control
-    from mlproj.values import check_timeout
+    run_id: str,
+    name: str,
+    description: str | None,
+    version: str | None,
+    continue_on_step_failure: bool | None,
+) -> PublishedPipeline:
+    """A pipeline run's pipeline (its recorded, resolved copy) published (`PipelineRun.publish_pipeline`)."""
+    from mlproj.pipelines.records import SNAPSHOT
+    from mlproj.publish import publish
 
-    check_timeout(timeout_seconds, "timeout_seconds")
-    timeout = None if timeout_seconds >= sys.maxsize else timeout_seconds
-    with run._opened() as store:
-        if show_output:
-            final = control.follow(store, run.run_id, _write_stdout, timeout=timeout, steps=steps)
-        else:
-            final = control.wait(store, run.run_id, timeout=timeout)
-    if final is None:
-        raise TimeoutError(f"{what} {run.run_id} did not end within {timeout_seconds} s")
-    if raise_on_error:
-        raise_unless_finished(final, what)
-    return final.status.value
+    with _store(home) as store:
+        record = store.get(run_id)
+        source = Path(record.run_dir or home.run_dir(run_id)) / SNAPSHOT
+        published = publish(
+            store,
+            str(source),
+            name=name,
+            description=description,
+            version=version,
+            continue_on_step_failure=bool(continue_on_step_failure),
+            caller_dir=source.parent,
+        )
+    return PublishedPipeline(published, home)
 
 
-@contextmanager
-def _store(home: Home) -> Iterator[Store]:
-    store = Store.open(home)
-    try:
-        yield store
-    finally:
-        store.close()
+class PipelineEndpoint:
+    """A name over versions of published pipelines, one of them the default (Azure ML's
+    `PipelineEndpoint`)."""
+
+    def __init__(self, record: Endpoint, home: Home) -> None:
+        self._record = record
+        self._home = home
+
+    @classmethod
+    def publish(
+        cls,
+        home: str | os.PathLike[str] | Home | None,
+        name: str,
+        pipeline: PublishedPipeline | str,
+        description: str | None = None,
+    ) -> PipelineEndpoint:
+        """A new endpoint whose version "0" (its default) is `pipeline`."""
+        from mlproj.publish import create_endpoint
+
+        resolved = _home(home)
+        with _store(resolved) as store:
+            return cls(create_endpoint(store, name, _pipeline_id(pipeline), description), resolved)
+
+    @classmethod
+    def get(cls, home: str | os.PathLike[str] | Home | None = None, *, name: str) -> PipelineEndpoint:
+        resolved = _home(home)
+        with _store(resolved) as store:
+            return cls(store.catalog().endpoint(name), resolved)
+
+    @classmethod
+    def get_all(cls, home: str | os.PathLike[str] | Home | None = None) -> list[PipelineEndpoint]:
+        resolved = _home(home)
+        with _store(resolved) as store:
+            return [cls(record, resolved) for record in store.catalog().endpoints()]
+
+    def __repr__(self) -> str:
+        return f"PipelineEndpoint(name={self.name!r}, default_version={self.default_version!r})"
+
+    def _refresh(self) -> Endpoint:
+        with _store(self._home) as store:
+            self._record = store.catalog().endpoint(self._record.name)
+        return self._record
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def description(self) -> str | None:
+        return self._record.description
+
+    @property
+    def status(self) -> str:
+        return self._refresh().status
+
+    @property
+    def default_version(self) -> str:
+        return self._refresh().default_version
+
+    @property
+    def endpoint(self) -> str:
+        return ENDPOINT_ROUTE.format(name=self.name)
+
+    def add(self, pipeline: PublishedPipeline | str) -> str:
+        """Add `pipeline` as the next version; that version."""
+        return self._add(pipeline, set_default=False)
+
+    def add_default(self, pipeline: PublishedPipeline | str) -> str:
+        """Add `pipeline` as the next version and make it the default; that version."""
+        return self._add(pipeline, set_default=True)
+
+    def _add(self, pipeline: PublishedPipeline | str, *, set_default: bool) -> str:
+        from mlproj.publish import add_version
+
+        with _store(self._home) as store:
+            self._record = add_version(store, self.name, _pipeline_id(pipeline), set_default=set_default)
+        return self._record.versions[-1][0]
+
+    def set_default_version(self, version: str | int) -> None:
+        with _store(self._home) as store:
+            self._record = store.catalog().set_default_version(self.name, str(version))
+
+    def get_pipeline(self, version: str | int | None = None) -> PublishedPipeline:
+        pipeline_id = self._refresh().pipeline_id(None if version is None else str(version))
+        return PublishedPipeline.get(self._home, pipeline_id)
+
+    def list_pipelines(self) -> list[PublishedPipeline]:
+        """Its published pipelines, in the order of their versions."""
+        return [
+            PublishedPipeline.get(self._home, pipeline_id) for _v, pipeline_id in self._refresh().versions
+        ]
+
+    def list_versions(self) -> list[tuple[str, str]]:
+        """(version, published pipeline ID), in order."""
+        return list(self._refresh().versions)
+
+    def disable(self) -> None:
+        with _store(self._home) as store:
+            self._record = store.catalog().set_endpoint_status(self.name, DISABLED)
+
+    def enable(self) -> None:
+        with _store(self._home) as store:
+            self._record = store.catalog().set_endpoint_status(self.name, ACTIVE)
+
+    def submit(
+        self,
+        experiment_name: str | None = None,
+        pipeline_version: str | int | None = None,
+        pipeline_parameters: Mapping[str, Any] | None = None,
+    ) -> PipelineRun:
+        """Run its default version (or `pipeline_version`) in the background; refused when disabled."""
+        from mlproj.publish import submit_endpoint
+
+        version = None if pipeline_version is None else str(pipeline_version)
+        with _store(self._home) as store:
+            record = submit_endpoint(
+                store, self.name, version=version, parameters=pipeline_parameters, experiment=experiment_name
+            )
+        return PipelineRun(None, record.run_id, self._home)
+
+
+def _pipeline_id(pipeline: PublishedPipeline | str) -> str:
+    return pipeline.id if isinstance(pipeline, PublishedPipeline) else str(pipeline)

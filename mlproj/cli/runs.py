@@ -14,7 +14,13 @@ if TYPE_CHECKING:
 
 
 def runs(
-    app: Console, *, experiment_name: str | None, status_name: str | None, limit: int, columns: str | None
+    app: Console,
+    *,
+    experiment_name: str | None,
+    status_name: str | None,
+    limit: int,
+    columns: str | None,
+    published: str | None,
 ) -> int:
     from mlproj.errors import InputError
     from mlproj.execution.reconcile import reconcile
@@ -31,7 +37,9 @@ def runs(
     if status is not None:  # statuses first brought up to date, so the filter sees the truth
         for unfinished in store.unfinished():
             reconcile(store, unfinished)
-    records = store.list_runs(experiment=experiment_name, status=status, limit=limit)
+    if published is not None:  # an ID prefix, as everywhere
+        published = store.catalog().published(published).id
+    records = store.list_runs(experiment=experiment_name, status=status, limit=limit, published=published)
     records = [reconcile(store, record) for record in records]
     extra = column_values(app, records, wanted) if wanted else {}
     if app.as_json:

@@ -59,6 +59,8 @@ class PipelineOptions:
     experiment_id: str | None = None
     overrides: tuple[str, ...] = ()  # --set KEY.PATH=VALUE (design.md §9)
     asset_map: Path | None = None  # --asset-map FILE
+    # Where a submit came from (design.md §10): published_pipeline_id, endpoint, schedule.
+    origin: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,24 @@ def private_copy(source: FetchedSource, run_dir: Path, copies: dict[str, Path]) 
     return root / source.subdirectory if source.subdirectory else root
 
 
+def published_copy(folder: Path, home: Home, run_dir: Path, copies: dict[str, Path]) -> Path:
+    """A folder of a published pipeline's snapshot (design.md §10) copied into the run's folder, once per
+    run, as a Git checkout is: the run may write where it works, the snapshot stays as published.
+    Any other folder, as it is."""
+    objects = home.published_dir / "objects"
+    try:
+        relative = folder.absolute().relative_to(objects)
+    except ValueError:
+        return folder
+    name = f"published-{relative.parts[0][:16]}" if relative.parts else "published"
+    if name not in copies:
+        target = run_dir / "sources" / name
+        if not target.is_dir():  # a detached supervisor plans again: the copy made first is the one
+            shutil.copytree(objects / relative.parts[0], target, symlinks=True)
+        copies[name] = target
+    return copies[name].joinpath(*relative.parts[1:])
+
+
 def plan_step(
     pipeline: Pipeline,
     name: str,
@@ -267,6 +287,8 @@ def plan_step(
             folder = source.path
             if source.is_git and copies is not None:
                 folder = private_copy(source, run_dir, copies)
+            elif copies is not None:
+                folder = published_copy(folder, home, run_dir, copies)
             loaded = load_project(folder)
             project: Project | None = loaded
             entry_point = loaded.entry_point(step.entry_point)
@@ -278,6 +300,8 @@ def plan_step(
             )
         else:
             code = pipeline.folder / step.code if step.code is not None else None
+            if code is not None and copies is not None and not step.code_copy:  # a copy is made anyway
+                code = published_copy(code, home, run_dir, copies)
             project = load_project(code) if code is not None else None
             entry_point, work_dir, uri, commit = None, code, str(code) if code else None, None
             code_ref = None

@@ -88,6 +88,9 @@ def record_pipeline(store: Store, plan: PipelinePlan) -> RunRecord:
         supervisor_pid=me,
         supervisor_identity=process.identity(me),
         request=pipeline_request(plan),
+        published_pipeline_id=options.origin.get("published_pipeline_id"),
+        endpoint=options.origin.get("endpoint"),
+        schedule=options.origin.get("schedule"),
         **tracked,
     )
     record = store.insert(record)

@@ -80,6 +80,11 @@ class RunRecord:
     mlflow_experiment_id: str | None = None
     mlflow_artifact_uri: str | None = None
     tracking_pending: str | None = None
+    # Publishing (design.md §10): the published pipeline a run was submitted from, through which
+    # endpoint, fired by which schedule.
+    published_pipeline_id: str | None = None
+    endpoint: str | None = None
+    schedule: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -148,6 +153,9 @@ class RunRecord:
             "mlflow_run_id": self.mlflow_run_id,
             "mlflow_experiment_id": self.mlflow_experiment_id,
             "tracking_pending": self.tracking_pending is not None,
+            "published_pipeline_id": self.published_pipeline_id,
+            "endpoint": self.endpoint,
+            "schedule": self.schedule,
         }
 
     def to_row(self) -> dict[str, Any]:

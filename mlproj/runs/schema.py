@@ -107,6 +107,73 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN tracking_pending TEXT;
     CREATE INDEX runs_tracking_pending ON runs(created_at) WHERE tracking_pending IS NOT NULL;
     """,
+    # Publishing and the server (design.md §10): where a run came from; published pipelines (immutable
+    # snapshots), endpoints and their versions, schedules and each tick they fired (the primary key
+    # makes a tick fire once, whatever number of servers look at it), and the server's tokens (hashed).
+    # Runs are listed by (created_at, run_id) pages: the second index keeps a page's query cheap.
+    """
+    ALTER TABLE runs ADD COLUMN published_pipeline_id TEXT;
+    ALTER TABLE runs ADD COLUMN endpoint TEXT;
+    ALTER TABLE runs ADD COLUMN schedule TEXT;
+    CREATE INDEX runs_by_published ON runs (published_pipeline_id, created_at)
+        WHERE published_pipeline_id IS NOT NULL;
+    CREATE INDEX runs_by_page ON runs (parent_run_id, created_at, run_id);
+    CREATE TABLE published (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT,
+        description TEXT,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        pipeline_file TEXT NOT NULL,
+        source_uri TEXT,
+        "commit" TEXT,
+        continue_on_step_failure INTEGER NOT NULL DEFAULT 0,
+        inputs TEXT
+    );
+    CREATE INDEX published_by_name ON published (name, created_at);
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        description TEXT,
+        status TEXT NOT NULL,
+        default_version TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE endpoint_versions (
+        endpoint TEXT NOT NULL,
+        version TEXT NOT NULL,
+        pipeline_id TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (endpoint, version)
+    );
+    CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        pipeline_id TEXT,
+        endpoint TEXT,
+        cron TEXT,
+        every_s REAL,
+        parameters TEXT,
+        experiment TEXT,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_tick REAL
+    );
+    CREATE TABLE schedule_fires (
+        schedule TEXT NOT NULL,
+        tick REAL NOT NULL,
+        fired_at REAL NOT NULL,
+        run_id TEXT,
+        error TEXT,
+        PRIMARY KEY (schedule, tick)
+    );
+    CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        digest TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
+    from mlproj.runs.catalog import Catalog
     from mlproj.runs.request import Request
 
     class RunChanges(TypedDict, total=False):
@@ -75,6 +76,9 @@ if TYPE_CHECKING:
         mlflow_experiment_id: str | None
         mlflow_artifact_uri: str | None
         tracking_pending: str | None
+        published_pipeline_id: str | None
+        endpoint: str | None
+        schedule: str | None
         job_id: str | None
         backend_state: str | None
         cgroup: str | None
@@ -285,15 +289,28 @@ class Store:
         parent_run_id: str | None = None,
         top_level: bool = True,
         limit: int | None = None,
+        kind: str | None = None,
+        published: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        """Newest first."""
-        where, params = [], []
-        if experiment is not None:
-            where.append("experiment = ?")
-            params.append(experiment)
+        """Newest first (ties by run ID); `before`: only runs after (created_at, run_id) in that order,
+        which is how a page starts where the last one ended."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("experiment", experiment),
+            ("kind", kind),
+            ("published_pipeline_id", published),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         if status is not None:
             where.append("status = ?")
             params.append(status.value)
+        if before is not None:
+            where.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
+            params += [before[0], before[0], before[1]]
         if parent_run_id is not None:
             where.append("parent_run_id = ?")
             params.append(parent_run_id)
@@ -302,7 +319,7 @@ class Store:
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC"
+        sql += " ORDER BY created_at DESC, run_id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [RunRecord.from_row(row) for row in self._db.execute(sql, params)]
@@ -391,6 +408,12 @@ class Store:
         finals = ", ".join(f"'{s.value}'" for s in RunStatus if s.is_final)
         rows = self._db.execute(f"SELECT * FROM runs WHERE status NOT IN ({finals})")
         return [RunRecord.from_row(row) for row in rows]
+
+    def catalog(self) -> Catalog:
+        """The published pipelines, endpoints, schedules and tokens (design.md §10)."""
+        from mlproj.runs.catalog import Catalog
+
+        return Catalog(self._db, self.immediate)
 
     def immediate(self) -> _Immediate:
         """A write transaction taken at once (BEGIN IMMEDIATE), for read-then-write sequences."""
