@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mlproj.runs.store import Store
 
 MAX_BODY = 1 << 20  # bytes of JSON a request may send
+MAX_DRAIN = 32 << 20  # a larger body is read (and dropped) up to this, so that its sender hears the 413
 TOKEN_PARAMETERS = ("token", "access_token", "api_key", "apikey", "key")
 
 
@@ -164,13 +165,21 @@ async def read_json(request: Request) -> Any:
     if kind != "application/json":
         raise HttpError(415, "expected a JSON body (Content-Type: application/json)")
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        raise HttpError(413, f"the body is larger than {MAX_BODY} bytes")
+    if length is not None and not length.isdigit():
+        raise HttpError(400, "Content-Length: expected a number of bytes")
+    too_big = HttpError(413, f"the body is larger than {MAX_BODY} bytes")
+    if length is not None and int(length) > MAX_DRAIN:
+        raise too_big  # answered at once; the connection is closed on the rest
     data = bytearray()
+    received = 0
     async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_BODY:
-            raise HttpError(413, f"the body is larger than {MAX_BODY} bytes")
+        received += len(chunk)
+        if received > MAX_DRAIN:
+            raise too_big
+        if received <= MAX_BODY:
+            data += chunk
+    if received > MAX_BODY:  # read to its end, so that the client hears the answer
+        raise too_big
     try:
         body = json.loads(bytes(data).decode("utf-8")) if data else {}
     except UnicodeDecodeError:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from mlproj.errors import RunNotFoundError
 from mlproj.runs.status import RunKind, RunStatus
@@ -138,8 +138,9 @@ def get_logs(call: Call) -> Response:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    text = path.read_bytes().decode("utf-8", "replace") if path is not None and path.is_file() else ""
-    return PlainTextResponse(text)
+    if path is None or not path.is_file():
+        return PlainTextResponse("")
+    return FileResponse(path, media_type="text/plain; charset=utf-8")  # streamed from the disk
 
 
 async def follow(stores: Callable[[], Store], run_id: str, path: Path | None) -> AsyncIterator[str]:
