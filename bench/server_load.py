@@ -32,6 +32,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 TITLE = "server_load: REST API pages over 100,000 runs; 50 clients reading while 100 submits arrive"
+
 PIPELINE = """\
 type: pipeline
 jobs:
@@ -45,8 +46,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the store before the load")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--submits", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=5.0, help="submits per second")
+    parser.add_argument("--rates", default="5,1", help="submits per second, one phase each")
+    parser.add_argument("--alone", type=float, default=15, help="seconds of reads alone, first")
     parser.add_argument("--settle", type=float, default=600, help="seconds for the submitted runs to end")
+    parser.add_argument("--workers", type=int, default=1, help="mlproj serve --workers")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlproj-load-"))
@@ -82,7 +85,7 @@ def run(work: Path, env: dict[str, str], args: argparse.Namespace) -> int:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlproj", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mlproj", "serve", "--port", str(port), "--workers", str(args.workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(work / "serve.log").open("wb"),
@@ -91,12 +94,15 @@ def run(work: Path, env: dict[str, str], args: argparse.Namespace) -> int:
         _wait_up(port)
         pages = measure_pages(port, reader)
         ids = sample_ids(port, reader)
-        load = measure_load(port, reader, submitter, published, ids, args)
+        phases = [("reads alone", measure_load(port, reader, submitter, published, ids, args, 0, args.alone))]
+        for rate in (float(r) for r in args.rates.split(",")):
+            load = measure_load(port, reader, submitter, published, ids, args, args.submits, rate)
+            phases.append((f"while {args.submits} submits arrive, {rate:g} a second", load))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    report(args, pages, load)
-    lost = args.submits - load["finished"]
+    report(args, pages, phases)
+    lost = sum(load["submits"] - load["finished"] for _name, load in phases)
     return 0 if lost == 0 else 1
 
 
@@ -184,11 +190,20 @@ def _reader(
 
 
 def measure_load(
-    port: int, reader: str, submitter: str, published: str, ids: list[str], args: argparse.Namespace
-) -> dict[str, object]:
+    port: int,
+    reader: str,
+    submitter: str,
+    published: str,
+    ids: list[str],
+    args: argparse.Namespace,
+    submits: int,
+    rate: float,
+) -> dict[str, Any]:
+    """`args.clients` readers for as long as `submits` submits take to arrive at `rate` a second (with
+    no submits: `rate` seconds of reads alone)."""
     processes = 5
     per_process = max(1, args.clients // processes)
-    duration = args.submits / args.rate + 5
+    duration = (submits / rate + 5) if submits else rate
     started = time.monotonic()
     stop_at = started + duration
     results: multiprocessing.Queue = multiprocessing.Queue()
@@ -202,8 +217,8 @@ def measure_load(
     submit_times: list[float] = []
     submit_errors = 0
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    for index in range(args.submits):
-        due = started + 1 + index / args.rate
+    for index in range(submits):
+        due = started + 1 + index / rate
         time.sleep(max(0.0, due - time.monotonic()))
         status, payload, seconds = request(
             connection,
@@ -246,6 +261,7 @@ def measure_load(
         "submit": submit_times,
         "read_errors": read_errors,
         "submit_errors": submit_errors,
+        "submits": submits,
         "submitted": len(submitted),
         "finished": finished,
         "failed": failed,
@@ -259,42 +275,46 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-def report(args: argparse.Namespace, pages: dict[str, float], load: dict[str, Any]) -> None:
-    elapsed = float(load["elapsed"])
-    timed = {
-        "GET /runs/{id}": load["run"],
-        "GET /runs/{id}/logs": load["logs"],
-        "POST /published/{id}/submit": load["submit"],
-    }
-    total = sum(len(values) for values in timed.values())
-
-    def row(name: str, values: list[float]) -> str:
+def report(
+    args: argparse.Namespace, pages: dict[str, float], phases: list[tuple[str, dict[str, Any]]]
+) -> None:
+    def row(phase: str, name: str, values: list[float]) -> str:
         p50, p99 = percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000
-        return f"| {name} | {len(values)} | {p50:.1f} ms | {p99:.1f} ms |"
+        return f"| {phase} | {name} | {len(values)} | {p50:.1f} ms | {p99:.1f} ms |"
 
     first, deep, deeper = (pages.get(key, 0.0) * 1000 for key in ("first", "deep", "deeper"))
     lines = [
         f"Store: {args.runs} runs. A page of 50 (median of 5): the first {first:.1f} ms, 50 pages deep "
         f"{deep:.1f} ms, 500 pages deep {deeper:.1f} ms.",
         "",
-        f"Load: {args.clients} clients for {elapsed:.0f} s while {args.submits} submits arrived "
-        f"({args.rate:g} a second).",
+        f"{args.clients} clients (5 processes of {args.clients // 5} threads, keep-alive connections) read "
+        "runs and logs, first alone, then while published submits arrive:",
         "",
-        "| request | count | p50 | p99 |",
-        "|---|---|---|---|",
-        *(row(name, values) for name, values in timed.items()),
-        "",
-        f"{total / elapsed:.0f} requests per second; errors: {load['read_errors']} reads, "
-        f"{load['submit_errors']} submits. Submitted runs: {load['submitted']}, Finished {load['finished']}, "
-        f"other {load['failed']} (all ended {float(load['settled']):.0f} s after the start).",
+        "| phase | request | count | p50 | p99 |",
+        "|---|---|---|---|---|",
     ]
-    text = "\n".join(lines)
+    notes = []
+    for phase, load in phases:
+        timed = {"GET /runs/{id}": load["run"], "GET /runs/{id}/logs": load["logs"]}
+        if load["submit"]:
+            timed["POST /published/{id}/submit"] = load["submit"]
+        lines += [row(phase, name, values) for name, values in timed.items()]
+        total = sum(len(values) for values in timed.values())
+        note = f"- {phase}: {total / float(load['elapsed']):.0f} requests per second; errors: {load['read_errors']} "
+        note += f"reads, {load['submit_errors']} submits"
+        if load["submits"]:
+            note += (
+                f"; submitted runs {load['submitted']} of {load['submits']}, Finished {load['finished']}, "
+                f"other {load['failed']} (all ended {float(load['settled']):.0f} s after the phase began)"
+            )
+        notes.append(note + ".")
+    text = "\n".join([*lines, "", *notes])
     print(text)
     if args.record:
         sys.path.insert(0, str(BENCH))
         from common import write_section
 
-        write_section(TITLE, text)
+        write_section(f"{TITLE.strip()} (--workers {args.workers})", text)
 
 
 def _wait_up(port: int) -> None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from mlproj.api.client import Client, ClientError
@@ -21,7 +24,7 @@ from mlproj.runs.status import RunKind, RunStatus
 from mlproj.runs.store import Store
 from tests.helpers import assert_nothing_unfinished, mlproj, mlproj_json, wait_until
 from tests.pipelines import write_pipeline
-from tests.servers import Server, token
+from tests.servers import Server, free_port, token
 
 FINAL = ("Finished", "Failed", "Canceled")
 
@@ -399,3 +402,30 @@ def test_a_stopped_server_says_so_and_its_runs_go_on(
     assert "stopped; the runs it started go on" in running.log.read_text()
     assert mlproj("wait", str(run["run_id"])).returncode == 0
     assert json.loads(mlproj("status", str(run["run_id"]), "--json").stdout)["status"] == "Finished"
+
+
+def test_several_workers_share_the_port_and_stop_together(home: Home, tokens: dict[str, str]) -> None:
+    port = free_port()
+    log = home.root.parent / "workers.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlproj", "serve", "--port", str(port), "--workers", "2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = Client(f"http://127.0.0.1:{port}", tokens["read"])
+    try:
+        wait_until(client.health, timeout=30)
+        workers = wait_until(
+            lambda: [p for p in psutil.Process(process.pid).children() if p.is_running()] or None
+        )
+        assert len(workers) >= 2
+        for _ in range(20):  # each request lands on one worker or the other
+            assert list(client.runs(limit=1)) == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert not any(worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE for worker in workers)
+    assert not client.health()
+    assert "2 workers listening on http://127.0.0.1:" in log.read_text()

@@ -12,6 +12,7 @@ def serve(
     *,
     host: str,
     port: int,
+    workers: int,
     allow_remote: bool,
     ssl_keyfile: str | None,
     ssl_certfile: str | None,
@@ -26,5 +27,6 @@ def serve(
         allow_remote=allow_remote,
         ssl_keyfile=ssl_keyfile,
         ssl_certfile=ssl_certfile,
+        workers=workers,
         say=app.note,
     )

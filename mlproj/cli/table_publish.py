@@ -208,6 +208,7 @@ PUBLISH_COMMANDS = (
         (
             Opt(("--host",), "host", "The address to listen on.", default="127.0.0.1"),
             Opt(("--port",), "port", "The port to listen on.", "int", default=8700),
+            Opt(("--workers",), "workers", "Server processes sharing the port.", "int", default=1),
             Opt(("--allow-remote",), "allow_remote", "Listen beyond loopback.", "flag"),
             Opt(("--ssl-keyfile",), "ssl_keyfile", "TLS: the key file.", metavar="FILE"),
             Opt(("--ssl-certfile",), "ssl_certfile", "TLS: the certificate file.", metavar="FILE"),
