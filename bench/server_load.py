@@ -300,8 +300,9 @@ def report(
             timed["POST /published/{id}/submit"] = load["submit"]
         lines += [row(phase, name, values) for name, values in timed.items()]
         total = sum(len(values) for values in timed.values())
-        note = f"- {phase}: {total / float(load['elapsed']):.0f} requests per second; errors: {load['read_errors']} "
-        note += f"reads, {load['submit_errors']} submits"
+        rate = total / float(load["elapsed"])
+        note = f"- {phase}: {rate:.0f} requests per second; errors: {load['read_errors']} reads, "
+        note += f"{load['submit_errors']} submits"
         if load["submits"]:
             note += (
                 f"; submitted runs {load['submitted']} of {load['submits']}, Finished {load['finished']}, "
