@@ -25,7 +25,7 @@ class Home:
         value = os.path.expanduser(value)
         if not os.path.isabs(value):
             value = os.path.join(os.getcwd(), value)
-        return cls(value.rstrip("/") or "/")
+        return cls(os.path.normpath(value))  # `a/../b` as `b`: paths under it compare as they are
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Home) and other.location == self.location

@@ -64,8 +64,20 @@ def step_log(run_id: str, step: str) -> str:
 
 def test_a_published_pipeline_runs_its_snapshot_whatever_is_edited_later(tmp_path: Path, home: Home) -> None:
     pipeline = make_pipeline(tmp_path / "work")
+    # Each step writes into the folder it works in (the code folder, the project folder).
+    pipeline.write_text(
+        pipeline.read_text().replace(
+            "command: python shout.py", "command: echo scribble > shout.py.out && python shout.py"
+        )
+    )
+    (tmp_path / "work" / "project" / "MLproject").write_text(
+        (tmp_path / "work" / "project" / "MLproject")
+        .read_text()
+        .replace("'echo project", "'touch dirty && echo project")
+    )
     published = publish(pipeline, "--name", "greet", "--version", "1", "--description", "says hello")
     assert len(published) == 32
+    stored = _store_content(home)
     # Everything it uses is edited, after publishing: the published pipeline does not change.
     (tmp_path / "work" / "src" / "shout.py").write_text("print('edited')\n")
     (tmp_path / "work" / "project" / "MLproject").write_text(
@@ -84,6 +96,7 @@ def test_a_published_pipeline_runs_its_snapshot_whatever_is_edited_later(tmp_pat
     assert [run["run_id"] for run in shown["runs"]] == [record["run_id"]]
     snapshot = Path(shown["pipeline_file"])
     assert snapshot.is_file() and "edited" not in snapshot.read_text()
+    assert _store_content(home) == stored  # the runs wrote in their own copies
     # Parameters and the experiment are the submitter's.
     again = mlproj_json("published", "submit", published, "-P", "word=bye", "--experiment-name", "nightly")
     assert again["experiment"] == "nightly" and step_log(again["run_id"], "shout") == "BYE\n"
@@ -246,3 +259,29 @@ def test_published_pipelines_are_listed_newest_first(tmp_path: Path, home: Home)
     finally:
         store.close()
     assert json.loads(mlproj("published", "show", first, "--json").stdout)["status"] == "Active"
+
+
+def _store_content(home: Home) -> dict[str, bytes]:
+    objects = home.published_dir / "objects"
+    return {str(p.relative_to(objects)): p.read_bytes() for p in sorted(objects.rglob("*")) if p.is_file()}
+
+
+def test_a_link_out_of_a_published_folder_is_refused(tmp_path: Path, home: Home) -> None:
+    pipeline = make_pipeline(tmp_path / "work")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "work" / "src" / "lib").symlink_to(tmp_path / "shared")
+    done = mlproj("publish", str(pipeline), "--name", "linked")
+    assert done.returncode == 2
+    assert "the link lib leads out of it" in done.stderr and "Traceback" not in done.stderr
+    (tmp_path / "work" / "src" / "lib").unlink()
+    (tmp_path / "work" / "src" / "inner.py").symlink_to("shout.py")  # a link inside is kept as a link
+    assert mlproj("publish", str(pipeline), "--name", "linked").returncode == 0
+
+
+def test_stored_files_are_read_only_and_runs_get_writable_copies(tmp_path: Path, home: Home) -> None:
+    published = publish(make_pipeline(tmp_path / "work"), "--name", "greet")
+    stored = [p for p in (home.published_dir / "objects").rglob("*") if p.is_file()]
+    assert stored and all(not p.stat().st_mode & 0o222 for p in stored)
+    record = mlproj_json("published", "submit", published)
+    copies = list(Path(record["run_dir"], "sources").rglob("shout.py"))
+    assert copies and all(p.stat().st_mode & 0o200 for p in copies)

@@ -57,6 +57,8 @@ def test_a_cron_expression_s_latest_tick(expression: str, now: float, expected: 
         ("*/0 * * * *", "a step is at least 1"),
         ("5-1 * * * *", "the range ends before it starts"),
         ("* * * foo *", "expected a number or a name"),
+        ("0 0 * * monday", "expected a number or a name"),
+        ("\u00b2 * * * *", "expected *, N"),
         ("$(rm) * * * *", "expected *, N, A-B, a list or a step"),
         ("0 0 30 2 *", "matches no date"),
     ],
@@ -72,7 +74,7 @@ def test_intervals() -> None:
     assert parse_interval("2h") == 7200
     assert parse_interval("1d") == 86400
     assert parse_interval("1.5s") == 1.5
-    for bad in ("", "0", "0.5s", "5 minutes", "-1m", "1w"):
+    for bad in ("", "0", "0.5s", "5 minutes", "-1m", "1w", "9" * 400 + "d", "367d", "\u0662s"):
         with pytest.raises(InputError):
             parse_interval(bad)
     assert latest_tick(None, 10.0, 100.0, 95.0) is None
@@ -88,6 +90,8 @@ def test_a_tick_is_due_once_and_not_when_it_was_missed() -> None:
     fired = Schedule(name="s", pipeline_id="x", every_s=60.0, created_at=1000.0, last_tick=1060.0)
     assert due(fired, 1061.0) is None  # taken already
     assert due(fired, 1060.0 + 60 + MAX_LATE + 1) is None  # the server was down: missed, not made up
+    # A server that has been running fires a tick that came during its previous look, however late.
+    assert due(fired, 1060.0 + 120 + MAX_LATE + 5, since=1060.0 + 100) == 1060.0 + 120
     hourly = Schedule(name="h", pipeline_id="x", every_s=3600.0, created_at=0.0, last_tick=0.0)
     assert due(hourly, 3600.0 + MAX_LATE - 1) == 3600.0
     assert due(hourly, 3600.0 + MAX_LATE + 1) is None
@@ -160,7 +164,10 @@ def test_schedule_commands(published: str, home: Home) -> None:
     shown = mlproj_json("schedules", "show", "hourly")
     assert [f["run_id"] for f in shown["fires"]] == [fired["run_id"]]
     assert mlproj_json("schedules", "disable", "hourly")["status"] == "Disabled"
-    assert mlproj_json("schedules", "enable", "hourly")["status"] == "Active"
+    refused = mlproj("schedules", "trigger", "hourly")
+    assert refused.returncode == 2 and "schedule 'hourly' is disabled" in refused.stderr
+    enabled = mlproj_json("schedules", "enable", "hourly")
+    assert enabled["status"] == "Active" and enabled["last_tick"] is not None
     assert mlproj("schedules", "delete", "hourly").returncode == 0
     assert mlproj_json("schedules", "list") == []
 

@@ -163,7 +163,7 @@ RECORD_KEYS = [
     "ended_at", "duration_s", "log_path", "parent_run_id", "step", "reused_from", "tags", "command",
     "work_dir", "run_dir", "timeout", "pid", "env_path", "env_fingerprint", "env_reused", "outputs",
     "attempt", "reason", "backend_config", "job_id", "backend_state", "tracking_uri", "mlflow_run_id",
-    "mlflow_experiment_id", "tracking_pending",
+    "mlflow_experiment_id", "tracking_pending", "published_pipeline_id", "endpoint", "schedule",
 ]  # fmt: skip
 
 

@@ -200,8 +200,9 @@ class Client:
             data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) checked
+        opener = urllib.request.build_opener(_no_redirect())  # the token goes to this server only
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout if timeout == -1.0 else timeout)  # noqa: S310
+            return opener.open(request, timeout=self.timeout if timeout == -1.0 else timeout)
         except urllib.error.HTTPError as exc:
             try:
                 message = json.loads(exc.read().decode("utf-8"))["error"]
@@ -217,4 +218,17 @@ def _segment(value: str) -> str:
     """A path segment: IDs and names as they are, anything else escaped (never a `..` that walks)."""
     import urllib.parse
 
-    return urllib.parse.quote(str(value), safe="")
+    text = urllib.parse.quote(str(value), safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
+
+
+def _no_redirect() -> type:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        """A redirect is an error: following it would send the token to wherever it points."""
+
+        def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+            return None
+
+    return NoRedirect

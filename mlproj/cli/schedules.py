@@ -71,7 +71,9 @@ def show(app: Console, *, name: str) -> int:
 
 
 def enable(app: Console, *, name: str) -> int:
-    return _print(app, open_store(reading=False).catalog().set_schedule_status(name, "Active"))
+    from mlproj.publish import enable_schedule
+
+    return _print(app, enable_schedule(open_store(reading=False), name))
 
 
 def disable(app: Console, *, name: str) -> int:

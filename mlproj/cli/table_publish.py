@@ -179,9 +179,9 @@ PUBLISH_COMMANDS = (
                     Opt(
                         ("--role",),
                         "role",
-                        "What it may do.",
+                        "What it may do (required): read, submit (read, run published pipelines, cancel) "
+                        "or admin.",
                         "choice",
-                        default="read",
                         choices=("read", "submit", "admin"),
                     ),
                     JSON,

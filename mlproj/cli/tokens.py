@@ -9,9 +9,12 @@ if TYPE_CHECKING:
     from mlproj.ui.console import Console
 
 
-def create(app: Console, *, name: str, role: str) -> int:
+def create(app: Console, *, name: str, role: str | None) -> int:
+    from mlproj.errors import InputError
     from mlproj.publish import create_token
 
+    if role is None:
+        raise InputError("tokens create: --role is required: read, submit or admin")
     token, record = create_token(open_store(reading=False), name, role)
     if app.as_json:
         app.json({**record.to_dict(), "token": token})

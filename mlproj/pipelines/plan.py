@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -249,16 +250,21 @@ def published_copy(folder: Path, home: Home, run_dir: Path, copies: dict[str, Pa
     """A folder of a published pipeline's snapshot (design.md §10) copied into the run's folder, once per
     run, as a Git checkout is: the run may write where it works, the snapshot stays as published.
     Any other folder, as it is."""
-    objects = home.published_dir / "objects"
-    try:
-        relative = folder.absolute().relative_to(objects)
+    objects = Path(os.path.realpath(home.published_dir / "objects"))
+    try:  # real paths on both sides: `..` or a link in either cannot let a run work in the store
+        relative = Path(os.path.realpath(folder)).relative_to(objects)
     except ValueError:
         return folder
-    name = f"published-{relative.parts[0][:16]}" if relative.parts else "published"
+    if not relative.parts:
+        raise InputError(f"{folder}: the published pipelines' store is not a folder a step runs in")
+    name = f"published-{relative.parts[0][:16]}"
     if name not in copies:
         target = run_dir / "sources" / name
         if not target.is_dir():  # a detached supervisor plans again: the copy made first is the one
             shutil.copytree(objects / relative.parts[0], target, symlinks=True)
+            for path in target.rglob("*"):  # the store's files are read-only; the run's copy is its own
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | stat.S_IWUSR)
         copies[name] = target
     return copies[name].joinpath(*relative.parts[1:])
 

@@ -261,8 +261,10 @@ class StepWorker:
         if RUNNER_VARIABLE in variables:  # a parallel job: its runner where a container sees it too
             import shutil
 
+            from mlproj.pipelines.parallel_jobs import RUNNER
+
             runner = folder / "parallel_runner.py"
-            shutil.copyfile(variables[RUNNER_VARIABLE], runner)
+            shutil.copyfile(RUNNER, runner)  # this mlproj's, whatever path a saved pipeline names
             variables[RUNNER_VARIABLE] = str(runner)
         artifacts = step_plan.step.artifacts_output
         if artifacts is not None and get_backend(step_plan.backend).copies_working_dir:

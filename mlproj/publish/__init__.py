@@ -32,6 +32,7 @@ __all__ = [
     "create_endpoint",
     "create_schedule",
     "create_token",
+    "enable_schedule",
     "endpoint_options",
     "publish",
     "published_options",
@@ -234,6 +235,16 @@ def create_schedule(
             last_tick=latest_tick(cron, every_s, now, now),  # a tick at creation is not fired
         )
     )
+
+
+def enable_schedule(store: Store, name: str) -> Schedule:
+    """Enable a schedule; the ticks it had while disabled are not fired."""
+    from mlproj.publish.cron import latest_tick
+
+    schedule = store.catalog().schedule(name)
+    now = time.time()
+    tick = latest_tick(schedule.cron, schedule.every_s, schedule.created_at, now)
+    return store.catalog().set_schedule_status(name, ACTIVE, last_tick=tick if tick is not None else now)
 
 
 # --- tokens --------------------------------------------------------------------------------------------

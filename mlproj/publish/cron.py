@@ -9,6 +9,7 @@ As in cron, when both day fields are restricted a day matching either one fires.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 
@@ -30,6 +31,7 @@ MONTHS = {name: index + 1 for index, name in enumerate(_MONTHS)}
 DAYS = {name: index for index, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL = 1.0
+MAX_INTERVAL = 366 * 86400.0
 SEARCH_DAYS = 366 * 5  # a cron that matches no day in five years (feb 30) never fires
 
 
@@ -47,8 +49,9 @@ class Cron:
         sets = [_field(part, *spec, text) for part, spec in zip(parts, FIELDS, strict=True)]
         self.minutes, self.hours, self.days, self.months, weekdays = sets
         self.weekdays = {day % 7 for day in weekdays}
-        self.any_day = parts[2] == "*"
-        self.any_weekday = parts[4] == "*"
+        # As cron reads them: a day field that starts with `*` (`*`, `*/2`) does not restrict the day.
+        self.any_day = parts[2].startswith("*")
+        self.any_weekday = parts[4].startswith("*")
         if self.previous(time.time() + SEARCH_DAYS * 86400) is None:
             raise InputError(f"cron {text!r}: matches no date")
 
@@ -89,7 +92,7 @@ def _field(part: str, name: str, low: int, high: int, text: str) -> set[int]:
     names = MONTHS if name == "month" else DAYS if name == "day of week" else {}
     found: set[int] = set()
     for item in part.split(","):
-        match = re.fullmatch(r"(\*|[\w]+(?:-[\w]+)?)(?:/(\d+))?", item.strip().lower())
+        match = re.fullmatch(r"(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/([0-9]+))?", item.strip().lower())
         if match is None:
             raise InputError(f"cron {text!r}: {name} {item!r}: expected *, N, A-B, a list or a step (/N)")
         span, step = match.group(1), int(match.group(2) or 1)
@@ -112,33 +115,39 @@ def _field(part: str, name: str, low: int, high: int, text: str) -> set[int]:
 
 
 def _value(text: str, names: dict[str, int], name: str, expression: str) -> int:
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
-    if text[:3] in names and len(text) >= 3:
-        return names[text[:3]]
+    if text in names:  # the three letters cron knows: jan, mon
+        return names[text]
     raise InputError(f"cron {expression!r}: {name} {text!r}: expected a number or a name")
 
 
 def parse_interval(text: str) -> float:
     """`90`, `90s`, `15m`, `2h`, `1d` → seconds (at least one)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(text).lower())
+    match = re.fullmatch(r"\s*([0-9]{1,9}(?:\.[0-9]{1,6})?)\s*([smhd]?)\s*", str(text).lower())
     if match is None:
         raise InputError(f"interval {str(text)[:40]!r}: expected a number with s, m, h or d (15m)")
     seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
-    if seconds < MIN_INTERVAL:
-        raise InputError(f"interval {text!r}: expected at least {MIN_INTERVAL:g} second")
+    if not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
+        raise InputError(f"interval {text!r}: expected at least {MIN_INTERVAL:g} second and at most 366 days")
     return seconds
 
 
 def latest_tick(cron: str | None, every_s: float | None, anchor: float, now: float) -> float | None:
     """A schedule's latest tick at or before `now`: a cron's, or `anchor + k * every_s` (None: none yet)."""
     if cron:
-        return Cron(cron).previous(now)
+        return parsed(cron).previous(now)
     if every_s:
         if now < anchor:
             return None
         return anchor + ((now - anchor) // every_s) * every_s
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def parsed(text: str) -> Cron:
+    """A cron expression parsed once (the ticker asks twice a second)."""
+    return Cron(text)
 
 
 def describe(cron: str | None, every_s: float | None) -> str:

@@ -16,7 +16,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from mlproj.errors import MlprojError
+from mlproj.errors import InputError, MlprojError
 from mlproj.structs import replace
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
@@ -91,17 +91,17 @@ class Objects:
         if target.is_dir():
             return stored
         self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.root / f".{digest}.{os.getpid()}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
+        import tempfile
+
+        partial = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}.", suffix=".partial", dir=self.root))
         try:
             if source.is_file():
-                partial.mkdir()
                 shutil.copy2(source, partial / source.name)
             else:
+                partial.rmdir()
                 shutil.copytree(source, partial, symlinks=True, ignore=self._ignored)
+            _read_only(partial)
             partial.rename(target)  # whole or not at all; another publisher may have won the race
-        except FileExistsError:
-            shutil.rmtree(partial, ignore_errors=True)
         except OSError as exc:
             shutil.rmtree(partial, ignore_errors=True)
             if not target.is_dir():
@@ -120,6 +120,7 @@ class Objects:
         for relative, path in self._walk(source):
             mode = path.lstat().st_mode
             if stat.S_ISLNK(mode):
+                _inside(source, path)
                 total.update(b"link\0" + relative.encode() + b"\0" + str(path.readlink()).encode() + b"\0")
             else:
                 executable = b"x" if mode & stat.S_IXUSR else b"-"
@@ -150,3 +151,26 @@ def _file_digest(path: Path) -> bytes:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.digest()
+
+
+def _inside(root: Path, link: Path) -> None:
+    """A link is published as a link: one that leads out of its folder would let what a publication
+    runs change after it was published (and would not lead anywhere in the store's copy)."""
+    target = Path(os.path.normpath(link.parent / link.readlink()))
+    try:
+        target.relative_to(root)
+    except ValueError:
+        raise InputError(
+            f"cannot publish {root}: the link {link.relative_to(root)} leads out of it (to {target}); "
+            "copy what it points at into the folder"
+        ) from None
+
+
+def _read_only(root: Path) -> None:
+    """A stored copy's files lose their write bits (its folders keep theirs, so that it can be removed):
+    nothing is meant to write there, and a run works in its own copy."""
+    for folder, _names, files in os.walk(root):
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))

@@ -16,6 +16,7 @@ import time
 from mlproj.errors import InputError, RunNotFoundError
 from mlproj.runs.record import iso_utc
 from mlproj.structs import dataclass, field
+from mlproj.urls import strip_credentials
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class Published:
             "description": self.description,
             "status": self.status,
             "created_at": iso_utc(self.created_at),
-            "source_uri": self.source_uri,
+            "source_uri": None if self.source_uri is None else strip_credentials(self.source_uri),
             "commit": self.commit,
             "continue_on_step_failure": self.continue_on_step_failure,
             "inputs": dict(self.inputs),
@@ -337,9 +338,16 @@ class Catalog:
             sql += f" WHERE status = '{ACTIVE}'"
         return [_schedule(row) for row in self._db.execute(sql + " ORDER BY name")]
 
-    def set_schedule_status(self, name: str, status: str) -> Schedule:
+    def set_schedule_status(self, name: str, status: str, last_tick: float | None = None) -> Schedule:
+        """`last_tick`: a schedule enabled again does not fire the ticks it had while disabled."""
         self.schedule(name)
-        self._db.execute("UPDATE schedules SET status = ? WHERE name = ?", (status, name))
+        if last_tick is None:
+            self._db.execute("UPDATE schedules SET status = ? WHERE name = ?", (status, name))
+        else:
+            self._db.execute(
+                "UPDATE schedules SET status = ?, last_tick = MAX(COALESCE(last_tick, ?), ?) WHERE name = ?",
+                (status, last_tick, last_tick, name),
+            )
         return self.schedule(name)
 
     def delete_schedule(self, name: str) -> None:

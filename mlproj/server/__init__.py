@@ -54,6 +54,8 @@ def serve(
         raise InputError(
             f"--host {host}: not a loopback address; serving beyond this machine needs --allow-remote"
         )
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port}: expected 1 to 65535")
     if (ssl_keyfile is None) != (ssl_certfile is None):
         raise InputError("--ssl-keyfile and --ssl-certfile go together")
     try:

@@ -158,7 +158,7 @@ ROUTES = (
     ),
     Spec("GET", "/schedules/{name}", "read", pub.get_schedule, "A schedule and its last fires"),
     Spec("POST", "/schedules/{name}/disable", "admin", pub.disable_schedule, "Disable it"),
-    Spec("POST", "/schedules/{name}/enable", "admin", pub.enable_schedule, "Enable it"),
+    Spec("POST", "/schedules/{name}/enable", "admin", pub.enable_schedule_route, "Enable it"),
 )
 
 

@@ -10,6 +10,7 @@ wrong with the request 400 (or 413, 415, 422 where they say more).
 from __future__ import annotations
 
 import json
+import math
 import threading
 
 from starlette.concurrency import run_in_threadpool
@@ -115,9 +116,9 @@ class Routes:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             try:
-                token = bearer(request)
-                payload = await read_json(request) if body else None
-                return await run_in_threadpool(self._call, function, role, token, request, payload)
+                token = await run_in_threadpool(self._authorize, bearer(request), role)
+                payload = await read_json(request) if body else None  # read only for a known token
+                return await run_in_threadpool(self._call, function, token, request, payload)
             except HttpError as exc:
                 return error(exc.status, exc.message, _challenge(exc.status))
 
@@ -125,24 +126,30 @@ class Routes:
         handle.__doc__ = function.__doc__
         return handle
 
+    def _authorize(self, text: str, role: str) -> Token:
+        """The token's record, if it may do what needs `role` (401, 403 otherwise)."""
+        try:
+            found = authenticate(self.store().catalog(), text)
+        except MlprojError as exc:
+            raise HttpError(500, str(exc)) from None
+        if found is None:
+            raise HttpError(401, "unknown or revoked token")
+        if not allows(found.role, role):
+            raise HttpError(403, f"this needs a {role} token; this one is {found.role}")
+        return found
+
     def _call(
-        self, function: Callable[[Call], Response], role: str, token: str, request: Request, body: Any
+        self, function: Callable[[Call], Response], token: Token, request: Request, body: Any
     ) -> Response:
         try:
-            store = self.store()
-            found = authenticate(store.catalog(), token)
-            if found is None:
-                return error(401, "unknown or revoked token", _challenge(401))
-            if not allows(found.role, role):
-                return error(403, f"this needs a {role} token; this one is {found.role}")
-            return function(Call(store, found, request, body, self.store))
+            return function(Call(self.store(), token, request, body, self.store))
         except HttpError as exc:
             return error(exc.status, exc.message)
         except RunNotFoundError as exc:
             return error(404, str(exc))
         except ConflictError as exc:
             return error(409, str(exc))
-        except InputError as exc:
+        except (InputError, UnicodeError) as exc:  # a value the store or a file name cannot hold
             return error(400, str(exc))
         except MlprojError as exc:  # the store or the machine, not the request
             return error(500, str(exc))
@@ -184,11 +191,33 @@ async def read_json(request: Request) -> Any:
         body = json.loads(bytes(data).decode("utf-8")) if data else {}
     except UnicodeDecodeError:
         raise HttpError(400, "the body is not UTF-8") from None
+    except RecursionError:
+        raise HttpError(400, "the body nests deeper than this server reads") from None
     except ValueError as exc:
         raise HttpError(400, f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise HttpError(422, "expected a JSON object")
+    _check_text(body)
     return body
+
+
+def _check_text(body: Any) -> None:
+    """Every string of the body is text UTF-8 can hold (JSON's `\\ud800` escapes can make one that is
+    not); numbers are finite. Walked without recursion: the body may nest deep."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack += list(item.keys()) + list(item.values())
+        elif isinstance(item, list):
+            stack += item
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HttpError(400, "the body holds a string with an unpaired surrogate") from None
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise HttpError(400, "the body holds a number that is not finite")
 
 
 def _challenge(status: int) -> dict[str, str] | None:

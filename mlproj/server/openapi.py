@@ -81,7 +81,7 @@ def document(routes: Sequence[Spec], prefix: str) -> dict[str, Any]:
             "security": [{"bearer": []}],
         }
         if body is not None:
-            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+            operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
         if path.endswith("/logs"):
             operation["responses"]["200"]["content"] = {
                 "text/plain": {"schema": {"type": "string"}},

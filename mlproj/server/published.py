@@ -12,6 +12,7 @@ from mlproj.publish import (
     add_version,
     create_endpoint,
     create_schedule,
+    enable_schedule,
     publish,
     submit_endpoint,
     submit_published,
@@ -179,5 +180,5 @@ def disable_schedule(call: Call) -> Response:
     return ok(call.store.catalog().set_schedule_status(call.path["name"], DISABLED).to_dict())
 
 
-def enable_schedule(call: Call) -> Response:
-    return ok(call.store.catalog().set_schedule_status(call.path["name"], ACTIVE).to_dict())
+def enable_schedule_route(call: Call) -> Response:
+    return ok(enable_schedule(call.store, call.path["name"]).to_dict())

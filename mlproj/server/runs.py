@@ -9,6 +9,8 @@ import base64
 import binascii
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -21,14 +23,17 @@ from mlproj.server.http import HttpError, ok
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from typing import Any
 
     from starlette.responses import Response
 
+    from mlproj.home import Home
     from mlproj.runs.record import RunRecord
     from mlproj.runs.store import Store
     from mlproj.server.http import Call
 
 MAX_PAGE = 500
+CANCEL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL, as `mlproj cancel`'s default
 FOLLOW_POLL = 0.2  # seconds between two looks at a followed log
 CHUNK = 64 << 10
 RUN_ID = re.compile(r"[0-9a-f]{4,32}")
@@ -46,17 +51,31 @@ def list_runs(call: Call) -> Response:
         ) from None
     if kind is not None and kind not in {k.value for k in RunKind}:
         raise HttpError(400, f"kind {kind!r}: expected one of {', '.join(k.value for k in RunKind)}")
-    limit = call.integer("limit", 50, 1, MAX_PAGE)
-    records = call.store.list_runs(
+    published = call.text("published")
+    if published is not None:  # an ID or a prefix, as everywhere
+        published = call.store.catalog().published(published).id
+    return _page(
+        call,
         experiment=call.text("experiment"),
         status=wanted,
         kind=kind,
-        published=call.text("published"),
+        published=published,
         top_level=kind != RunKind.STEP.value,
-        limit=limit + 1,
-        before=decode_cursor(call.text("cursor", limit=300)),
     )
-    page = records[:limit]
+
+
+def _page(call: Call, **filters: Any) -> Response:
+    """A page of runs (`limit`, after `cursor`), each brought up to date (design.md §3): a status
+    filter looks at the truth, so the unfinished runs are reconciled before it is applied."""
+    from mlproj.execution.reconcile import reconcile
+
+    limit = call.integer("limit", 50, 1, MAX_PAGE)
+    before = decode_cursor(call.text("cursor", limit=300))
+    if filters.get("status") is not None:
+        for unfinished in call.store.unfinished():
+            reconcile(call.store, unfinished)
+    records = call.store.list_runs(limit=limit + 1, before=before, **filters)
+    page = [record if record.is_final else reconcile(call.store, record) for record in records[:limit]]
     more = len(records) > limit
     return ok({"runs": [r.to_dict() for r in page], "next_cursor": encode_cursor(page[-1]) if more else None})
 
@@ -98,10 +117,37 @@ def get_run(call: Call) -> Response:
 
 
 def cancel_run(call: Call) -> Response:
-    from mlproj.execution import control
+    """Ask for the run to stop: 202 at once (its status is CancelRequested, then Canceled); the stop
+    itself, which may take the run's grace period, goes on in a thread of its own (a request does not
+    hold one of the server's threads for it)."""
+    from mlproj.execution.reconcile import reconcile
 
-    outcome = control.cancel(call.store, find(call.store, call.path["run_id"]), 10.0)
-    return ok({**outcome.record.to_dict(), "already_final": outcome.already_final}, 202)
+    record = reconcile(call.store, find(call.store, call.path["run_id"]))
+    if record.is_final:
+        return ok({**record.to_dict(), "already_final": True})
+    home = call.store.home
+    threading.Thread(
+        target=_cancel, args=(home, record.run_id), name=f"cancel-{record.run_id}", daemon=True
+    ).start()
+    deadline = time.monotonic() + 2.0  # the request is recorded before the answer says so
+    current = call.store.get(record.run_id)
+    while not current.is_final and current.status is not RunStatus.CANCEL_REQUESTED:
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+        current = call.store.get(record.run_id)
+    return ok({**current.to_dict(), "already_final": False}, 202)
+
+
+def _cancel(home: Home, run_id: str) -> None:
+    from mlproj.execution import control
+    from mlproj.runs.store import Store
+
+    store = Store.open(home)
+    try:
+        control.cancel(store, store.get(run_id), CANCEL_GRACE)
+    finally:
+        store.close()
 
 
 def submit_run(call: Call) -> Response:
@@ -180,13 +226,7 @@ def _read(path: Path | None, offset: int) -> bytes:
 def published_runs(call: Call) -> Response:
     """The runs of a published pipeline (`get_pipeline_runs`), newest first."""
     published = call.store.catalog().published(call.path["pipeline_id"])
-    limit = call.integer("limit", 50, 1, MAX_PAGE)
-    records = call.store.list_runs(
-        published=published.id, limit=limit + 1, before=decode_cursor(call.text("cursor", limit=300))
-    )
-    page = records[:limit]
-    more = len(records) > limit
-    return ok({"runs": [r.to_dict() for r in page], "next_cursor": encode_cursor(page[-1]) if more else None})
+    return _page(call, published=published.id)
 
 
 __all__ = ["cancel_run", "get_logs", "get_run", "list_runs", "published_runs", "submit_run"]
