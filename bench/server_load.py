@@ -115,8 +115,14 @@ def request(
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     started = time.perf_counter()
-    connection.request(method, path, body=data, headers=headers)
-    answer = connection.getresponse()
+    try:
+        connection.request(method, path, body=data, headers=headers)
+        answer = connection.getresponse()
+    except (http.client.RemoteDisconnected, ConnectionError):  # an idle keep-alive closed by the server
+        connection.close()
+        started = time.perf_counter()
+        connection.request(method, path, body=data, headers=headers)
+        answer = connection.getresponse()
     payload = answer.read()
     return answer.status, payload, time.perf_counter() - started
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from mlproj.runs.store import Store
     from tests.mlflow_server import MlflowServer
+    from tests.servers import Server
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +102,15 @@ def control(tmp_path: Path) -> Path:
     import shutil
 
     return Path(shutil.copytree(Path(__file__).parent / "azure" / "control", tmp_path / "control"))
+
+
+@pytest.fixture
+def server(home: Home) -> Iterator[Server]:
+    """A real `mlproj serve` on 127.0.0.1 with this test's MLPROJ_HOME (tests/servers.py)."""
+    from tests.servers import Server
+
+    started = Server(home.root).start()
+    try:
+        yield started
+    finally:
+        started.stop()

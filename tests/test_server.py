@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,6 @@ from tests.pipelines import write_pipeline
 from tests.servers import Server, free_port, token
 
 FINAL = ("Finished", "Failed", "Canceled")
-
-
-@pytest.fixture
-def server(home: Home) -> Iterator[Server]:
-    started = Server(home.root).start()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

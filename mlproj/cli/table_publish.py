@@ -199,6 +199,18 @@ PUBLISH_COMMANDS = (
         ),
     ),
     Command(
+        "ui",
+        "mlproj.cli.serve:ui",
+        "Open the web UI: a server on loopback and a one-time login link.",
+        "Serve the web UI (and the REST API) on 127.0.0.1 and print a link that logs this browser in, once "
+        "(within two minutes), with the rights of MLPROJ_HOME's owner. Needs mlproj[server].",
+        (),
+        (
+            Opt(("--port",), "port", "The port to listen on.", "int", default=8700),
+            Opt(("--open",), "open_browser", "Open the link in the default browser.", "flag"),
+        ),
+    ),
+    Command(
         "serve",
         "mlproj.cli.serve:serve",
         "Serve the REST API and fire the schedules.",

@@ -438,6 +438,29 @@ class Catalog:
             return None
         return Token(row["name"], row["role"], row["created_at"], row["revoked_at"]), str(row["digest"])
 
+    # --- one-time login links (the web UI) -----------------------------------------------------------
+
+    def add_login_code(self, digest: str, role: str, expires_at: float) -> None:
+        if role not in ROLES:
+            raise InputError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+        with self._immediate():
+            self._db.execute("DELETE FROM login_codes WHERE expires_at < ?", (time.time(),))
+            self._db.execute(
+                "INSERT INTO login_codes (digest, role, expires_at) VALUES (?, ?, ?)",
+                (digest, role, expires_at),
+            )
+
+    def use_login_code(self, digest: str) -> str | None:
+        """The role a login code gives, once: the code is gone after (None: unknown, used or expired)."""
+        with self._immediate():
+            row = self._db.execute(
+                "SELECT role, expires_at FROM login_codes WHERE digest = ?", (digest,)
+            ).fetchone()
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM login_codes WHERE digest = ?", (digest,))
+        return str(row["role"]) if row["expires_at"] >= time.time() else None
+
 
 def _published(row: Any) -> Published:
     return Published(

@@ -174,6 +174,15 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at REAL
     );
     """,
+    # The web UI (design.md §11): one-time login links of `mlproj ui` (their SHA-256, the role they
+    # give, until when they work).
+    """
+    CREATE TABLE login_codes (
+        digest TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

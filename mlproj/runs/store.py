@@ -292,6 +292,8 @@ class Store:
         kind: str | None = None,
         published: str | None = None,
         before: tuple[float, str] | None = None,
+        name: str | None = None,
+        tag: tuple[str, str] | None = None,
     ) -> list[RunRecord]:
         """Newest first (ties by run ID); `before`: only runs after (created_at, run_id) in that order,
         which is how a page starts where the last one ended."""
@@ -308,6 +310,12 @@ class Store:
         if status is not None:
             where.append("status = ?")
             params.append(status.value)
+        if name is not None:  # a part of its name (or, without one, of its URI)
+            where.append("(instr(lower(run_name), lower(?)) > 0 OR (run_name IS NULL AND instr(uri, ?) > 0))")
+            params += [name, name]
+        if tag is not None:  # a tag's value, by its name (whatever characters the name holds)
+            where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE key = ? AND value = ?)")
+            params += [tag[0], tag[1]]
         if before is not None:
             where.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
             params += [before[0], before[0], before[1]]
@@ -323,6 +331,13 @@ class Store:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [RunRecord.from_row(row) for row in self._db.execute(sql, params)]
+
+    def count_runs(self, *, published: str) -> int:
+        """How many runs a published pipeline has."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM runs WHERE published_pipeline_id = ?", (published,)
+        ).fetchone()
+        return int(row[0])
 
     # --- pipelines ---------------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ def serve(
     if (ssl_keyfile is None) != (ssl_certfile is None):
         raise InputError("--ssl-keyfile and --ssl-certfile go together")
     try:
+        import jinja2  # noqa: F401 - the web UI's, checked before anything starts
         import uvicorn
 
         from mlproj.server.app import build_app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from mlproj.server import published as pub
 from mlproj.server import runs
@@ -166,7 +166,7 @@ def build_app(
     home: Home, lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None
 ) -> Starlette:
     routes = Routes(home)
-    table = [
+    table: list[Route | Mount] = [
         Route(
             PREFIX + spec.path,
             routes.route(spec.role, spec.function, body=spec.body is not None),
@@ -176,6 +176,7 @@ def build_app(
     ]
     table.append(Route(PREFIX + "/openapi.json", routes.route("read", _openapi), methods=["GET"]))
     table.append(Route("/health", _health, methods=["GET"]))
+    table += ui_routes(home)
     app = Starlette(routes=table, lifespan=lifespan)
     app.add_exception_handler(404, _not_found)
     app.add_exception_handler(405, _not_allowed)
@@ -185,6 +186,32 @@ def build_app(
 
 def _answer(routes: Routes, spec: Spec) -> Callable[[Request], Awaitable[Response]]:
     return routes.route(spec.role, spec.function, body=spec.body is not None)
+
+
+def ui_routes(home: Home) -> list[Route | Mount]:
+    """The web UI's pages (design.md §11), at `/`."""
+    from starlette.staticfiles import StaticFiles
+
+    from mlproj.server.ui import STATIC
+    from mlproj.server.ui import pages as ui
+    from mlproj.server.ui.frame import Frame
+
+    frame = Frame(home)
+    login = ui.login_routes(frame)
+    return [
+        Route("/", frame.page("read", ui.runs_page), methods=["GET"]),
+        Route("/ui/rows", frame.page("read", ui.runs_rows), methods=["GET"]),
+        Route("/runs/{run_id}", frame.page("read", ui.run_page), methods=["GET"]),
+        Route("/runs/{run_id}/stream", ui.stream(frame), methods=["GET"]),
+        Route("/runs/{run_id}/cancel", frame.page("submit", ui.cancel_action, action=True), methods=["POST"]),
+        Route("/published", frame.page("read", ui.published_page), methods=["GET"]),
+        Route("/endpoints", frame.page("read", ui.endpoints_page), methods=["GET"]),
+        Route("/schedules", frame.page("read", ui.schedules_page), methods=["GET"]),
+        Route("/login", login["login_form"], methods=["GET"]),
+        Route("/login", login["login"], methods=["POST"]),
+        Route("/logout", login["logout"], methods=["POST"]),
+        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+    ]
 
 
 async def _health(_request: Request) -> Response:

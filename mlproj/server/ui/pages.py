@@ -1,0 +1,369 @@
+"""The pages of the web UI (design.md §11): runs (filtered, newest first, paged, statuses refreshed), a
+run (its record, parameters, steps, outputs, its log followed over server-sent events, cancel),
+published pipelines, endpoints and schedules; logging in and out."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, StreamingResponse
+
+from mlproj.errors import InputError
+from mlproj.runs.status import RunStatus
+from mlproj.server.runs import decode_cursor, encode_cursor, find
+from mlproj.server.ui.frame import SECURITY_HEADERS, Denied, PageCall, duration, when
+
+TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from typing import Any
+
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from mlproj.runs.record import RunRecord
+    from mlproj.runs.store import Store
+    from mlproj.server.ui.frame import Frame
+
+PAGE = 50
+LOG_TAIL = 256 << 10  # bytes of a log a run's page shows at first
+STREAM_POLL = 0.25
+FILTERS = ("status", "experiment", "kind", "name", "tag", "published")
+
+
+def runs_page(call: PageCall) -> Response:
+    import urllib.parse
+
+    runs, filters, cursor, next_cursor = _runs(call)
+    query = urllib.parse.urlencode({k: v for k, v in filters.items() if v})
+    return call.render(
+        "runs.html",
+        runs=runs,
+        filters=filters,
+        statuses=[s.value for s in RunStatus],
+        query=query + ("&" + urllib.parse.urlencode({"cursor": cursor}) if cursor else ""),
+        cursor=cursor,
+        next_cursor=next_cursor,
+        next_query=query + "&" + urllib.parse.urlencode({"cursor": next_cursor}) if next_cursor else "",
+        first_query=query,
+        filtered=any(filters.values()),
+    )
+
+
+def runs_rows(call: PageCall) -> Response:
+    """The rows of the runs page as they are now (htmx refreshes them every 2 seconds)."""
+    runs, filters, _cursor, _next = _runs(call)
+    return call.render("rows.html", runs=runs, filtered=any(filters.values()))
+
+
+def _runs(call: PageCall) -> tuple[list[RunRecord], dict[str, str | None], str | None, str | None]:
+    from mlproj.execution.reconcile import reconcile
+
+    filters = {name: call.text(name) for name in FILTERS}
+    status = None
+    if filters["status"]:
+        try:
+            status = RunStatus(filters["status"])
+        except ValueError:
+            raise InputError(f"status {filters['status']!r}: expected one of the statuses") from None
+    if filters["kind"] not in (None, "project", "pipeline"):
+        raise InputError(f"kind {filters['kind']!r}: expected project or pipeline")
+    tag = None
+    if filters["tag"]:
+        key, equals, value = filters["tag"].partition("=")
+        if not equals or not key.strip():
+            raise InputError(f"tag {filters['tag']!r}: expected NAME=VALUE")
+        tag = (key.strip(), value.strip())
+    published = call.store.catalog().published(filters["published"]).id if filters["published"] else None
+    cursor = call.text("cursor", limit=300)
+    try:
+        before = decode_cursor(cursor)
+    except Exception:  # noqa: BLE001 - the API's HttpError: here a bad request page
+        raise InputError("cursor: not one this server gave") from None
+    if status is not None:
+        for unfinished in call.store.unfinished():
+            reconcile(call.store, unfinished)
+    records = call.store.list_runs(
+        experiment=filters["experiment"],
+        status=status,
+        kind=filters["kind"],
+        published=published,
+        name=filters["name"],
+        tag=tag,
+        limit=PAGE + 1,
+        before=before,
+    )
+    page = [r if r.is_final else reconcile(call.store, r) for r in records[:PAGE]]
+    next_cursor = encode_cursor(page[-1]) if len(records) > PAGE else None
+    return page, filters, cursor, next_cursor
+
+
+def run_page(call: PageCall) -> Response:
+    record = find(call.store, call.path["run_id"])
+    steps = call.store.steps_of(record.run_id) if record.kind.value == "pipeline" else []
+    lines, offset = _log_tail(record)
+    fields = [
+        ("run", record.run_id),
+        ("kind", record.kind.value),
+        ("experiment", record.experiment),
+        ("uri", record.uri or ""),
+        ("entry point", record.entry_point or ""),
+        ("commit", record.commit or ""),
+        ("backend", record.backend),
+        ("created (UTC)", when(record.created_at)),
+        ("duration", duration(record.duration_s)),
+        ("exit code", "" if record.exit_code is None else str(record.exit_code)),
+        ("error", record.error or ""),
+        ("why", record.reason or ""),
+        ("reused from", record.reused_from or ""),
+        ("published pipeline", record.published_pipeline_id or ""),
+        ("tags", ", ".join(f"{k}={v}" for k, v in record.tags.items())),
+        ("MLflow run", record.mlflow_run_id or ""),
+    ]
+    return call.render(
+        "run.html",
+        run=record,
+        steps=steps,
+        fields=[(key, value) for key, value in fields if value],
+        mono={"run", "commit", "uri", "reused from", "published pipeline", "MLflow run"},
+        lines=lines,
+        offset=offset,
+        can_cancel=call.allows("submit") and not record.is_final,
+    )
+
+
+def _log_tail(record: RunRecord) -> tuple[list[str], int]:
+    """The last lines of the run's log, and where the stream goes on from."""
+    path = Path(record.log_path) if record.log_path else None
+    if path is None or not path.is_file():
+        return [], 0
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        start = max(0, size - LOG_TAIL)
+        handle.seek(start)
+        data = handle.read(size - start)
+    end = data.rfind(b"\n") + 1  # a partial last line comes with the stream, or now if the run ended
+    if record.is_final:
+        end = len(data)
+    lines = data[:end].decode("utf-8", "replace").splitlines()
+    if start:
+        lines = lines[1:]  # the first, cut
+    return lines, start + end
+
+
+def cancel_action(call: PageCall) -> Response:
+    import threading
+
+    from mlproj.server.runs import _cancel
+
+    record = find(call.store, call.path["run_id"])
+    if not record.is_final:
+        threading.Thread(target=_cancel, args=(call.store.home, record.run_id), daemon=True).start()
+        deadline = time.monotonic() + 2.0  # the page it goes back to shows the request recorded
+        while time.monotonic() < deadline:
+            current = call.store.get(record.run_id)
+            if current.is_final or current.status is RunStatus.CANCEL_REQUESTED:
+                break
+            time.sleep(0.02)
+    return RedirectResponse(f"/runs/{record.run_id}", status_code=303)
+
+
+def published_page(call: PageCall) -> Response:
+    return call.render("catalog.html", what="Published pipelines", rows=_published_rows(call.store))
+
+
+def _published_rows(store: Store) -> list[list[str]]:
+    return [
+        [p.name, p.status, p.version or "", p.id, str(store.count_runs(published=p.id))]
+        for p in store.catalog().all_published()
+    ]
+
+
+def endpoints_page(call: PageCall) -> Response:
+    rows = [
+        [e.name, e.status, e.default_version, e.pipeline_id(), e.description or ""]
+        for e in call.store.catalog().endpoints()
+    ]
+    return call.render(
+        "catalog.html",
+        what="Endpoints",
+        rows=rows,
+        headers=["Name", "Status", "Default", "Pipeline", "Description"],
+    )
+
+
+def schedules_page(call: PageCall) -> Response:
+    from mlproj.publish.cron import describe
+
+    rows = [
+        [
+            s.name,
+            s.status,
+            describe(s.cron, s.every_s),
+            s.endpoint or s.pipeline_id or "",
+            when(s.last_tick),
+        ]
+        for s in call.store.catalog().schedules()
+    ]
+    return call.render(
+        "catalog.html", what="Schedules", rows=rows, headers=["Name", "Status", "When", "Runs", "Last tick"]
+    )
+
+
+# --- the log, live ---------------------------------------------------------------------------------------
+
+
+def stream(frame: Frame) -> Callable[[Request], Any]:
+    """`/runs/{id}/stream`: the log's new lines (`line` events, escaped HTML) and the status (`status`
+    events) until the run ends (`end`)."""
+
+    async def handle(request: Request) -> Response:
+        session = await run_in_threadpool(frame.session, request)
+        if session is None:
+            return frame.render("message.html", 403, title="Not allowed", message="log in first", error=True)
+        try:
+            run_id = request.path_params["run_id"]
+            record = await run_in_threadpool(lambda: find(frame.store(), run_id))
+            # Where to go on from: the browser's own reconnection says (Last-Event-ID), else the page.
+            offset = int(request.headers.get("last-event-id") or request.query_params.get("offset", "0"))
+        except (InputError, ValueError):
+            return frame.render(
+                "message.html", 404, session=session, title="Not found", message="no such run", error=True
+            )
+        headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+        return StreamingResponse(
+            _events(frame, record.run_id, max(0, offset)), media_type="text/event-stream", headers=headers
+        )
+
+    return handle
+
+
+async def _events(frame: Frame, run_id: str, offset: int) -> AsyncIterator[str]:
+    """The new lines of each chunk of the log as one `line` event (escaped HTML, its `id` the offset it
+    ends at), the status when it changes, and `end`; a last line without its newline comes at the end."""
+    from mlproj.execution.reconcile import find_run
+    from mlproj.server.runs import _read
+
+    shown = None
+    partial = b""
+    while True:
+        record = await run_in_threadpool(lambda: find_run(frame.store(), run_id))
+        path = Path(record.log_path) if record.log_path else None
+        chunk = await run_in_threadpool(_read, path, offset)
+        offset += len(chunk)
+        lines = (partial + chunk).split(b"\n")
+        partial = lines.pop()
+        if record.is_final and not chunk and partial:
+            lines, partial = [partial], b""
+        if lines:
+            yield f"id: {offset - len(partial)}\nevent: line\n{_as_data(_spans(lines))}\n"
+        if record.status.value != shown:
+            shown = record.status.value
+            badge = (
+                f'<span id="status" class="status status-{shown}" sse-swap="status" hx-swap="outerHTML">'
+                f"{shown}</span>"
+            )
+            yield f"event: status\ndata: {badge}\n\n"
+        if record.is_final and not chunk:
+            yield f"event: end\ndata: {shown}\n\n"
+            return
+        if not chunk:
+            await asyncio.sleep(STREAM_POLL)
+
+
+def _spans(lines: list[bytes]) -> str:
+    return "".join(
+        f'<span class="line">{html.escape(line.decode("utf-8", "replace").replace(chr(13), ""))}\n</span>'
+        for line in lines
+    )
+
+
+def _as_data(text: str) -> str:
+    """Text as the `data:` lines of one event (each of its lines one `data:` line)."""
+    return "".join(f"data: {line}\n" for line in text.split("\n"))
+
+
+# --- logging in and out ------------------------------------------------------------------------------------
+
+
+def login_routes(frame: Frame) -> dict[str, Callable[[Request], Any]]:
+    from mlproj.publish.tokens import authenticate, digest
+    from mlproj.server.ui.frame import read_form, same_origin
+    from mlproj.server.ui.sessions import LIFETIME, use_login_code
+
+    def session_response(
+        target: str, name: str, role: str, token_digest: str | None, *, secure: bool
+    ) -> Response:
+        session = frame.sessions.make(name, role, token_digest)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            frame.sessions.cookie,
+            session.value,
+            max_age=int(LIFETIME),
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+            path="/",
+        )
+        return response
+
+    async def login_form(request: Request) -> Response:
+        code = request.query_params.get("code")
+        target = _local(request.query_params.get("next"))
+        secure = request.url.scheme == "https"
+        if code:  # `mlproj ui`'s one-time link
+            role = await run_in_threadpool(lambda: use_login_code(frame.store().catalog(), code))
+            if role is None:
+                return frame.render(
+                    "login.html", 403, message="That link has been used or has expired.", next=target
+                )
+            return session_response(target, "mlproj ui", role, None, secure=secure)
+        return frame.render("login.html", next=target, message=None)
+
+    async def login(request: Request) -> Response:
+        try:
+            same_origin(request)
+            form = await read_form(request)
+        except Denied as exc:
+            return frame.render("login.html", exc.status, message=exc.message, next="/")
+        token = form.get("token", "").strip()
+        target = _local(form.get("next"))
+        found = await run_in_threadpool(lambda: authenticate(frame.store().catalog(), token))
+        if found is None:
+            return frame.render("login.html", 401, message="That token is unknown or revoked.", next=target)
+        secure = request.url.scheme == "https"
+        return session_response(target, found.name, found.role, digest(token), secure=secure)
+
+    async def logout(request: Request) -> Response:
+        session = await run_in_threadpool(frame.session, request)
+        try:
+            same_origin(request)
+            form = await read_form(request)
+        except Denied as exc:
+            return frame.render(
+                "message.html", exc.status, title="Not allowed", message=exc.message, error=True
+            )
+        if session is not None and not frame.sessions.csrf_ok(session, form.get("csrf")):
+            return frame.render(
+                "message.html",
+                403,
+                title="Not allowed",
+                message="this form is not one this server gave",
+                error=True,
+            )
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(frame.sessions.cookie, path="/")
+        return response
+
+    return {"login_form": login_form, "login": login, "logout": logout}
+
+
+def _local(target: str | None) -> str:
+    """Where to go after logging in: a path of this server, never another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

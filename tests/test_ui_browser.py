@@ -1,0 +1,187 @@
+"""The web UI in a real headless Chromium (Debian's `chromium`, driven by Playwright from PyPI without
+its own browser download), against a real `mlproj serve` (design.md §11): each page renders (its
+screenshot kept in MLPROJ_TEST_SCREENSHOTS when set), a running step's status and log change without a
+reload, cancel from the page cancels the run, a reader sees no cancel button, and no request leaves the
+server the pages came from.
+
+Skipped where Chromium or Playwright is missing, except when MLPROJ_TEST_REQUIRE names `chromium`
+(CI: .ci/chromium.sh installs both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlproj.home import Home
+from tests.clusters import need
+from tests.helpers import mlproj, mlproj_json, wait_until
+from tests.pipelines import write_pipeline
+from tests.servers import Server, token
+
+CHROMIUM = os.environ.get("MLPROJ_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def chromium_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install playwright; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1)"
+    if not Path(CHROMIUM).exists():
+        return "Chromium is not installed (Debian: apt install chromium; or set MLPROJ_TEST_CHROMIUM)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    need("chromium", chromium_missing())
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def logged_in(browser: Any, server: Server, key: str, requests: list[str] | None = None) -> Any:
+    """A page of a fresh browser context, logged in with `key`; every URL it asks for goes to
+    `requests`."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    if requests is not None:
+        page.on("request", lambda request: requests.append(request.url))
+    page.goto(server.url + "/")
+    page.fill("#token", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+    return page
+
+
+def shoot(page: Any, name: str) -> None:
+    folder = os.environ.get("MLPROJ_TEST_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def start_slow_run(tmp_path: Path, seconds: float = 60) -> str:
+    """A pipeline whose step prints a line, waits for the file `gate` in tmp_path, prints another, then
+    sleeps `seconds`."""
+    gate = tmp_path / "gate"
+    pipeline = write_pipeline(
+        tmp_path / "slow.yml",
+        f"""
+        type: pipeline
+        name: slow
+        jobs:
+          wait:
+            command: >-
+              echo first line; while [ ! -e {gate} ]; do sleep 0.1; done;
+              echo second line; sleep {seconds}
+        """,
+    )
+    done = mlproj("run", str(pipeline), "--detach")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_each_page_renders_and_nothing_leaves_the_server(
+    browser: Any, server: Server, home: Home, tmp_path: Path
+) -> None:
+    key = token("browser-admin", "admin")
+    published = write_pipeline(tmp_path / "p.yml", "type: pipeline\njobs:\n  a:\n    command: echo hi\n")
+    assert mlproj("publish", str(published), "--name", "shown").returncode == 0
+    run = mlproj_json("run", str(published))
+    requests: list[str] = []
+    page = logged_in(browser, server, key, requests)
+    for path, name, expected in (
+        ("/", "runs", "Runs"),
+        (f"/runs/{run['run_id']}", "run", "Finished"),
+        ("/published", "published", "shown"),
+        ("/endpoints", "endpoints", "Endpoints"),
+        ("/schedules", "schedules", "Schedules"),
+    ):
+        page.goto(server.url + path)
+        assert expected in page.inner_text("main"), path
+        shoot(page, name)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto(server.url + "/")
+    shoot(page, "runs-phone")
+    assert requests and all(url.startswith(server.url + "/") for url in requests), [
+        url for url in requests if not url.startswith(server.url)
+    ]
+
+
+def expect(locator: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def test_a_running_step_s_status_and_log_change_without_a_reload(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    key = token("browser-reader", "read")
+    run_id = start_slow_run(tmp_path, seconds=1)
+    wait_until(lambda: any(s["step"] == "wait" for s in mlproj_json("status", run_id)["steps"]))
+    step = next(s for s in mlproj_json("status", run_id)["steps"] if s["step"] == "wait")
+    wait_until(lambda: "first line" in mlproj("logs", run_id, "--step", "wait").stdout)
+    page = logged_in(browser, server, key)
+    runs = page.context.new_page()  # the runs list, loaded while the run runs
+    runs.goto(server.url + "/")
+    assert "Running" in runs.inner_text("#rows")
+    page.goto(f"{server.url}/runs/{step['run_id']}")
+    log = page.inner_text("#log")
+    assert "first line" in log and "second line" not in log  # held: what comes next comes live
+    assert page.inner_text("#status").strip() == "Running"
+    (tmp_path / "gate").touch()
+    # (The pages' Content-Security-Policy forbids evaluating strings: Playwright's `expect` polls.)
+    expect(page.locator("#log")).to_contain_text("second line", timeout=30_000)
+    expect(page.locator("#status")).to_have_text("Finished", timeout=30_000)
+    shoot(page, "step-finished")
+    expect(runs.locator("#rows")).to_contain_text("Finished", timeout=30_000)  # refreshed, no reload
+    assert "Running" not in runs.inner_text("#rows")
+
+
+def test_cancel_from_the_page_cancels_the_run(browser: Any, server: Server, tmp_path: Path) -> None:
+    key = token("browser-submitter", "submit")
+    run_id = start_slow_run(tmp_path)
+    (tmp_path / "gate").touch()
+    wait_until(lambda: mlproj_json("status", run_id)["status"] == "Running")
+    page = logged_in(browser, server, key)
+    page.goto(f"{server.url}/runs/{run_id}")
+    page.click("#cancel")
+    wait_until(lambda: mlproj_json("status", run_id)["status"] == "Canceled", timeout=60)
+    expect(page.locator("#status")).to_have_text("Canceled", timeout=30_000)
+
+
+def test_a_reader_sees_no_cancel_button_and_a_forged_post_is_refused(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    key = token("browser-reader2", "read")
+    run_id = start_slow_run(tmp_path)
+    try:
+        page = logged_in(browser, server, key)
+        page.goto(f"{server.url}/runs/{run_id}")
+        assert page.query_selector("#cancel") is None
+        csrf = page.get_attribute("input[name=csrf]", "value")  # the logout form's: this session's
+        same_origin = {"Origin": server.url}
+        for form, headers, why in (
+            ({"csrf": csrf}, same_origin, "needs a submit token"),  # the reader's own, valid form
+            ({"csrf": "0" * 32}, same_origin, "not one this server gave"),
+            ({"csrf": csrf}, {"Origin": "http://evil.example"}, "another site"),
+        ):
+            forged = page.request.post(f"{server.url}/runs/{run_id}/cancel", form=form, headers=headers)
+            assert forged.status == 403 and why in forged.text(), why
+        assert mlproj_json("status", run_id)["status"] in ("Queued", "Running")
+    finally:
+        mlproj("cancel", run_id, "--grace", "1")
