@@ -50,6 +50,9 @@ def main() -> int:
     parser.add_argument("--alone", type=float, default=15, help="seconds of reads alone, first")
     parser.add_argument("--settle", type=float, default=600, help="seconds for the submitted runs to end")
     parser.add_argument("--workers", type=int, default=1, help="mlproj serve --workers")
+    parser.add_argument(
+        "--pace", type=float, default=0.0, help="seconds between a client's requests (0: as fast as it can)"
+    )
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlproj-load-"))
@@ -158,7 +161,13 @@ def sample_ids(port: int, token: str) -> list[str]:
 
 
 def _reader(
-    port: int, token: str, ids: list[str], threads: int, stop_at: float, results: multiprocessing.Queue
+    port: int,
+    token: str,
+    ids: list[str],
+    threads: int,
+    stop_at: float,
+    results: multiprocessing.Queue,
+    pace: float,
 ) -> None:
     lock = threading.Lock()
     mine: dict[str, list[float]] = {"run": [], "logs": []}
@@ -183,6 +192,8 @@ def _reader(
                 errors[0] += 1
             found[kind].append(seconds)
             count += 1
+            if pace:  # a client that asks every `pace` seconds (a dashboard, a script polling)
+                time.sleep(max(0.0, pace - seconds) * rng.uniform(0.5, 1.5))
         with lock:
             for key, values in found.items():
                 mine[key] += values
@@ -214,7 +225,9 @@ def measure_load(
     stop_at = started + duration
     results: multiprocessing.Queue = multiprocessing.Queue()
     readers = [
-        multiprocessing.Process(target=_reader, args=(port, reader, ids, per_process, stop_at, results))
+        multiprocessing.Process(
+            target=_reader, args=(port, reader, ids, per_process, stop_at, results, args.pace)
+        )
         for _ in range(processes)
     ]
     for process in readers:
@@ -293,7 +306,9 @@ def report(
         f"Store: {args.runs} runs. A page of 50 (median of 5): the first {first:.1f} ms, 50 pages deep "
         f"{deep:.1f} ms, 500 pages deep {deeper:.1f} ms.",
         "",
-        f"{args.clients} clients (5 processes of {args.clients // 5} threads, keep-alive connections) read "
+        f"{args.clients} clients (5 processes of {args.clients // 5} threads, keep-alive connections"
+        + (f", each asking every {args.pace:g} s on average" if args.pace else ", each asking again at once")
+        + ") read "
         "runs and logs, first alone, then while published submits arrive:",
         "",
         "| phase | request | count | p50 | p99 |",
@@ -321,7 +336,8 @@ def report(
         sys.path.insert(0, str(BENCH))
         from common import write_section
 
-        write_section(f"{TITLE.strip()} (--workers {args.workers})", text)
+        paced = f", --pace {args.pace:g}" if args.pace else ""
+        write_section(f"{TITLE.strip()} (--workers {args.workers}{paced})", text)
 
 
 def _wait_up(port: int) -> None:

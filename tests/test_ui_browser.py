@@ -139,6 +139,9 @@ def test_a_running_step_s_status_and_log_change_without_a_reload(
     runs = page.context.new_page()  # the runs list, loaded while the run runs
     runs.goto(server.url + "/")
     assert "Running" in runs.inner_text("#rows")
+    pipeline_page = page.context.new_page()  # the pipeline's DAG, loaded while its step runs
+    pipeline_page.goto(f"{server.url}/runs/{run_id}")
+    assert "▶ Running" in pipeline_page.inner_text("#dag")
     page.goto(f"{server.url}/runs/{step['run_id']}")
     log = page.inner_text("#log")
     assert "first line" in log and "second line" not in log  # held: what comes next comes live
@@ -149,6 +152,9 @@ def test_a_running_step_s_status_and_log_change_without_a_reload(
     expect(page.locator("#status")).to_have_text("Finished", timeout=30_000)
     shoot(page, "step-finished")
     expect(runs.locator("#rows")).to_contain_text("Finished", timeout=30_000)  # refreshed, no reload
+    expect(pipeline_page.locator("#dag")).to_contain_text("✓ Finished", timeout=30_000)
+    expect(pipeline_page.locator("#pipeline table")).to_contain_text("Finished", timeout=30_000)
+    shoot(pipeline_page, "pipeline-dag")
     assert "Running" not in runs.inner_text("#rows")
 
 

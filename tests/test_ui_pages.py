@@ -303,3 +303,16 @@ def _answers(port: int) -> bool:
             connection.close()
     except OSError:
         return False
+
+
+def test_a_pipeline_run_s_page_draws_its_dag(server: Server, tokens: dict[str, str], tmp_path: Path) -> None:
+    run_id = slow_run(tmp_path, seconds=0.1)
+    assert mlproj("wait", run_id).returncode == 0
+    visitor = Visitor(server)
+    visitor.log_in(tokens["read"])
+    _, _, page = visitor.get(f"/runs/{run_id}")
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="dag"' in page and "✓ Finished" in page
+    assert 'hx-get="/ui/pipeline/' not in page  # an ended run's DAG is not asked for again
+    status, _, part = visitor.get(f"/ui/pipeline/{run_id}")
+    assert status == 286 and "<svg" in part and "<html" not in part  # 286: htmx stops asking
+    assert 'href="/runs/' in part and "Finished" in part  # the steps table comes with it

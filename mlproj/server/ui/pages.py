@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from typing import Any
 
+    from markupsafe import Markup
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -128,12 +129,38 @@ def run_page(call: PageCall) -> Response:
         "run.html",
         run=record,
         steps=steps,
+        dag=_dag(record, steps),
         fields=[(key, value) for key, value in fields if value],
         mono={"run", "commit", "uri", "reused from", "published pipeline", "MLflow run"},
         lines=lines,
         offset=offset,
         can_cancel=call.allows("submit") and not record.is_final,
     )
+
+
+def _dag(record: RunRecord, steps: list[RunRecord]) -> Markup | None:
+    """A pipeline run's DAG as SVG (escaped where it is made), or None for other runs."""
+    if record.kind.value != "pipeline":
+        return None
+    from markupsafe import Markup
+
+    from mlproj.errors import MlprojError
+    from mlproj.pipelines.records import load_recorded
+    from mlproj.server.ui.dag import render
+
+    try:
+        pipeline = load_recorded(record)
+    except (MlprojError, OSError):  # its copy of the pipeline is gone: the steps table says the rest
+        return None
+    return Markup(render(pipeline, steps))  # noqa: S704 - every value in it is escaped by render
+
+
+def pipeline_part(call: PageCall) -> Response:
+    """The DAG and the steps table as they are now (htmx replaces them every 2 s; once the run has
+    ended the answer is 286, which stops htmx asking)."""
+    record = find(call.store, call.path["run_id"])
+    steps = call.store.steps_of(record.run_id)
+    return call.render("pipeline.html", 286 if record.is_final else 200, dag=_dag(record, steps), steps=steps)
 
 
 def _log_tail(record: RunRecord) -> tuple[list[str], int]:
