@@ -316,3 +316,35 @@ def test_a_pipeline_run_s_page_draws_its_dag(server: Server, tokens: dict[str, s
     status, _, part = visitor.get(f"/ui/pipeline/{run_id}")
     assert status == 286 and "<svg" in part and "<html" not in part  # 286: htmx stops asking
     assert 'href="/runs/' in part and "Finished" in part  # the steps table comes with it
+
+
+def test_outputs_are_listed_and_downloaded_and_nothing_else(
+    server: Server, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    pipeline = write_pipeline(
+        tmp_path / "out.yml",
+        """
+        type: pipeline
+        jobs:
+          make:
+            command: mkdir -p ${{outputs.model}}/sub && echo weights > ${{outputs.model}}/sub/w.txt
+            outputs:
+              model: {type: uri_folder}
+        """,
+    )
+    record = mlproj_json("run", str(pipeline))
+    step = next(s for s in record["steps"] if s["step"] == "make")
+    (tmp_path / "secret.txt").write_text("not yours")
+    Path(step["outputs"]["model"], "leak").symlink_to(tmp_path / "secret.txt")
+    visitor = Visitor(server)
+    visitor.log_in(tokens["read"])
+    _, _, page = visitor.get(f"/runs/{step['run_id']}")
+    assert f'href="/runs/{step["run_id"]}/outputs/model"' in page
+    status, _, listing = visitor.get(f"/runs/{step['run_id']}/outputs/model")
+    assert status == 200 and "sub/w.txt" in listing
+    status, headers, text = visitor.get(f"/runs/{step['run_id']}/outputs/model?file=sub%2Fw.txt")
+    assert status == 200 and text == "weights\n" and "attachment" in headers["content-disposition"]
+    for bad in ("../../../../etc/passwd", "leak", "/etc/passwd", "sub"):
+        status, _, _ = visitor.get(f"/runs/{step['run_id']}/outputs/model?file={urllib.parse.quote(bad)}")
+        assert status == 404, bad
+    assert visitor.get(f"/runs/{step['run_id']}/outputs/nope")[0] == 404

@@ -203,6 +203,7 @@ def ui_routes(home: Home) -> list[Route | Mount]:
         Route("/ui/rows", frame.page("read", ui.runs_rows), methods=["GET"]),
         Route("/runs/{run_id}", frame.page("read", ui.run_page), methods=["GET"]),
         Route("/runs/{run_id}/stream", ui.stream(frame), methods=["GET"]),
+        Route("/runs/{run_id}/outputs/{name}", frame.page("read", ui.output), methods=["GET"]),
         Route("/ui/pipeline/{run_id}", frame.page("read", ui.pipeline_part), methods=["GET"]),
         Route("/runs/{run_id}/cancel", frame.page("submit", ui.cancel_action, action=True), methods=["POST"]),
         Route("/published", frame.page("read", ui.published_page), methods=["GET"]),

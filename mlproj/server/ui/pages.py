@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import time
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, StreamingResponse
 
-from mlproj.errors import InputError
+from mlproj.errors import InputError, RunNotFoundError
 from mlproj.runs.status import RunStatus
 from mlproj.server.runs import decode_cursor, encode_cursor, find
 from mlproj.server.ui.frame import SECURITY_HEADERS, Denied, PageCall, duration, when
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from mlproj.server.ui.frame import Frame
 
 PAGE = 50
+MAX_LISTED = 1000  # files an output folder's page lists
 LOG_TAIL = 256 << 10  # bytes of a log a run's page shows at first
 STREAM_POLL = 0.25
 FILTERS = ("status", "experiment", "kind", "name", "tag", "published")
@@ -123,15 +125,21 @@ def run_page(call: PageCall) -> Response:
         ("reused from", record.reused_from or ""),
         ("published pipeline", record.published_pipeline_id or ""),
         ("tags", ", ".join(f"{k}={v}" for k, v in record.tags.items())),
-        ("MLflow run", record.mlflow_run_id or ""),
     ]
+    mlflow_link = metrics = ""
+    if record.mlflow_run_id:
+        from mlproj.tracking.runs import describe
+
+        mlflow_link, metrics = describe(record)  # a link for a server, and the latest metrics
+        fields.append(("metrics", metrics))
     return call.render(
         "run.html",
         run=record,
         steps=steps,
         dag=_dag(record, steps),
         fields=[(key, value) for key, value in fields if value],
-        mono={"run", "commit", "uri", "reused from", "published pipeline", "MLflow run"},
+        mono={"run", "commit", "uri", "reused from", "published pipeline", "metrics"},
+        mlflow_link=mlflow_link,
         lines=lines,
         offset=offset,
         can_cancel=call.allows("submit") and not record.is_final,
@@ -180,6 +188,32 @@ def _log_tail(record: RunRecord) -> tuple[list[str], int]:
     if start:
         lines = lines[1:]  # the first, cut
     return lines, start + end
+
+
+def output(call: PageCall) -> Response:
+    """A run's output: a file, downloaded; a folder, its files listed (`?file=` downloads one of them).
+    Nothing outside the output is ever served, whatever the path asks."""
+    from starlette.responses import FileResponse
+
+    record = find(call.store, call.path["run_id"])
+    name = call.path["name"]
+    if name not in record.outputs:
+        raise RunNotFoundError(f"run {record.run_id} has no output {name[:80]!r}")
+    root = Path(record.outputs[name])
+    wanted = call.text("file", limit=1000)
+    if root.is_file() and wanted is None:
+        return FileResponse(root, filename=root.name, headers={"X-Content-Type-Options": "nosniff"})
+    if not root.is_dir():
+        raise RunNotFoundError(f"the output {name!r} of run {record.run_id} is not there any more")
+    if wanted is not None:
+        target = Path(os.path.realpath(root / wanted))
+        if not target.is_file() or os.path.commonpath([target, os.path.realpath(root)]) != os.path.realpath(
+            root
+        ):
+            raise RunNotFoundError(f"the output {name!r} has no file {wanted[:80]!r}")
+        return FileResponse(target, filename=target.name, headers={"X-Content-Type-Options": "nosniff"})
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:MAX_LISTED]
+    return call.render("output.html", run=record, name=name, files=files, more=len(files) == MAX_LISTED)
 
 
 def cancel_action(call: PageCall) -> Response:
