@@ -16,7 +16,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, PlainTextResponse, StreamingResponse
 
-from mlproj.errors import RunNotFoundError
+from mlproj.errors import InputError, RunNotFoundError
 from mlproj.runs.status import RunKind, RunStatus
 from mlproj.server.http import HttpError, ok
 
@@ -86,6 +86,7 @@ def encode_cursor(record: RunRecord) -> str:
 
 
 def decode_cursor(text: str | None) -> tuple[float, str] | None:
+    """The (created_at, run_id) a page's `next_cursor` encodes; InputError (400) for anything else."""
     if text is None:
         return None
     try:
@@ -93,10 +94,9 @@ def decode_cursor(text: str | None) -> tuple[float, str] | None:
         created, run_id = json.loads(raw.decode())
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         created = run_id = None
-    if not isinstance(created, (int, float)) or isinstance(created, bool) or not isinstance(run_id, str):
-        raise HttpError(400, "cursor: not one this server gave")
-    if not RUN_ID.fullmatch(run_id):
-        raise HttpError(400, "cursor: not one this server gave")
+    numeric = isinstance(created, (int, float)) and not isinstance(created, bool)
+    if not numeric or not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise InputError("cursor: not one this server gave")
     return float(created), run_id
 
 
@@ -117,29 +117,35 @@ def get_run(call: Call) -> Response:
 
 
 def cancel_run(call: Call) -> Response:
-    """Ask for the run to stop: 202 at once (its status is CancelRequested, then Canceled); the stop
-    itself, which may take the run's grace period, goes on in a thread of its own (a request does not
-    hold one of the server's threads for it)."""
+    """Ask for the run to stop: 202 at once (its status is CancelRequested, then Canceled)."""
     from mlproj.execution.reconcile import reconcile
 
     record = reconcile(call.store, find(call.store, call.path["run_id"]))
     if record.is_final:
         return ok({**record.to_dict(), "already_final": True})
-    home = call.store.home
+    return ok({**request_cancel(call.store, record).to_dict(), "already_final": False}, 202)
+
+
+def request_cancel(store: Store, record: RunRecord) -> RunRecord:
+    """Stop a run in a thread of its own (the stop may take the run's grace period: a request does not
+    hold one of the server's threads for it); the record once the request is recorded (at most 2 s)."""
     threading.Thread(
-        target=_cancel, args=(home, record.run_id), name=f"cancel-{record.run_id}", daemon=True
+        target=cancel_in_background,
+        args=(store.home, record.run_id),
+        name=f"cancel-{record.run_id}",
+        daemon=True,
     ).start()
-    deadline = time.monotonic() + 2.0  # the request is recorded before the answer says so
-    current = call.store.get(record.run_id)
+    deadline = time.monotonic() + 2.0
+    current = store.get(record.run_id)
     while not current.is_final and current.status is not RunStatus.CANCEL_REQUESTED:
         if time.monotonic() >= deadline:
             break
         time.sleep(0.02)
-        current = call.store.get(record.run_id)
-    return ok({**current.to_dict(), "already_final": False}, 202)
+        current = store.get(record.run_id)
+    return current
 
 
-def _cancel(home: Home, run_id: str) -> None:
+def cancel_in_background(home: Home, run_id: str) -> None:
     from mlproj.execution import control
     from mlproj.runs.store import Store
 
@@ -194,7 +200,7 @@ async def follow(stores: Callable[[], Store], run_id: str, path: Path | None) ->
     offset, partial = 0, b""
     while True:
         record = await run_in_threadpool(_reconciled, stores, run_id)
-        chunk = await run_in_threadpool(_read, path, offset)
+        chunk = await run_in_threadpool(read_chunk, path, offset)
         offset += len(chunk)
         lines = (partial + chunk).split(b"\n")
         partial = lines.pop()
@@ -215,7 +221,7 @@ def _reconciled(stores: Callable[[], Store], run_id: str) -> RunRecord:
     return find_run(stores(), run_id)
 
 
-def _read(path: Path | None, offset: int) -> bytes:
+def read_chunk(path: Path | None, offset: int) -> bytes:
     if path is None or not path.is_file():
         return b""
     with path.open("rb") as handle:

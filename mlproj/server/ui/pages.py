@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import html
 import os
-import time
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -83,10 +82,7 @@ def _runs(call: PageCall) -> tuple[list[RunRecord], dict[str, str | None], str |
         tag = (key.strip(), value.strip())
     published = call.store.catalog().published(filters["published"]).id if filters["published"] else None
     cursor = call.text("cursor", limit=300)
-    try:
-        before = decode_cursor(cursor)
-    except Exception:  # noqa: BLE001 - the API's HttpError: here a bad request page
-        raise InputError("cursor: not one this server gave") from None
+    before = decode_cursor(cursor)
     if status is not None:
         for unfinished in call.store.unfinished():
             reconcile(call.store, unfinished)
@@ -217,19 +213,11 @@ def output(call: PageCall) -> Response:
 
 
 def cancel_action(call: PageCall) -> Response:
-    import threading
-
-    from mlproj.server.runs import _cancel
+    from mlproj.server.runs import request_cancel
 
     record = find(call.store, call.path["run_id"])
     if not record.is_final:
-        threading.Thread(target=_cancel, args=(call.store.home, record.run_id), daemon=True).start()
-        deadline = time.monotonic() + 2.0  # the page it goes back to shows the request recorded
-        while time.monotonic() < deadline:
-            current = call.store.get(record.run_id)
-            if current.is_final or current.status is RunStatus.CANCEL_REQUESTED:
-                break
-            time.sleep(0.02)
+        request_cancel(call.store, record)  # the page it goes back to shows the request recorded
     return RedirectResponse(f"/runs/{record.run_id}", status_code=303)
 
 
@@ -307,14 +295,14 @@ async def _events(frame: Frame, run_id: str, offset: int) -> AsyncIterator[str]:
     """The new lines of each chunk of the log as one `line` event (escaped HTML, its `id` the offset it
     ends at), the status when it changes, and `end`; a last line without its newline comes at the end."""
     from mlproj.execution.reconcile import find_run
-    from mlproj.server.runs import _read
+    from mlproj.server.runs import read_chunk
 
     shown = None
     partial = b""
     while True:
         record = await run_in_threadpool(lambda: find_run(frame.store(), run_id))
         path = Path(record.log_path) if record.log_path else None
-        chunk = await run_in_threadpool(_read, path, offset)
+        chunk = await run_in_threadpool(read_chunk, path, offset)
         offset += len(chunk)
         lines = (partial + chunk).split(b"\n")
         partial = lines.pop()
