@@ -236,6 +236,15 @@ COMMANDS: tuple[Command, ...] = (
         (DETACH, JSON),
     ),
     Command(
+        "rerun",
+        "mlproj.cli.resume:rerun",
+        "Run a run again, with parameters changed.",
+        "Run what RUN_ID ran again, asked the same way (a Git URI at the same commit), with each -P given "
+        "over the earlier parameters (a pipeline's inputs). The new run is tagged mlproj.rerun_of.",
+        (RUN_ID,),
+        (PARAM, DETACH, JSON),
+    ),
+    Command(
         "envs",
         "",
         "List or prune cached environments.",

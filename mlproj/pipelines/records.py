@@ -246,6 +246,16 @@ def resume_options(earlier: RunRecord) -> PipelineOptions:
     version = request.version
     if earlier.commit and version:
         version = earlier.commit  # the very commit the earlier run used, even if the branch moved
+    options = again_options(earlier, version=version)
+    return replace(
+        options, tags={**options.tags, RESUMED_FROM_TAG: earlier.run_id}, resume_from=earlier.run_id
+    )
+
+
+def again_options(earlier: RunRecord, *, version: str | None) -> PipelineOptions:
+    """The options of a new run of `earlier`'s pipeline as it was asked: the same file, inputs and
+    settings (`mlproj resume` and `mlproj rerun` change what they change)."""
+    request = recorded_request(earlier)
     return PipelineOptions(
         uri=request.uri or earlier.uri or "",
         version=version,
@@ -253,13 +263,12 @@ def resume_options(earlier: RunRecord) -> PipelineOptions:
         env_manager=request.env_manager,
         experiment=earlier.experiment,
         run_name=earlier.run_name,
-        tags={**earlier.tags, RESUMED_FROM_TAG: earlier.run_id},
+        tags={key: value for key, value in earlier.tags.items() if key != RESUMED_FROM_TAG},
         max_parallel=request.max_parallel,
         force_rerun=request.force_rerun,
         continue_on_step_failure=request.continue_on_step_failure,
         timeout=earlier.timeout,
         caller_dir=Path(request.caller_dir),
-        resume_from=earlier.run_id,
         backend=request.backend,
         backend_config=request.backend_config,
         overrides=tuple(request.overrides),
