@@ -58,6 +58,7 @@ def test_a_grid_sweep_finds_the_known_best_trial(sweep: Path, tracked: MlflowSer
     assert best_run["tags"]["mlflow.parentRunId"] == document["mlflow_run_id"]
     node = steps["tune"]
     assert node["reason"] == "best trial tune.3: score=2 (maximize), of 6 trials"
+    assert trials[3]["reason"].endswith("; score=2")  # each trial says its metric (status, the web UI)
     assert node["parameters"] == trials[3]["parameters"]
     assert node["outputs"] == trials[3]["outputs"]
     assert document["outputs"]["best_model"] == trials[3]["outputs"]["model"]

@@ -302,9 +302,9 @@ class Controls:
         if any(loop.kind == "sweep" for loop in self.loops.values()):
             self._sweeps.poll([loop for loop in self.loops.values() if loop.kind == "sweep"], running)
 
-    def check(self, record: RunRecord) -> str | None:
+    def check(self, record: RunRecord, store: Store) -> str | None:
         """Why a step that exited well did not do what it must (a trial without its metric), or None."""
-        return self._sweeps.check(record) if record.step in self.trials else None
+        return self._sweeps.check(record, store) if record.step in self.trials else None
 
     def env(self, name: str) -> dict[str, str]:
         """Variables for a step beyond its own (a trial's local MLflow store, when nothing tracks it)."""

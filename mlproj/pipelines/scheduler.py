@@ -406,8 +406,8 @@ class PipelineSupervisor:
         """End one running step (its supervisor sees it through `step_stop`)."""
         self.early.setdefault(name, reason)
 
-    def check_step(self, record: RunRecord) -> str | None:
-        return self.controls.check(record)
+    def check_step(self, record: RunRecord, store: Store) -> str | None:
+        return self.controls.check(record, store)
 
     def step_env(self, name: str) -> dict[str, str]:
         return self.controls.env(name)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mlproj.pipelines.model import Step
     from mlproj.pipelines.plan import PipelinePlan
     from mlproj.runs.record import RunRecord
+    from mlproj.runs.store import Store
 
     class Running(Protocol):
         node: str
@@ -87,12 +88,16 @@ class SweepWatch:
                 return []
         return local_history(str(Path(record.run_dir or "") / DATABASE), metric)
 
-    def check(self, record: RunRecord) -> str | None:
-        """Why a trial that exited well failed: it logged no primary metric (`record`: as it is now)."""
+    def check(self, record: RunRecord, store: Store) -> str | None:
+        """Why a trial that exited well failed: it logged no primary metric (`record`: as it is now;
+        `store`: the calling thread's)."""
         name = record.step or ""
-        if self.history(record):
-            return None
         metric = (self.node_of(name).control or {}).get("metric")
+        values = self.history(record)
+        if values:  # said where the trial's record is read (status, the web UI): the last value
+            said = f"{metric}={values[-1]:g}"
+            store.update(record.run_id, reason=f"{record.reason}; {said}" if record.reason else said)
+            return None
         return f"the trial logged no primary metric {metric!r} (MLflow, through mlflow.log_metric)"
 
     def env(self, name: str) -> dict[str, str]:

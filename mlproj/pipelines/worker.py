@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
         def step_stop(self, name: str | None = None) -> tuple[str, bool] | None: ...
 
-        def check_step(self, record: RunRecord) -> str | None: ...
+        def check_step(self, record: RunRecord, store: Store) -> str | None: ...
 
         def step_env(self, name: str) -> dict[str, str]: ...
 
@@ -310,7 +310,7 @@ class StepWorker:
             for out, path in own.items():
                 if is_file_output(step_plan.step.outputs[out]) and not Path(path).is_file():
                     return f"the step did not write its output {out!r} ({path})"
-            return self.owner.check_step(store.get(self.record.run_id))  # a sweep's trial: its metric
+            return self.owner.check_step(store.get(self.record.run_id), store)  # a trial: its metric
 
         def external_stop() -> tuple[str, bool] | None:
             return self.owner.step_stop(self.name)
