@@ -191,3 +191,98 @@ def test_a_reader_sees_no_cancel_button_and_a_forged_post_is_refused(
         assert mlproj_json("status", run_id)["status"] in ("Queued", "Running")
     finally:
         mlproj("cancel", run_id, "--grace", "1")
+
+
+BRANCHES = Path(__file__).parent / "azure" / "control" / "branches.yml"
+
+
+def test_a_click_or_the_keyboard_on_a_step_opens_its_log_and_outputs(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    key = token("browser-panel", "read")
+    run = mlproj_json("run", str(BRANCHES), "-P", "score=0.9")
+    page = logged_in(browser, server, key)
+    page.goto(f"{server.url}/runs/{run['run_id']}")
+    page.click("#dag a[aria-label^='announce_deploy']")
+    expect(page.locator("#step-panel")).to_contain_text("deploying", timeout=10_000)  # its log, here
+    assert page.url == f"{server.url}/runs/{run['run_id']}"  # no page left
+    expect(page.locator("#panel-title")).to_be_focused()  # a keyboard user lands on what opened
+    shoot(page, "pipeline-panel")
+    # The same with the keyboard only: Tab from the page's top reaches the DAG's nodes, Enter opens.
+    page.goto(f"{server.url}/runs/{run['run_id']}")
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        label = page.evaluate_handle("document.activeElement").get_property("ariaLabel").json_value()
+        if label and str(label).startswith("evaluate"):
+            break
+    else:
+        pytest.fail("no DAG node was reached with Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#panel-title")).to_contain_text("evaluate", timeout=10_000)
+    # A branch's iterations and blocks are told in words in the steps table.
+    expect(page.locator("#pipeline")).to_contain_text("true_block → deploy (✓ taken)")
+
+
+def test_rerun_from_the_page_starts_a_new_run_with_the_changed_parameter(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    key = token("browser-admin2", "admin")
+    run = mlproj_json("run", str(BRANCHES), "-P", "score=0.9")
+    page = logged_in(browser, server, key)
+    page.goto(f"{server.url}/runs/{run['run_id']}")
+    page.click("details.rerun summary")
+    page.fill("input[name='param.score']", "0.2")
+    shoot(page, "rerun-form")
+    page.click("#rerun")
+    page.wait_for_url(lambda url: "/runs/" in url and run["run_id"] not in url)
+    new_id = page.url.rsplit("/", 1)[-1]
+    expect(page.locator("#status")).to_have_text("Finished", timeout=60_000)
+    again = mlproj_json("status", new_id)
+    assert again["parameters"] == {"score": "0.2"} and again["tags"]["mlproj.rerun_of"] == run["run_id"]
+
+
+def test_runs_ticked_on_the_runs_page_are_compared(browser: Any, server: Server, tmp_path: Path) -> None:
+    key = token("browser-compare", "read")
+    one = mlproj_json("run", str(BRANCHES), "-P", "score=0.9")["run_id"]
+    two = mlproj_json("run", str(BRANCHES), "-P", "score=0.2")["run_id"]
+    page = logged_in(browser, server, key)
+    page.check(f"#pick-{one}")
+    page.check(f"#pick-{two}")
+    page.wait_for_timeout(2_500)  # the rows are refreshed every 2 s: the ticks must survive it
+    assert page.is_checked(f"#pick-{one}") and page.is_checked(f"#pick-{two}")
+    page.click("form#compare button")
+    page.wait_for_url(lambda url: "/compare?" in url)
+    expect(page.locator("table.compare")).to_contain_text("score")
+    assert "≠ differs" in page.inner_text("table.compare")
+    shoot(page, "compare")
+
+
+def test_the_runs_page_of_a_store_of_100_000_runs_loads_and_pages(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Its time is measured by bench/ui_pages.py, not here: these machines are shared.)"""
+    import subprocess
+    import sys
+
+    home_root = tmp_path / "big-home"
+    fill = Path(__file__).parents[1] / "bench" / "fill_store.py"
+    done = subprocess.run(
+        [sys.executable, str(fill), str(home_root), "100000"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("MLPROJ_HOME", str(home_root))
+    key = token("browser-big", "read")
+    big = Server(home_root).start()
+    try:
+        page = logged_in(browser, big, key)
+        rows = page.locator("#rows tr")
+        assert rows.count() == 50
+        first = page.inner_text("#rows")
+        page.click("a[rel=next]")
+        page.wait_for_url(lambda url: "cursor=" in url)
+        assert page.locator("#rows tr").count() == 50 and page.inner_text("#rows") != first
+        page.goto(big.url + "/?status=Failed")
+        assert page.locator("#rows tr").count() == 50 and "Failed" in page.inner_text("#rows")
+        shoot(page, "runs-100000")
+    finally:
+        big.stop()

@@ -91,3 +91,70 @@ def test_every_value_in_the_dag_is_escaped(tmp_path: Path) -> None:
     svg = render(pipeline, [step(hostile, RunStatus.FAILED, reused_from='"><img src=x>')])
     assert "<script>" not in svg and "<img" not in svg
     assert "&lt;script&gt;" in svg
+
+
+BRANCHES = Path(__file__).parent / "azure" / "control" / "branches.yml"
+
+
+def test_an_if_else_s_blocks_are_drawn_as_named_branches_the_one_not_taken_faded() -> None:
+    pipeline = load_pipeline(BRANCHES)
+    undecided = render(pipeline, [step("gate", RunStatus.RUNNING)])
+    assert re.findall(r'<path class="(edge branch[^"]*)"', undecided) == ["edge branch", "edge branch"]
+    gate = RunRecord(
+        run_id="g" * 32,
+        kind=RunKind.STEP,
+        status=RunStatus.FINISHED,
+        step="gate",
+        reason="the condition is false: ran the false_block",
+    )
+    svg = render(pipeline, [gate, step("deploy", RunStatus.SKIPPED), step("retrain", RunStatus.FINISHED)])
+    labels = dict(re.findall(r'<text class="branch-label ([a-z-]+)"[^>]*>(true|false)</text>', svg))
+    assert labels == {"not-taken": "true", "taken": "false"}
+    # Each block's step is joined to the if_else once, by its branch, not also by a plain edge.
+    assert len(re.findall(r'<path class="edge', svg)) == len(pipeline.edges())
+
+
+def test_steps_are_grouped_loops_with_iterations_sweeps_with_their_best_trial() -> None:
+    from mlproj.pipelines.model import Pipeline, Step
+    from mlproj.server.ui.pipeline import groups
+
+    pipeline = Pipeline(
+        file=Path("p.yml"),
+        name="p",
+        steps={
+            "prep": Step(name="prep", type="command"),
+            "fan": Step(name="fan", type="parallel_for"),
+            "tune": Step(name="tune", type="sweep"),
+            "gate": Step(name="gate", type="if_else", control={"true_block": ["a"], "false_block": ["b"]}),
+            "a": Step(name="a", type="command"),
+            "b": Step(name="b", type="command"),
+        },
+    )
+
+    def record(name: str, status: RunStatus, **values: object) -> RunRecord:
+        return RunRecord(run_id=name.replace(".", "-"), kind=RunKind.STEP, status=status, step=name, **values)  # type: ignore[arg-type]
+
+    steps = [
+        record("prep", RunStatus.FAILED, attempt=1),
+        record("prep", RunStatus.FINISHED, attempt=2),
+        record("fan", RunStatus.RUNNING),
+        record("fan.1", RunStatus.RUNNING),
+        record("fan.0", RunStatus.FINISHED),
+        record("fan.0.train", RunStatus.FINISHED),
+        record("tune", RunStatus.FINISHED, reason="best trial tune.1: score=2 (maximize), of 2 trials"),
+        record("tune.0", RunStatus.FINISHED, parameters={"x": "0.1"}),
+        record("tune.1", RunStatus.FINISHED, parameters={"x": "0.3"}),
+        record("gate", RunStatus.FINISHED, reason="the condition is true: ran the true_block"),
+        record("a", RunStatus.FINISHED),
+        record("b", RunStatus.SKIPPED),
+    ]
+    found = {group.record.step: group for group in groups(pipeline, steps)}
+    assert list(found) == ["prep", "fan", "tune", "gate", "a", "b"]  # every other step at the top
+    assert found["prep"].record.attempt == 2 and [r.attempt for r in found["prep"].earlier] == [1]
+    fan = found["fan"]
+    assert [fan.member_name(r) for r in fan.members] == ["0", "0.train", "1"]  # by index, then name
+    assert fan.counts == "2 Finished, 1 Running" and fan.open  # unfolded while it runs
+    assert found["tune"].best == "tune.1" and not found["tune"].open
+    assert found["gate"].branches == [("true_block", "a", "taken"), ("false_block", "b", "not taken")]
+    # Without the pipeline (its copy gone), iterations are still found under their loop by name.
+    assert [g.record.step for g in groups(None, steps[2:6])] == ["fan"]

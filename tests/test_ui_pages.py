@@ -224,8 +224,8 @@ def test_nothing_on_the_pages_leaves_the_server(
     for path in ("/", f"/runs/{run_id}", "/published", "/endpoints", "/schedules", "/login"):
         status, _, page = visitor.get(path)
         assert status == 200, path
-        sources = re.findall(r'(?:src|href|action|sse-connect|hx-get)="([^"]*)"', page)
-        assert sources and all(source.startswith("/") for source in sources), (path, sources)
+        sources = re.findall(r'(?:src|href|action|sse-connect|hx-get|data-panel)="([^"]*)"', page)
+        assert sources and all(s.startswith("/") or s == "#main" for s in sources), (path, sources)
     for asset in ("/static/htmx.min.js", "/static/htmx-sse.js", "/static/app.css", "/static/ui.js"):
         status, _, text = visitor.get(asset)
         assert status == 200, asset

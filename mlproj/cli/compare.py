@@ -13,25 +13,15 @@ if TYPE_CHECKING:
 
 def compare(app: Console, *, run_ids: tuple[str, ...], show_all: bool) -> int:
     from mlproj.errors import InputError
-    from mlproj.tracking.runs import format_number, metrics_of
+    from mlproj.tracking.runs import format_number, side_by_side
 
     if len(run_ids) < 2:
         raise InputError(f"compare: give two or more runs (got {len(run_ids)})")
     store = open_store()
     records = [find(store, run_id) for run_id in run_ids]
-    metrics, problems = metrics_of(records)
+    table, problems = side_by_side(records, show_all=show_all)
     for problem in problems:
         app.note(problem)
-    table: dict[str, list[Any]] = {}
-    for kind, values_of in (
-        ("params", lambda r: r.parameters),
-        ("metrics", lambda r: metrics.get(r.run_id, {})),
-    ):
-        names = sorted({name for record in records for name in values_of(record)})
-        for name in names:
-            row = [values_of(record).get(name) for record in records]
-            if show_all or len({repr(value) for value in row}) > 1:
-                table[f"{kind}.{name}"] = row
     if app.as_json:
         document: dict[str, Any] = {
             "runs": [record.run_id for record in records],

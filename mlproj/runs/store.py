@@ -294,6 +294,8 @@ class Store:
         before: tuple[float, str] | None = None,
         name: str | None = None,
         tag: tuple[str, str] | None = None,
+        endpoint: str | None = None,
+        schedule: str | None = None,
     ) -> list[RunRecord]:
         """Newest first (ties by run ID); `before`: only runs after (created_at, run_id) in that order,
         which is how a page starts where the last one ended."""
@@ -303,6 +305,8 @@ class Store:
             ("experiment", experiment),
             ("kind", kind),
             ("published_pipeline_id", published),
+            ("endpoint", endpoint),
+            ("schedule", schedule),
         ):
             if value is not None:
                 where.append(f"{column} = ?")

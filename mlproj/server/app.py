@@ -192,8 +192,9 @@ def ui_routes(home: Home) -> list[Route | Mount]:
     """The web UI's pages (design.md §11), at `/`."""
     from starlette.staticfiles import StaticFiles
 
-    from mlproj.server.ui import STATIC
+    from mlproj.server.ui import STATIC, catalog, pipeline
     from mlproj.server.ui import pages as ui
+    from mlproj.server.ui.compare import compare_page
     from mlproj.server.ui.frame import Frame
 
     frame = Frame(home)
@@ -204,11 +205,17 @@ def ui_routes(home: Home) -> list[Route | Mount]:
         Route("/runs/{run_id}", frame.page("read", ui.run_page), methods=["GET"]),
         Route("/runs/{run_id}/stream", ui.stream(frame), methods=["GET"]),
         Route("/runs/{run_id}/outputs/{name}", frame.page("read", ui.output), methods=["GET"]),
-        Route("/ui/pipeline/{run_id}", frame.page("read", ui.pipeline_part), methods=["GET"]),
+        Route("/ui/pipeline/{run_id}", frame.page("read", pipeline.pipeline_part), methods=["GET"]),
+        Route("/ui/step/{run_id}", frame.page("read", pipeline.step_panel), methods=["GET"]),
         Route("/runs/{run_id}/cancel", frame.page("submit", ui.cancel_action, action=True), methods=["POST"]),
-        Route("/published", frame.page("read", ui.published_page), methods=["GET"]),
-        Route("/endpoints", frame.page("read", ui.endpoints_page), methods=["GET"]),
-        Route("/schedules", frame.page("read", ui.schedules_page), methods=["GET"]),
+        Route("/runs/{run_id}/rerun", frame.page("submit", ui.rerun_action, action=True), methods=["POST"]),
+        Route("/compare", frame.page("read", compare_page), methods=["GET"]),
+        Route("/published", frame.page("read", catalog.published_page), methods=["GET"]),
+        Route("/published/{pipeline_id}", frame.page("read", catalog.published_one), methods=["GET"]),
+        Route("/endpoints", frame.page("read", catalog.endpoints_page), methods=["GET"]),
+        Route("/endpoints/{name}", frame.page("read", catalog.endpoint_one), methods=["GET"]),
+        Route("/schedules", frame.page("read", catalog.schedules_page), methods=["GET"]),
+        Route("/schedules/{name}", frame.page("read", catalog.schedule_one), methods=["GET"]),
         Route("/login", login["login_form"], methods=["GET"]),
         Route("/login", login["login"], methods=["POST"]),
         Route("/logout", login["logout"], methods=["POST"]),

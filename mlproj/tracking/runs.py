@@ -382,6 +382,25 @@ def metrics_of(records: Iterable[RunRecord]) -> tuple[dict[str, dict[str, float]
     return found, problems
 
 
+def side_by_side(
+    records: list[RunRecord], *, show_all: bool = False
+) -> tuple[dict[str, list[object]], list[str]]:
+    """`mlproj compare` and the UI's comparison: `params.NAME` and `metrics.NAME` → each run's value
+    (None where it has none), only the rows that differ unless `show_all`; and why metrics are missing."""
+    metrics, problems = metrics_of(records)
+    table: dict[str, list[object]] = {}
+    for kind, values_of in (
+        ("params", lambda r: r.parameters),
+        ("metrics", lambda r: metrics.get(r.run_id, {})),
+    ):
+        names = sorted({name for record in records for name in values_of(record)})
+        for name in names:
+            row = [values_of(record).get(name) for record in records]
+            if show_all or len({repr(value) for value in row}) > 1:
+                table[f"{kind}.{name}"] = row
+    return table, problems
+
+
 def format_number(value: object) -> str:
     """A metric as people read it: `0.125`, `1.5e+06`; anything else as it is."""
     return f"{value:.6g}" if isinstance(value, float) else str(value)

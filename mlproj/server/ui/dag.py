@@ -1,7 +1,9 @@
 """A pipeline run's DAG as SVG (design.md §11): steps in layers (each after everything it depends on),
 each node coloured by its status and saying it in words, a reused step marked with the run it reused,
-a loop or a sweep drawn as one node that counts its iterations by status, each node a link to its step
-run (its log, its outputs). Server-side, escaped, no script: htmx replaces it while the run runs."""
+a loop or a sweep drawn as one node that counts its iterations by status, an if_else's blocks joined to
+it by dashed edges named true and false (the one not taken faded), each node a link to its step run
+(which the page opens in a panel: its log, its outputs). Server-side, escaped, no script: htmx
+replaces it while the run runs."""
 
 from __future__ import annotations
 
@@ -62,19 +64,44 @@ def render(pipeline: Pipeline, steps: list[RunRecord]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" class="dag" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="{LABEL}">'
     ]
+    branches = _branches(pipeline, latest)
     for up, down in pipeline.edges():
         if up in place and down in place:
             (x1, y1), (x2, y2) = place[up], place[down]
             start, end = (x1 + WIDTH, y1 + HEIGHT / 2), (x2, y2 + HEIGHT / 2)
             middle = (start[0] + end[0]) / 2
+            branch, state = branches.get((up, down), ("", ""))
+            kind = f"edge branch {state}".rstrip() if branch else "edge"
             parts.append(
-                f'<path class="edge" d="M{start[0]},{start[1]} C{middle},{start[1]} {middle},{end[1]} '
+                f'<path class="{kind}" d="M{start[0]},{start[1]} C{middle},{start[1]} {middle},{end[1]} '
                 f'{end[0]},{end[1]}"/>'
             )
+            if branch:  # which block it is, by the step it leads to
+                parts.append(
+                    f'<text class="branch-label {state}" x="{end[0] - 36}" y="{end[1] - 6}">{branch}</text>'
+                )
     for name, (x, y) in place.items():
         parts.append(_node(name, x, y, latest.get(name), members.get(name, []), pipeline.steps[name].type))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _branches(pipeline: Pipeline, latest: dict[str, RunRecord]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(if_else, a step of its blocks) → (true or false, its state: taken, not-taken, or "" undecided),
+    as the if_else's reason says once decided ("ran the true_block")."""
+    found = {}
+    for name, step in pipeline.steps.items():
+        if step.type != "if_else":
+            continue
+        record = latest.get(name)
+        reason = (record.reason or "") if record is not None else ""
+        for block in ("true_block", "false_block"):
+            state = (
+                "" if "ran the " not in reason else ("taken" if f"ran the {block}" in reason else "not-taken")
+            )
+            for target in (step.control or {}).get(block) or []:
+                found[(name, target)] = (block.removesuffix("_block"), state)
+    return found
 
 
 def _node(
@@ -102,4 +129,5 @@ def _node(
     )
     if record is None:
         return box
-    return f'<a href="/runs/{html.escape(record.run_id)}" aria-label="{title}">{box}</a>'
+    run_id = html.escape(record.run_id)
+    return f'<a href="/runs/{run_id}" data-panel="/ui/step/{run_id}" aria-label="{title}">{box}</a>'

@@ -4,6 +4,7 @@ role, same-origin and CSRF checks for actions, the store of the thread that answ
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse
@@ -24,9 +25,11 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from mlproj.home import Home
+    from mlproj.runs.record import RunRecord
     from mlproj.runs.store import Store
 
 MAX_FORM = 64 << 10  # bytes a form may send
+LOG_TAIL = 256 << 10  # bytes of a log a run's page shows at first
 
 
 class Denied(Exception):
@@ -207,3 +210,22 @@ def duration(seconds: float | None) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(int(seconds), 60)
     return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def log_tail(record: RunRecord) -> tuple[list[str], int]:
+    """The last lines of the run's log, and where the stream goes on from."""
+    path = Path(record.log_path) if record.log_path else None
+    if path is None or not path.is_file():
+        return [], 0
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        start = max(0, size - LOG_TAIL)
+        handle.seek(start)
+        data = handle.read(size - start)
+    end = data.rfind(b"\n") + 1  # a partial last line comes with the stream, or now if the run ended
+    if record.is_final:
+        end = len(data)
+    lines = data[:end].decode("utf-8", "replace").splitlines()
+    if start:
+        lines = lines[1:]  # the first, cut
+    return lines, start + end

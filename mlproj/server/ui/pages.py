@@ -15,24 +15,21 @@ from starlette.responses import RedirectResponse, StreamingResponse
 from mlproj.errors import InputError, RunNotFoundError
 from mlproj.runs.status import RunStatus
 from mlproj.server.runs import decode_cursor, encode_cursor, find
-from mlproj.server.ui.frame import SECURITY_HEADERS, Denied, PageCall, duration, when
+from mlproj.server.ui.frame import SECURITY_HEADERS, Denied, PageCall, duration, log_tail, when
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from typing import Any
 
-    from markupsafe import Markup
     from starlette.requests import Request
     from starlette.responses import Response
 
     from mlproj.runs.record import RunRecord
-    from mlproj.runs.store import Store
     from mlproj.server.ui.frame import Frame
 
 PAGE = 50
 MAX_LISTED = 1000  # files an output folder's page lists
-LOG_TAIL = 256 << 10  # bytes of a log a run's page shows at first
 STREAM_POLL = 0.25
 FILTERS = ("status", "experiment", "kind", "name", "tag", "published")
 
@@ -53,13 +50,14 @@ def runs_page(call: PageCall) -> Response:
         next_query=query + "&" + urllib.parse.urlencode({"cursor": next_cursor}) if next_cursor else "",
         first_query=query,
         filtered=any(filters.values()),
+        pick=True,
     )
 
 
 def runs_rows(call: PageCall) -> Response:
     """The rows of the runs page as they are now (htmx refreshes them every 2 seconds)."""
     runs, filters, _cursor, _next = _runs(call)
-    return call.render("rows.html", runs=runs, filtered=any(filters.values()))
+    return call.render("rows.html", runs=runs, filtered=any(filters.values()), pick=True)
 
 
 def _runs(call: PageCall) -> tuple[list[RunRecord], dict[str, str | None], str | None, str | None]:
@@ -104,7 +102,7 @@ def _runs(call: PageCall) -> tuple[list[RunRecord], dict[str, str | None], str |
 def run_page(call: PageCall) -> Response:
     record = find(call.store, call.path["run_id"])
     steps = call.store.steps_of(record.run_id) if record.kind.value == "pipeline" else []
-    lines, offset = _log_tail(record)
+    lines, offset = log_tail(record)
     fields = [
         ("run", record.run_id),
         ("kind", record.kind.value),
@@ -128,62 +126,28 @@ def run_page(call: PageCall) -> Response:
 
         mlflow_link, metrics = describe(record)  # a link for a server, and the latest metrics
         fields.append(("metrics", metrics))
+    from mlproj.server.ui.pipeline import pipeline_values
+
     return call.render(
         "run.html",
         run=record,
-        steps=steps,
-        dag=_dag(record, steps),
+        **(pipeline_values(record, steps) if steps else {}),
         fields=[(key, value) for key, value in fields if value],
         mono={"run", "commit", "uri", "reused from", "published pipeline", "metrics"},
         mlflow_link=mlflow_link,
         lines=lines,
         offset=offset,
         can_cancel=call.allows("submit") and not record.is_final,
+        can_rerun=_may_rerun(call, record),
     )
 
 
-def _dag(record: RunRecord, steps: list[RunRecord]) -> Markup | None:
-    """A pipeline run's DAG as SVG (escaped where it is made), or None for other runs."""
-    if record.kind.value != "pipeline":
-        return None
-    from markupsafe import Markup
-
-    from mlproj.errors import MlprojError
-    from mlproj.pipelines.records import load_recorded
-    from mlproj.server.ui.dag import render
-
-    try:
-        pipeline = load_recorded(record)
-    except (MlprojError, OSError):  # its copy of the pipeline is gone: the steps table says the rest
-        return None
-    return Markup(render(pipeline, steps))  # noqa: S704 - every value in it is escaped by render
-
-
-def pipeline_part(call: PageCall) -> Response:
-    """The DAG and the steps table as they are now (htmx replaces them every 2 s; once the run has
-    ended the answer is 286, which stops htmx asking)."""
-    record = find(call.store, call.path["run_id"])
-    steps = call.store.steps_of(record.run_id)
-    return call.render("pipeline.html", 286 if record.is_final else 200, dag=_dag(record, steps), steps=steps)
-
-
-def _log_tail(record: RunRecord) -> tuple[list[str], int]:
-    """The last lines of the run's log, and where the stream goes on from."""
-    path = Path(record.log_path) if record.log_path else None
-    if path is None or not path.is_file():
-        return [], 0
-    with path.open("rb") as handle:
-        size = handle.seek(0, 2)
-        start = max(0, size - LOG_TAIL)
-        handle.seek(start)
-        data = handle.read(size - start)
-    end = data.rfind(b"\n") + 1  # a partial last line comes with the stream, or now if the run ended
-    if record.is_final:
-        end = len(data)
-    lines = data[:end].decode("utf-8", "replace").splitlines()
-    if start:
-        lines = lines[1:]  # the first, cut
-    return lines, start + end
+def _may_rerun(call: PageCall, record: RunRecord) -> bool:
+    """A published pipeline's run may be rerun by a `submit` token; anything else runs code of the
+    caller's choosing, which is for `admin` tokens only (as `POST /api/v1/runs`)."""
+    if record.kind.value == "step":
+        return False
+    return call.allows("submit" if record.published_pipeline_id else "admin")
 
 
 def output(call: PageCall) -> Response:
@@ -221,46 +185,21 @@ def cancel_action(call: PageCall) -> Response:
     return RedirectResponse(f"/runs/{record.run_id}", status_code=303)
 
 
-def published_page(call: PageCall) -> Response:
-    return call.render("catalog.html", what="Published pipelines", rows=_published_rows(call.store))
+def rerun_action(call: PageCall) -> Response:
+    """Run the run again (design.md §12), with the parameters the form gives (`param.NAME`)."""
+    from mlproj.publish.rerun import rerun_options
+    from mlproj.submit import submit
 
-
-def _published_rows(store: Store) -> list[list[str]]:
-    return [
-        [p.name, p.status, p.version or "", p.id, str(store.count_runs(published=p.id))]
-        for p in store.catalog().all_published()
-    ]
-
-
-def endpoints_page(call: PageCall) -> Response:
-    rows = [
-        [e.name, e.status, e.default_version, e.pipeline_id(), e.description or ""]
-        for e in call.store.catalog().endpoints()
-    ]
-    return call.render(
-        "catalog.html",
-        what="Endpoints",
-        rows=rows,
-        headers=["Name", "Status", "Default", "Pipeline", "Description"],
-    )
-
-
-def schedules_page(call: PageCall) -> Response:
-    from mlproj.publish.cron import describe
-
-    rows = [
-        [
-            s.name,
-            s.status,
-            describe(s.cron, s.every_s),
-            s.endpoint or s.pipeline_id or "",
-            when(s.last_tick),
-        ]
-        for s in call.store.catalog().schedules()
-    ]
-    return call.render(
-        "catalog.html", what="Schedules", rows=rows, headers=["Name", "Status", "When", "Runs", "Last tick"]
-    )
+    record = find(call.store, call.path["run_id"])
+    if not _may_rerun(call, record):
+        raise Denied(403, "your token may not run this again")
+    given = {
+        key.removeprefix("param."): value for key, value in call.form.items() if key.startswith("param.")
+    }
+    changed = {key: value for key, value in given.items() if value != record.parameters.get(key)}
+    options = rerun_options(call.store, record, changed)
+    new = submit(call.store, options, detach=True)
+    return RedirectResponse(f"/runs/{new.run_id}", status_code=303)
 
 
 # --- the log, live ---------------------------------------------------------------------------------------

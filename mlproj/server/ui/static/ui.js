@@ -34,6 +34,18 @@
   document.addEventListener("input", function (event) {
     if (event.target && (event.target.id === "log-search" || event.target.id === "only-hits")) { highlight(); }
   });
+  // A step's node or row opens its panel (its log and outputs) below the DAG; its link still goes to
+  // the step's own page when opened in a new tab, or without JavaScript.
+  document.addEventListener("click", function (event) {
+    var link = event.target && event.target.closest ? event.target.closest("a[data-panel]") : null;
+    var panel = document.getElementById("step-panel");
+    if (!link || !panel || !window.htmx || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+    event.preventDefault();
+    window.htmx.ajax("GET", link.getAttribute("data-panel"), { target: "#step-panel", swap: "innerHTML" }).then(function () {
+      var title = document.getElementById("panel-title");
+      if (title) { title.focus(); }
+    });
+  });
   document.addEventListener("DOMContentLoaded", function () {
     var log = document.getElementById("log");
     if (log) { follow(log); }
