@@ -271,3 +271,4 @@ def test_a_sweep_run_again_reuses_its_trials_and_still_knows_the_best(
         == first["tune"]["reason"]
         == "best trial tune.3: score=2 (maximize), of 6 trials"
     )
+    assert again["tune.3"]["reason"].endswith("score=2")  # a reused trial says its metric too

@@ -79,3 +79,33 @@ def test_what_cannot_be_rerun_is_refused_in_one_line(tmp_path: Path, home: Home)
     assert_input_error(done, "novalue")
     assert mlproj("rerun", "f" * 32).returncode != 0
     assert len(json.loads(mlproj("runs", "--json").stdout)) == 1  # nothing was started
+
+
+def test_a_rerun_asks_as_the_run_was_asked_from_anywhere(tmp_path: Path, home: Home) -> None:
+    """The URI as typed (relative, from the folder it was typed in), `-P` values as given (a default
+    path is the project's again), a Git `#subdirectory`; an untracked run stays untracked."""
+    body = (
+        "name: t\nentry_points:\n  main:\n    parameters:\n      data: {type: path, default: data.csv}\n"
+        "      note: {type: string, default: hi}\n    command: 'cat {data}; echo {note}'\n"
+    )
+    folder = tmp_path / "work" / "p"
+    folder.mkdir(parents=True)
+    (folder / "MLproject").write_text(body)
+    (folder / "data.csv").write_text("a,b\n")
+    first = mlproj_json(
+        "run", "p", "-P", "note=given", cwd=tmp_path / "work", env={"MLFLOW_TRACKING_URI": ""}
+    )
+    assert first["tracking_uri"] is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # Tracking configured now, where the earlier run had none: the rerun is not tracked either.
+    again = mlproj_json(
+        "rerun", first["run_id"], cwd=elsewhere, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    )
+    assert again["status"] == "Finished" and again["tracking_uri"] is None
+    assert Path(again["log_path"]).read_text() == "a,b\ngiven\n"
+    repo = tmp_path / "repo"
+    make_git_repo(repo, {"sub/MLproject": "name: s\nentry_points:\n  main:\n    command: echo from sub\n"})
+    inside = mlproj_json("run", f"file://{repo}#sub")
+    again = mlproj_json("rerun", inside["run_id"], cwd=elsewhere)
+    assert Path(again["log_path"]).read_text() == "from sub\n"

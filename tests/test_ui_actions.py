@@ -186,6 +186,7 @@ def test_runs_are_compared_side_by_side(visitors: dict[str, Visitor], tmp_path: 
     _, _, page = reader.get(f"/compare?run={one}&run={same}&all=1")
     assert '<th scope="row">score' in page and 'class="differs"' not in page
     assert reader.get(f"/compare?run={one}")[0] == 400  # one run: nothing to compare
+    assert reader.get(f"/compare?run={one}&run={one[:8]}")[0] == 400  # the same run, named twice
     assert reader.get(f"/compare?run={one}&run=" + "f" * 32)[0] == 404
     assert reader.get(f"/compare?run={one}&run=%3Cscript%3E")[0] == 404
 
@@ -207,6 +208,8 @@ def test_published_pipelines_endpoints_and_schedules_have_pages_with_their_runs(
     status, _, page = reader.get("/endpoints/scoring")
     assert status == 200 and f'href="/published/{published}"' in page and "0 (default)" in page
     assert by_endpoint in page and direct not in page  # only the endpoint's
+    _, _, page = reader.get("/?endpoint=scoring")  # the runs page, filtered the same way
+    assert by_endpoint in page and direct not in page and 'name="endpoint" value="scoring"' in page
     status, _, page = reader.get("/schedules/nightly")
     assert status == 200 and "every 1h" in page and "Last ticks" in page
     for missing in ("/schedules/nope", "/endpoints/%3Cb%3E", "/published/ffff"):

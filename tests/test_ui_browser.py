@@ -286,3 +286,41 @@ def test_the_runs_page_of_a_store_of_100_000_runs_loads_and_pages(
         shoot(page, "runs-100000")
     finally:
         big.stop()
+
+
+def test_a_loop_folded_by_hand_stays_folded_while_the_page_refreshes(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    key = token("browser-folds", "read")
+    pipeline = write_pipeline(
+        tmp_path / "loop.yml",
+        """
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        jobs:
+          body:
+            command: echo ${{inputs.n}}; sleep 60
+            inputs:
+              n: {type: integer, value: 0}
+          fan:
+            type: parallel_for
+            body: ${{parent.jobs.body}}
+            items: [{n: 1}, {n: 2}]
+        """,
+    )
+    run_id = mlproj("run", str(pipeline), "--detach").stdout.strip()
+    try:
+        wait_until(
+            lambda: any(s["step"] == "fan.0" for s in mlproj_json("status", run_id)["steps"]), timeout=60
+        )
+        page = logged_in(browser, server, key)
+        page.goto(f"{server.url}/runs/{run_id}")
+        fold = page.locator("details[data-fold]")
+        expect(fold).to_have_attribute("open", "")  # unfolded while the loop runs
+        page.click("details[data-fold] summary")
+        assert fold.get_attribute("open") is None
+        page.wait_for_timeout(4_500)  # two refreshes of the steps table
+        assert page.locator("details[data-fold]").get_attribute("open") is None
+        expect(page.locator("#pipeline")).to_contain_text("2 iterations of parallel_for fan")
+    finally:
+        mlproj("cancel", run_id, "--grace", "1")

@@ -138,7 +138,8 @@ def test_steps_are_grouped_loops_with_iterations_sweeps_with_their_best_trial() 
         record("prep", RunStatus.FAILED, attempt=1),
         record("prep", RunStatus.FINISHED, attempt=2),
         record("fan", RunStatus.RUNNING),
-        record("fan.1", RunStatus.RUNNING),
+        record("fan.1", RunStatus.FAILED, attempt=1),
+        RunRecord(run_id="fan-1-again", kind=RunKind.STEP, status=RunStatus.RUNNING, step="fan.1", attempt=2),
         record("fan.0", RunStatus.FINISHED),
         record("fan.0.train", RunStatus.FINISHED),
         record("tune", RunStatus.FINISHED, reason="best trial tune.1: score=2 (maximize), of 2 trials"),
@@ -152,9 +153,22 @@ def test_steps_are_grouped_loops_with_iterations_sweeps_with_their_best_trial() 
     assert list(found) == ["prep", "fan", "tune", "gate", "a", "b"]  # every other step at the top
     assert found["prep"].record.attempt == 2 and [r.attempt for r in found["prep"].earlier] == [1]
     fan = found["fan"]
-    assert [fan.member_name(r) for r in fan.members] == ["0", "0.train", "1"]  # by index, then name
+    assert [fan.member_name(r) for r in fan.members] == ["0", "0.train", "1", "1"]  # index, name, attempt
+    # Counted once each, by their latest attempt: the failed first attempt of fan.1 is history.
+    assert (
+        fan.iterations == 2
+        and fan.member_steps == 3
+        and fan.current == {"fan-0", "fan-0-train", "fan-1-again"}
+    )
     assert fan.counts == "2 Finished, 1 Running" and fan.open  # unfolded while it runs
     assert found["tune"].best == "tune.1" and not found["tune"].open
     assert found["gate"].branches == [("true_block", "a", "taken"), ("false_block", "b", "not taken")]
     # Without the pipeline (its copy gone), iterations are still found under their loop by name.
-    assert [g.record.step for g in groups(None, steps[2:6])] == ["fan"]
+    without = groups(None, steps[2:7])
+    assert [g.record.step for g in without] == ["fan"] and without[0].kind == "loop"
+    # A loop that ended, whose retried iteration finally finished, is folded.
+    ended = [record("fan", RunStatus.FINISHED), record("fan.0", RunStatus.FAILED, attempt=1)]
+    ended.append(
+        RunRecord(run_id="again", kind=RunKind.STEP, status=RunStatus.FINISHED, step="fan.0", attempt=2)
+    )
+    assert not groups(pipeline, ended)[0].open

@@ -174,6 +174,10 @@ class SweepWatch:
         pick = max if goal == "maximize" else min
         best_value, best = pick(scored, key=lambda pair: pair[0])
         store = self.controls.owner.store
+        for value, record in scored:  # a reused trial's metric is the run's it reused: said here
+            if record.reused_from and f"{metric}=" not in (record.reason or ""):
+                said = f"{metric}={value:g}"
+                store.update(record.run_id, reason=f"{record.reason}; {said}" if record.reason else said)
         store.update(self.controls.owner.latest[loop.node].run_id, parameters=dict(best.parameters))
         reason = f"best trial {best.step}: {metric}={best_value:g} ({goal}), of {len(ended)} trials"
         self.controls._end(loop.node, RunStatus.FINISHED, reason=reason, outputs=dict(best.outputs))

@@ -1,17 +1,18 @@
 """`mlproj rerun RUN [-P k=v]…` (design.md §12): a new run of what an earlier run ran, asked the same way,
-with the parameters given changed. The command line, the web UI and the Python API rerun through it.
+with the parameters given changed. The command line and the web UI rerun through it.
 
-- A project run: the same URI, entry point, parameters, environment manager, backend and its
-  configuration, docker arguments, experiment, name, tags and time limit. A Git URI runs the very
-  commit the earlier run used, even if its branch has moved; a local folder runs what it holds now.
+- A project run: the same URI (as typed, `#subdirectory` included, from the same folder), entry point,
+  `-P` values (defaults are the project's again), environment manager, backend and its configuration,
+  docker arguments, experiment, name, tags and time limit. A Git URI runs the very commit the earlier
+  run used, even if its branch has moved; a local folder runs what it holds now.
 - A pipeline run: the same file (the same commit, for Git), inputs, `--set` overrides and settings.
 - A published pipeline's run: the same published pipeline (not the endpoint's default of today), with
   its inputs; refused when the pipeline has been disabled.
 
 The new run is tagged `mlproj.rerun_of` with the earlier run's ID, and tracked where the earlier run
-was. Registry credentials (`docker_auth`) are never recorded, so they are not carried over. (It lives
-with publishing, the layer above submitting, because a published pipeline's run reruns through its
-publication.)
+was (not at all if it was not). Credentials (`docker_auth`, a password in a Git URL) are never
+recorded, so they are not carried over. (It lives with publishing, the layer above submitting,
+because a published pipeline's run reruns through its publication.)
 """
 
 from __future__ import annotations
@@ -58,20 +59,34 @@ def rerun_options(store: Store, earlier: RunRecord, parameters: Mapping[str, str
                 experiment=earlier.experiment,
                 caller_dir=Path(request.caller_dir),
             )
-            return replace(options, run_name=earlier.run_name, tags=tags, tracking_uri=earlier.tracking_uri)
-        options = again_options(earlier, version=_version(earlier, request.version))
+            return replace(
+                options,
+                run_name=earlier.run_name,
+                tags=tags,
+                tracking_uri=earlier.tracking_uri,
+                tracking=earlier.tracking_uri is not None,
+            )
+        options = again_options(earlier, version=_version(earlier, request.uri, request.version))
         return replace(
-            options, inputs={**options.inputs, **changed}, tags=tags, tracking_uri=earlier.tracking_uri
+            options,
+            inputs={**options.inputs, **changed},
+            tags=tags,
+            tracking_uri=earlier.tracking_uri,
+            tracking=earlier.tracking_uri is not None,
         )
     return _project_options(earlier, changed, tags)
 
 
 def _project_options(earlier: RunRecord, changed: dict[str, str], tags: dict[str, str]) -> Options:
+    """As the run was asked (its request says how; a run recorded before requests said so: as it was
+    resolved, its URI and parameters as recorded)."""
     from mlproj.submit.project import RunOptions
 
-    if not earlier.uri:
-        raise InputError(f"run {earlier.run_id} recorded no URI: it cannot be run again")
     request = earlier.request
+    asked = dict(getattr(request, "asked", None) or {})
+    uri = asked.get("uri") or earlier.uri
+    if not uri:
+        raise InputError(f"run {earlier.run_id} recorded no URI: it cannot be run again")
     docker: dict[str, object] = {}
     spec = getattr(request, "env_spec", None)
     if spec is not None and spec.docker:
@@ -80,27 +95,31 @@ def _project_options(earlier: RunRecord, changed: dict[str, str], tags: dict[str
             "build_image": bool(spec.docker.get("build_tag")),
         }
     backend_config = getattr(request, "backend_config", None)
+    parameters = asked.get("parameters", earlier.parameters)
     return RunOptions(
-        uri=earlier.uri,
+        uri=uri,
         entry_point=earlier.entry_point or "main",
-        version=_version(earlier, earlier.version),
-        parameters={**earlier.parameters, **changed},
+        version=_version(earlier, uri, asked.get("version", earlier.version)),
+        parameters={**parameters, **changed},
         env_manager=earlier.env_manager,
         backend=earlier.backend,
         backend_config=dict(backend_config) if backend_config else None,
         experiment=earlier.experiment,
+        experiment_id=asked.get("experiment_id"),
         run_name=earlier.run_name,
         tags=tags,
         timeout=earlier.timeout,
+        caller_dir=Path(asked.get("caller_dir") or Path.cwd()),
         docker=docker,
         tracking_uri=earlier.tracking_uri,
+        tracking=bool(asked.get("tracking", True)) and earlier.tracking_uri is not None,
     )
 
 
-def _version(earlier: RunRecord, version: str | None) -> str | None:
+def _version(earlier: RunRecord, uri: str, version: str | None) -> str | None:
     """A Git URI: the commit the earlier run used; anything else: the version as it was asked."""
     from mlproj.sources import is_git_uri
 
-    if earlier.commit and earlier.uri and is_git_uri(earlier.uri):
+    if earlier.commit and is_git_uri(uri):
         return earlier.commit
     return version

@@ -28,6 +28,9 @@ class RunRequest:
     rebuild_env: bool = False
     backend: str = "local"
     backend_config: Mapping[str, Any] = field(default_factory=dict)
+    # A project run: how it was asked, for `mlproj rerun` (the URI as typed but without credentials,
+    # the version, the -P values as given, the caller's folder, the experiment ID, tracking on or off).
+    asked: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def argv(self) -> tuple[str, str, str]:
@@ -45,6 +48,7 @@ class RunRequest:
             "rebuild_env": self.rebuild_env,
             "backend": self.backend,
             "backend_config": dict(self.backend_config),
+            "asked": dict(self.asked),
         }
 
     @classmethod
@@ -60,6 +64,7 @@ class RunRequest:
             rebuild_env=bool(data.get("rebuild_env")),
             backend=str(data.get("backend") or "local"),
             backend_config=dict(data.get("backend_config") or {}),
+            asked=dict(data.get("asked") or {}),
         )
 
 

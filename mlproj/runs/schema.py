@@ -183,6 +183,11 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # The runs of an endpoint and of a schedule (their pages in the web UI, the runs page's filters).
+    """
+    CREATE INDEX runs_by_endpoint ON runs (endpoint, created_at) WHERE endpoint IS NOT NULL;
+    CREATE INDEX runs_by_schedule ON runs (schedule, created_at) WHERE schedule IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -179,6 +179,7 @@ def plan_project(
         rebuild_env=options.rebuild_env,
         backend=options.backend,
         backend_config=backend_config,
+        asked=_asked(options),
     )
     tracking = plan_tracking(options, tracked_at, source, entry_point.name, env_manager, request)
     experiment = experiment_name(options)
@@ -194,6 +195,20 @@ def plan_project(
         experiment=experiment or DEFAULT_EXPERIMENT,
         tracking=tracking,
     )
+
+
+def _asked(options: RunOptions) -> dict[str, Any]:
+    """How the run was asked, as `mlproj rerun` asks again (never a credential of the URI)."""
+    from mlproj.urls import strip_credentials
+
+    return {
+        "uri": strip_credentials(options.uri),
+        "version": options.version,
+        "parameters": dict(options.parameters),
+        "caller_dir": str(options.caller_dir),
+        "experiment_id": options.experiment_id,
+        "tracking": options.tracking,
+    }
 
 
 def experiment_name(options: RunOptions) -> str | None:

@@ -114,7 +114,7 @@ def endpoint_one(call: PageCall) -> Response:
     ]
     runs = call.store.list_runs(endpoint=endpoint.name, limit=RUNS)
     table = ("Versions", ["Version", "Published pipeline"], versions)
-    return _one(call, f"Endpoint {endpoint.name}", fields, runs, None, table)
+    return _one(call, f"Endpoint {endpoint.name}", fields, runs, f"/?endpoint={endpoint.name}", table)
 
 
 def schedule_one(call: PageCall) -> Response:
@@ -141,7 +141,7 @@ def schedule_one(call: PageCall) -> Response:
     ]
     runs = call.store.list_runs(schedule=schedule.name, limit=RUNS)
     table = ("Last ticks", ["Tick (UTC)", "Run", "Why not"], fires)
-    return _one(call, f"Schedule {schedule.name}", fields, runs, None, table)
+    return _one(call, f"Schedule {schedule.name}", fields, runs, f"/?schedule={schedule.name}", table)
 
 
 def _one(
@@ -149,7 +149,7 @@ def _one(
     title: str,
     fields: list[tuple[str, str]],
     runs: list[RunRecord],
-    all_runs: str | None,
+    all_runs: str,
     table: tuple[str, list[str], list[list[dict[str, object]]]] | None = None,
 ) -> Response:
     from mlproj.execution.reconcile import reconcile

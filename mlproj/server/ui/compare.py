@@ -18,10 +18,13 @@ MAX_RUNS = 20
 def compare_page(call: PageCall) -> Response:
     from mlproj.tracking.runs import format_number, side_by_side
 
-    wanted = list(dict.fromkeys(call.query.getlist("run")))
-    if not 2 <= len(wanted) <= MAX_RUNS:
+    wanted = call.query.getlist("run")
+    if len(wanted) > MAX_RUNS:
         raise InputError(f"compare: choose 2 to {MAX_RUNS} runs (got {len(wanted)})")
-    records = [find(call.store, run_id[:64]) for run_id in wanted]
+    found = {record.run_id: record for record in (find(call.store, run_id[:64]) for run_id in wanted)}
+    records = list(found.values())  # a run named twice (by a prefix and its ID) is shown once
+    if len(records) < 2:
+        raise InputError(f"compare: choose 2 to {MAX_RUNS} different runs (got {len(records)})")
     show_all = call.text("all") == "1"
     table, problems = side_by_side(records, show_all=show_all)
     rows = []

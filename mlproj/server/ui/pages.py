@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 PAGE = 50
 MAX_LISTED = 1000  # files an output folder's page lists
 STREAM_POLL = 0.25
-FILTERS = ("status", "experiment", "kind", "name", "tag", "published")
+FILTERS = ("status", "experiment", "kind", "name", "tag", "published", "endpoint", "schedule")
 
 
 def runs_page(call: PageCall) -> Response:
@@ -91,6 +91,8 @@ def _runs(call: PageCall) -> tuple[list[RunRecord], dict[str, str | None], str |
         published=published,
         name=filters["name"],
         tag=tag,
+        endpoint=filters["endpoint"],
+        schedule=filters["schedule"],
         limit=PAGE + 1,
         before=before,
     )

@@ -33,12 +33,21 @@ class Group:
     earlier: list[RunRecord] = field(default_factory=list)  # its earlier attempts
     best: str | None = None  # a sweep's best trial
     branches: list[tuple[str, str, str]] = field(default_factory=list)  # an if_else's: block, steps, state
-    counts: str = ""  # the members by status: "3 Finished, 1 Running"
+    counts: str = ""  # the members' latest attempts by status: "3 Finished, 1 Running"
+    iterations: int = 0  # distinct iterations (or trials) among the members
+    current: set[str] = field(default_factory=set)  # run IDs of each member's latest attempt
 
     @property
     def open(self) -> bool:
-        """Shown unfolded: while it runs, or when one of its members did not finish well."""
-        return not self.record.is_final or any(m.status.value in ("Failed", "Canceled") for m in self.members)
+        """Shown unfolded: while it runs, or when one of its members' latest attempts did not end well."""
+        return not self.record.is_final or any(
+            m.status.value in ("Failed", "Canceled") for m in self.members if m.run_id in self.current
+        )
+
+    @property
+    def member_steps(self) -> int:
+        """Members counted once each (more than the iterations when the body is a pipeline)."""
+        return len(self.current)
 
     def member_name(self, record: RunRecord) -> str:
         return (record.step or "").removeprefix(f"{self.record.step}.")
@@ -70,10 +79,15 @@ def groups(pipeline: Pipeline | None, steps: list[RunRecord]) -> list[Group]:
             owner.members.append(record)
     for group in top.values():
         group.members.sort(key=lambda r: (_index(r, group), r.step or "", r.attempt or 1))
+        latest = {member.step: member for member in group.members}  # sorted: the last attempt wins
+        group.current = {member.run_id for member in latest.values()}
+        group.iterations = len({_index(member, group) for member in group.members})
         counts: dict[str, int] = {}
-        for member in group.members:
+        for member in latest.values():
             counts[member.status.value] = counts.get(member.status.value, 0) + 1
         group.counts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        if group.members and group.kind == "command":  # its pipeline's copy is gone: named by its steps
+            group.kind = "loop"
         reason = group.record.reason or ""
         if group.kind == "sweep" and reason.startswith("best trial "):
             group.best = reason.removeprefix("best trial ").split(":", 1)[0]
@@ -116,7 +130,7 @@ def dag(record: RunRecord, steps: list[RunRecord]) -> tuple[Pipeline | None, Mar
 def pipeline_values(record: RunRecord, steps: list[RunRecord]) -> dict[str, Any]:
     """What pipeline.html shows of a pipeline run."""
     pipeline, svg = dag(record, steps)
-    return {"dag": svg, "groups": groups(pipeline, steps), "steps": steps}
+    return {"dag": svg, "groups": groups(pipeline, steps)}
 
 
 def pipeline_part(call: PageCall) -> Response:

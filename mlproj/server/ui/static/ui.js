@@ -46,6 +46,31 @@
       if (title) { title.focus(); }
     });
   });
+  // The steps table is replaced every 2 s while a pipeline runs: a loop folded or unfolded by hand
+  // stays so, and a step's panel keeps the focus and its log's end in view.
+  var folds = {};
+  document.addEventListener("toggle", function (event) {
+    var fold = event.target;
+    if (fold && fold.hasAttribute && fold.hasAttribute("data-fold")) { folds[fold.id] = fold.open; }
+  }, true);
+  var focused = null;
+  document.addEventListener("htmx:beforeSwap", function () {
+    focused = document.activeElement ? document.activeElement.id : null;
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    document.querySelectorAll("details[data-fold]").forEach(function (fold) {
+      if (Object.prototype.hasOwnProperty.call(folds, fold.id) && fold.open !== folds[fold.id]) { fold.open = folds[fold.id]; }
+    });
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "step-panel") {
+      var log = target.querySelector("pre.panel-log");
+      if (log) { log.scrollTop = log.scrollHeight; }
+      if (focused === "panel-title") {
+        var title = document.getElementById("panel-title");
+        if (title) { title.focus(); }
+      }
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () {
     var log = document.getElementById("log");
     if (log) { follow(log); }
