@@ -116,7 +116,7 @@ def test_pages_need_a_session_and_a_token_makes_one(server: Server, tokens: dict
 def test_a_one_time_link_logs_in_once(server: Server, home: Home) -> None:
     store = Store.open(home)
     try:
-        code = new_login_code(store.catalog(), "admin")
+        code = new_login_code(store.access(), "admin")
     finally:
         store.close()
     visitor = Visitor(server)
@@ -237,9 +237,15 @@ def test_logout_ends_the_session(server: Server, tokens: dict[str, str]) -> None
     visitor = Visitor(server)
     visitor.log_in(tokens["read"])
     csrf = visitor.csrf("/")
+    copied = visitor.cookie
+    other = Visitor(server)  # another session of the same token lives on
+    other.log_in(tokens["read"])
     status, headers, _ = visitor.request("POST", "/logout", {"csrf": csrf})
     assert status == 303 and headers["location"] == "/login" and visitor.cookie is None
     assert visitor.get("/")[0] == 303
+    visitor.cookie = copied  # a copy of the cookie, kept from before: the session has ended
+    assert visitor.get("/")[0] == 303
+    assert other.get("/")[0] == 200
 
 
 def test_hostile_cookies_and_forms_are_refused_not_failed(server: Server, tokens: dict[str, str]) -> None:

@@ -50,7 +50,7 @@ def ui(app: Console, *, port: int, open_browser: bool) -> int:
         ) from None
     store = Store.open(home)
     try:
-        code = new_login_code(store.catalog(), "admin")
+        code = new_login_code(store.access(), "admin")
     finally:
         store.close()
     link = f"http://127.0.0.1:{port}/login?code={code}"

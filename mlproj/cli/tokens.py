@@ -27,7 +27,7 @@ def create(app: Console, *, name: str, role: str | None) -> int:
 
 
 def list_tokens(app: Console) -> int:
-    found = open_store().catalog().tokens()
+    found = open_store().access().tokens()
     if app.as_json:
         app.json([t.to_dict() for t in found])
         return 0
@@ -44,7 +44,7 @@ def list_tokens(app: Console) -> int:
 
 
 def revoke(app: Console, *, name: str) -> int:
-    token = open_store(reading=False).catalog().revoke_token(name)
+    token = open_store(reading=False).access().revoke_token(name)
     if app.as_json:
         app.json(token.to_dict())
     else:

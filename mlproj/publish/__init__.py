@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mlproj.pipelines.plan import PipelineOptions
-    from mlproj.runs.catalog import Endpoint, Token
+    from mlproj.runs.access import Token
+    from mlproj.runs.catalog import Endpoint
     from mlproj.runs.record import RunRecord
     from mlproj.runs.store import Store
 
@@ -255,4 +256,4 @@ def create_token(store: Store, name: str, role: str) -> tuple[str, Token]:
     from mlproj.publish.tokens import new_token
 
     token, digest = new_token()
-    return token, store.catalog().create_token(name, role, digest)
+    return token, store.access().create_token(name, role, digest)

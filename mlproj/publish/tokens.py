@@ -8,7 +8,7 @@ import secrets
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
-    from mlproj.runs.catalog import Catalog, Token
+    from mlproj.runs.access import Access, Token
 
 PREFIX = "mlp_"  # says what a leaked string is (secret scanners look for prefixes)
 RIGHTS = {"read": 0, "submit": 1, "admin": 2}
@@ -26,12 +26,12 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def authenticate(catalog: Catalog, token: str) -> Token | None:
+def authenticate(access: Access, token: str) -> Token | None:
     """The token's record, if `token` is one that has not been revoked."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     wanted = digest(token)
-    found = catalog.token_by_digest(wanted)
+    found = access.token_by_digest(wanted)
     if found is None:
         return None
     record, stored = found

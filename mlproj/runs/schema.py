@@ -188,6 +188,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_endpoint ON runs (endpoint, created_at) WHERE endpoint IS NOT NULL;
     CREATE INDEX runs_by_schedule ON runs (schedule, created_at) WHERE schedule IS NOT NULL;
     """,
+    # The web UI's sessions ended by logging out, until they would have expired: a copied cookie of
+    # a session that logged out is refused.
+    """
+    CREATE TABLE ended_sessions (
+        id TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
+    from mlproj.runs.access import Access
     from mlproj.runs.catalog import Catalog
     from mlproj.runs.request import Request
 
@@ -431,10 +432,16 @@ class Store:
         return [RunRecord.from_row(row) for row in rows]
 
     def catalog(self) -> Catalog:
-        """The published pipelines, endpoints, schedules and tokens (design.md §10)."""
+        """The published pipelines, endpoints and schedules (design.md §10)."""
         from mlproj.runs.catalog import Catalog
 
         return Catalog(self._db, self.immediate)
+
+    def access(self) -> Access:
+        """The server's tokens, login links and ended sessions (design.md §10, §11)."""
+        from mlproj.runs.access import Access
+
+        return Access(self._db, self.immediate)
 
     def immediate(self) -> _Immediate:
         """A write transaction taken at once (BEGIN IMMEDIATE), for read-then-write sequences."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from mlproj.home import Home
-    from mlproj.runs.catalog import Token
+    from mlproj.runs.access import Token
     from mlproj.runs.store import Store
 
 MAX_BODY = 1 << 20  # bytes of JSON a request may send
@@ -129,7 +129,7 @@ class Routes:
     def _authorize(self, text: str, role: str) -> Token:
         """The token's record, if it may do what needs `role` (401, 403 otherwise)."""
         try:
-            found = authenticate(self.store().catalog(), text)
+            found = authenticate(self.store().access(), text)
         except MlprojError as exc:
             raise HttpError(500, str(exc)) from None
         if found is None:

@@ -113,7 +113,7 @@ class Frame:
         return handle
 
     def session(self, request: Request) -> Session | None:
-        return self.sessions.read(request.cookies.get(self.sessions.cookie), self.store().catalog())
+        return self.sessions.read(request.cookies.get(self.sessions.cookie), self.store().access())
 
     def _call(
         self,

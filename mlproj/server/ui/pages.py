@@ -306,7 +306,7 @@ def login_routes(frame: Frame) -> dict[str, Callable[[Request], Any]]:
         target = _local(request.query_params.get("next"))
         secure = request.url.scheme == "https"
         if code:  # `mlproj ui`'s one-time link
-            role = await run_in_threadpool(lambda: use_login_code(frame.store().catalog(), code))
+            role = await run_in_threadpool(lambda: use_login_code(frame.store().access(), code))
             if role is None:
                 return frame.render(
                     "login.html", 403, message="That link has been used or has expired.", next=target
@@ -322,7 +322,7 @@ def login_routes(frame: Frame) -> dict[str, Callable[[Request], Any]]:
             return frame.render("login.html", exc.status, message=exc.message, next="/")
         token = form.get("token", "").strip()
         target = _local(form.get("next"))
-        found = await run_in_threadpool(lambda: authenticate(frame.store().catalog(), token))
+        found = await run_in_threadpool(lambda: authenticate(frame.store().access(), token))
         if found is None:
             return frame.render("login.html", 401, message="That token is unknown or revoked.", next=target)
         secure = request.url.scheme == "https"
@@ -345,6 +345,9 @@ def login_routes(frame: Frame) -> dict[str, Callable[[Request], Any]]:
                 message="this form is not one this server gave",
                 error=True,
             )
+        if session is not None:  # ended in the store too: a copy of the cookie is refused from now on
+            ended = session
+            await run_in_threadpool(lambda: frame.store().access().end_session(ended.ident, ended.expires))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(frame.sessions.cookie, path="/")
         return response

@@ -3,6 +3,8 @@ in MLPROJ_HOME, made when a token (or a one-time link of `mlproj ui`) logs in.
 
 A session made from a token carries the token's SHA-256 (never the token): it ends when the token is
 revoked, and has the token's role. A session made from a one-time link has the role the link gave.
+Logging out ends a session in the store too (its ID kept until it would have expired), so a copy of
+its cookie is refused.
 Every action (a POST) also needs the session's CSRF value, and a same-origin request.
 """
 
@@ -21,7 +23,7 @@ from mlproj.structs import dataclass
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from mlproj.home import Home
-    from mlproj.runs.catalog import Catalog
+    from mlproj.runs.access import Access
 
 COOKIE = "mlproj_session"
 LIFETIME = 12 * 3600.0  # seconds a session lasts
@@ -37,6 +39,7 @@ class Session:
     expires: float
     value: str  # the cookie's value
     csrf: str  # what its forms carry back (signed with the secret: only its pages know it)
+    ident: str = ""  # its own ID: logging out ends it in the store (Access.end_session)
 
 
 def secret(home: Home) -> bytes:
@@ -78,13 +81,15 @@ class Sessions:
     def make(self, name: str, role: str, digest: str | None) -> Session:
         """A new session; `digest`: the SHA-256 of the token it was made from (None: a login link)."""
         expires = time.time() + LIFETIME
-        body = {"n": name, "r": role, "e": expires, "d": digest, "i": secrets.token_hex(8)}
+        ident = secrets.token_hex(16)
+        body = {"n": name, "r": role, "e": expires, "d": digest, "i": ident}
         payload = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
         value = f"{payload}.{self._sign(payload)}"
-        return Session(name, role, expires, value, self._sign(f"csrf:{value}")[:32])
+        return Session(name, role, expires, value, self._sign(f"csrf:{value}")[:32], ident)
 
-    def read(self, value: str | None, catalog: Catalog) -> Session | None:
-        """The session a cookie holds, if it is ours, not expired, and its token not revoked."""
+    def read(self, value: str | None, access: Access) -> Session | None:
+        """The session a cookie holds, if it is ours, not expired, not logged out, and its token not
+        revoked."""
         if not value or len(value) > 2000 or "." not in value:
             return None
         payload, _, signature = value.rpartition(".")
@@ -93,16 +98,17 @@ class Sessions:
         try:
             body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             name, role, expires, digest = str(body["n"]), str(body["r"]), float(body["e"]), body.get("d")
+            ident = str(body["i"])
         except (ValueError, KeyError, TypeError):
             return None
-        if expires < time.time():
+        if expires < time.time() or access.session_ended(ident):
             return None
         if digest is not None:  # made from a token: it holds while the token does, with its role
-            found = catalog.token_by_digest(str(digest))
+            found = access.token_by_digest(str(digest))
             if found is None or found[0].revoked_at is not None:
                 return None
             role = found[0].role
-        return Session(name, role, expires, value, self._sign(f"csrf:{value}")[:32])
+        return Session(name, role, expires, value, self._sign(f"csrf:{value}")[:32], ident)
 
     @staticmethod
     def csrf_ok(session: Session, given: str | None) -> bool:
@@ -111,18 +117,18 @@ class Sessions:
         )
 
 
-def new_login_code(catalog: Catalog, role: str) -> str:
+def new_login_code(access: Access, role: str) -> str:
     """A one-time login code (its SHA-256 stored), good for CODE_LIFETIME seconds."""
     from mlproj.publish.tokens import digest
 
     code = secrets.token_urlsafe(24)
-    catalog.add_login_code(digest(code), role, time.time() + CODE_LIFETIME)
+    access.add_login_code(digest(code), role, time.time() + CODE_LIFETIME)
     return code
 
 
-def use_login_code(catalog: Catalog, code: str) -> str | None:
+def use_login_code(access: Access, code: str) -> str | None:
     if not code or len(code) > 100:
         return None
     from mlproj.publish.tokens import digest
 
-    return catalog.use_login_code(digest(code))
+    return access.use_login_code(digest(code))
