@@ -114,3 +114,15 @@ def server(home: Home) -> Iterator[Server]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture
+def central_european_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone set to CET (UTC+1; a POSIX rule, no tz database needed)."""
+    import time
+
+    monkeypatch.setenv("TZ", "CET-1")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

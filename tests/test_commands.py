@@ -198,7 +198,7 @@ def test_status_refuses_a_prefix_shorter_than_four_or_not_hexadecimal(store: Sto
     add_run(store, run_id="abc0" + new_run_id()[4:])
     assert_input_error(
         invoke("status", given),
-        f"run ID '{given}': expected a run ID or a prefix of at least 4 hex characters",
+        f"run '{given}': no run has this name; expected a run ID (or a prefix of at least 4 hex characters)",
     )
 
 
@@ -426,15 +426,18 @@ def test_runs_says_so_when_there_are_none(home: Home) -> None:
     assert document("runs", "--json") == []
 
 
-def test_runs_lists_newest_first_as_a_table(store: Store) -> None:
+def test_runs_lists_newest_first_as_a_table(store: Store, central_european_time: None) -> None:
     old = add_run(store, created_at=T0 - 60, experiment="churn", run_name="baseline", uri="/p")
     new = add_run(store, RunStatus.FAILED, exit_code=1, started_at=T0 + 65, ended_at=T0 + 3725.5, uri="/p")
     done = invoke("runs")
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout.splitlines() == [
-        "RUN ID        STATUS    EXPERIMENT  NAME      ENTRY  CREATED              DURATION  URI",
-        f"{new.run_id[:12]}  Failed    Default               main   2023-11-14 22:13:20  1h01m00s  /p",
-        f"{old.run_id[:12]}  Finished  churn       baseline  main   2023-11-14 22:12:20  2.50 s    /p",
+        "RUN ID        STATUS    NAME      KIND     EXPERIMENT  ENTRY  CREATED                  "
+        "DURATION  URI",
+        f"{new.run_id[:12]}  Failed              project  Default     main   "
+        "2023-11-14 23:13:20 CET  1h01m00s  /p",
+        f"{old.run_id[:12]}  Finished  baseline  project  churn       main   "
+        "2023-11-14 23:12:20 CET  2.50 s    /p",
     ]
 
 

@@ -428,7 +428,10 @@ def test_find_run_resolves_an_id_or_a_prefix_and_reconciles(
 def test_find_run_refuses_what_is_not_a_run_id_prefix(store: Store, clock: FakeClock, text: str) -> None:
     with pytest.raises(RunNotFoundError) as info:
         find_run(store, text)
-    assert str(info.value) == f"run ID {text!r}: expected a run ID or a prefix of at least 4 hex characters"
+    assert str(info.value) == (
+        f"run {text!r}: no run has this name; expected a run ID (or a prefix of at least 4 hex "
+        "characters), a run name or last"
+    )
 
 
 def test_find_run_names_an_unknown_prefix(store: Store, clock: FakeClock) -> None:

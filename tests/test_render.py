@@ -297,19 +297,22 @@ def test_row_styles_are_ignored_without_colour(plain: Text) -> None:
 # --- runs_lines --------------------------------------------------------------------------------------------
 
 
-def test_the_runs_table(plain: Text) -> None:
+def test_the_runs_table(plain: Text, central_european_time: None) -> None:
     records = [
         full_record(),
         RunRecord(run_id="b" * 32, status=RunStatus.RUNNING, experiment="Default", uri=None),
     ]
     assert runs_lines(plain, records) == [
-        "RUN ID        STATUS   EXPERIMENT  NAME     ENTRY  CREATED              DURATION  URI",
-        "3f2a3f2a3f2a  Failed   taxi        nightly  main   2023-11-14 22:13:20  2.50 s    /home/u/train",
-        "bbbbbbbbbbbb  Running  Default                     -                    -",
+        "RUN ID        STATUS   NAME     KIND     EXPERIMENT  ENTRY  CREATED                  DURATION  URI",
+        "3f2a3f2a3f2a  Failed   nightly  project  taxi        main   2023-11-14 23:13:20 CET  2.50 s    "
+        "/home/u/train (v1.2)",  # local time with its zone; the version asked
+        "bbbbbbbbbbbb  Running           project  Default            -                        -",
     ]
 
 
-def test_the_runs_table_escapes_names_and_colours_statuses(coloured: Text) -> None:
+def test_the_runs_table_escapes_names_and_colours_statuses(
+    coloured: Text, central_european_time: None
+) -> None:
     records = [
         RunRecord(run_id="a" * 32, status=RunStatus.FINISHED, run_name=HOSTILE, created_at=T0 + 0.9999),
         RunRecord(run_id="c" * 32, status=RunStatus.CANCEL_REQUESTED, experiment="e\tf"),
@@ -317,13 +320,15 @@ def test_the_runs_table_escapes_names_and_colours_statuses(coloured: Text) -> No
     header, first, second = runs_lines(coloured, records)
     assert header.startswith("\x1b[1mRUN ID  ") and header.endswith("URI\x1b[0m")
     assert first == (
-        f"aaaaaaaaaaaa  \x1b[32mFinished       \x1b[0m  Default     {SHOWN}         2023-11-14 22:13:20  -"
+        f"aaaaaaaaaaaa  \x1b[32mFinished       \x1b[0m  {SHOWN}  project  Default            "
+        "2023-11-14 23:13:20 CET  -"
     )
-    assert second.startswith("cccccccccccc  \x1b[33mCancelRequested\x1b[0m  e\\tf    ")
+    assert second.startswith("cccccccccccc  \x1b[33mCancelRequested\x1b[0m  ")
+    assert "  e\\tf  " in second
 
 
 def test_no_runs_is_just_the_header(plain: Text) -> None:
-    assert runs_lines(plain, []) == ["RUN ID  STATUS  EXPERIMENT  NAME  ENTRY  CREATED  DURATION  URI"]
+    assert runs_lines(plain, []) == ["RUN ID  STATUS  NAME  KIND  EXPERIMENT  ENTRY  CREATED  DURATION  URI"]
 
 
 # --- steps_lines -------------------------------------------------------------------------------------------

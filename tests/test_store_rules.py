@@ -383,7 +383,8 @@ def test_resolve_refuses_what_is_not_a_prefix(store: Store, prefixed: list[str],
     with pytest.raises(RunNotFoundError) as caught:
         store.resolve(prefix)
     assert str(caught.value) == (
-        f"run ID {prefix!r}: expected a run ID or a prefix of at least 4 hex characters"
+        f"run {prefix!r}: no run has this name; expected a run ID (or a prefix of at least 4 hex "
+        "characters), a run name or last"
     )
 
 
@@ -405,3 +406,32 @@ def test_resolve_shows_five_of_many_matches(store: Store) -> None:
     with pytest.raises(RunNotFoundError) as caught:
         store.resolve("BEEF")
     assert str(caught.value) == f"run ID prefix 'BEEF' is ambiguous: {', '.join(ids[:5])}, …"
+
+
+def test_resolve_by_a_unique_run_name_or_last(store: Store, home: Home) -> None:
+    def add(run_id: str, name: str | None, created: float, parent: str | None = None) -> None:
+        store.insert(RunRecord(run_id=run_id, run_name=name, created_at=created, parent_run_id=parent))
+
+    add("1" * 32, "baseline", 1.0)
+    add("2" * 32, "tuned", 2.0)
+    add("3" * 32, "tuned", 3.0)
+    add("4" * 32, "beef", 4.0)  # a name that looks like an ID prefix: no ID starts so, the name wins
+    add("5" * 32, "baseline", 5.0, parent="1" * 32)  # a step's name is not a run's
+    add("6" * 32, None, 6.0)
+    assert store.resolve("baseline").run_id == "1" * 32
+    assert store.resolve(" beef ").run_id == "4" * 32
+    assert store.resolve("last").run_id == "6" * 32 and store.resolve("LAST").run_id == "6" * 32
+    with pytest.raises(RunNotFoundError) as caught:
+        store.resolve("tuned")
+    assert (
+        str(caught.value)
+        == "run name 'tuned' is used by several runs (333333333333, 222222222222): give an ID"
+    )
+    with pytest.raises(RunNotFoundError, match="no run has this name"):
+        store.resolve("nobody")
+
+
+def test_last_in_an_empty_store_says_so(store: Store, home: Home) -> None:
+    with pytest.raises(RunNotFoundError) as caught:
+        store.resolve("last")
+    assert str(caught.value) == f"last: there are no runs in {home.db_file} yet"

@@ -99,20 +99,35 @@ def test_each_page_renders_and_nothing_leaves_the_server(
 ) -> None:
     key = token("browser-admin", "admin")
     published = write_pipeline(tmp_path / "p.yml", "type: pipeline\njobs:\n  a:\n    command: echo hi\n")
-    assert mlproj("publish", str(published), "--name", "shown").returncode == 0
+    pipeline_id = mlproj("publish", str(published), "--name", "shown").stdout.strip()
+    assert mlproj("endpoints", "create", "shown-ep", "--pipeline", pipeline_id).returncode == 0
+    assert mlproj("schedules", "create", "hourly", "--endpoint", "shown-ep", "--every", "1h").returncode == 0
     run = mlproj_json("run", str(published))
+    other = mlproj_json("published", "submit", pipeline_id)
     requests: list[str] = []
     page = logged_in(browser, server, key, requests)
     for path, name, expected in (
         ("/", "runs", "Runs"),
         (f"/runs/{run['run_id']}", "run", "Finished"),
         ("/published", "published", "shown"),
+        (f"/published/{pipeline_id}", "published-one", "Published pipeline shown"),
         ("/endpoints", "endpoints", "Endpoints"),
+        ("/endpoints/shown-ep", "endpoint-one", "0 (default)"),
         ("/schedules", "schedules", "Schedules"),
+        ("/schedules/hourly", "schedule-one", "every 1h"),
+        (f"/compare?run={run['run_id']}&run={other['run_id']}&all=1", "compare-all", "Compare 2 runs"),
     ):
         page.goto(server.url + path)
         assert expected in page.inner_text("main"), path
         shoot(page, name)
+    dark = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    dark_page = dark.new_page()
+    dark_page.context.add_cookies(page.context.cookies())
+    dark_page.goto(f"{server.url}/runs/{run['run_id']}")
+    background = dark_page.locator("body").evaluate("body => getComputedStyle(body).backgroundColor")
+    assert background == "rgb(21, 23, 26)"  # the dark palette, as the system asks
+    shoot(dark_page, "run-dark")
+    dark.close()
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.goto(server.url + "/")
     shoot(page, "runs-phone")

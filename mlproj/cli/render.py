@@ -73,22 +73,57 @@ def table_lines(
 def runs_lines(out: Text, records: list[RunRecord], extra: dict[str, list[str]] | None = None) -> list[str]:
     """The `mlproj runs` table; `extra`: more columns (`--columns`), one value per run, before URI."""
     extra = extra or {}
-    headers = ["RUN ID", "STATUS", "EXPERIMENT", "NAME", "ENTRY", "CREATED", "DURATION", *extra, "URI"]
+    headers = [
+        "RUN ID",
+        "STATUS",
+        "NAME",
+        "KIND",
+        "EXPERIMENT",
+        "ENTRY",
+        "CREATED",
+        "DURATION",
+        *extra,
+        "URI",
+    ]
     rows = [
         [
             r.run_id[:12],
             r.status.value,
-            r.experiment,
             r.run_name or "",
+            r.kind.value,
+            r.experiment,
             r.entry_point or "",
-            (iso_utc(r.created_at) or "-")[:19].replace("T", " "),
+            local_time(r.created_at),
             format_duration(r.duration_s),
             *(values[index] for values in extra.values()),
-            r.uri or "",
+            shown_uri(r),
         ]
         for index, r in enumerate(records)
     ]
     return table_lines(out, headers, rows, [STATUS_STYLES[r.status.value] for r in records])
+
+
+def local_time(timestamp: float | None) -> str:
+    """A time as people read it here: the machine's local time with its zone (2026-12-02 14:03:11 CET)."""
+    if timestamp is None:
+        return "-"
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
+
+
+def shown_uri(record: RunRecord) -> str:
+    """The URI as it was typed (a Git `#subdirectory` included) and, for Git, the version asked or
+    the commit run: `https://host/repo#sub (main)`."""
+    asked = getattr(record.request, "asked", None) or {}
+    uri = str(asked.get("uri") or record.uri or "")
+    from mlproj.sources import is_git_uri
+
+    if record.version:
+        return f"{uri} ({record.version})"
+    if record.commit and is_git_uri(uri):
+        return f"{uri} ({record.commit[:8]})"
+    return uri
 
 
 def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:

@@ -21,6 +21,11 @@ def runs(
     limit: int,
     columns: str | None,
     published: str | None,
+    name: str | None,
+    tag: str | None,
+    since: str | None,
+    kind: str | None,
+    uri: str | None,
 ) -> int:
     from mlproj.errors import InputError
     from mlproj.execution.reconcile import reconcile
@@ -39,7 +44,17 @@ def runs(
             reconcile(store, unfinished)
     if published is not None:  # an ID prefix, as everywhere
         published = store.catalog().published(published).id
-    records = store.list_runs(experiment=experiment_name, status=status, limit=limit, published=published)
+    records = store.list_runs(
+        experiment=experiment_name,
+        status=status,
+        limit=limit,
+        published=published,
+        name=name,
+        tag=parse_tag(tag) if tag is not None else None,
+        since=parse_since(since) if since is not None else None,
+        kind=kind,
+        uri=uri,
+    )
     records = [reconcile(store, record) for record in records]
     extra = column_values(app, records, wanted) if wanted else {}
     if app.as_json:
@@ -67,6 +82,38 @@ def runs(
 
 
 KINDS = ("params", "metrics", "tags")
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    """`--tag team=ml` → ("team", "ml")."""
+    from mlproj.errors import InputError
+
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise InputError(f"--tag {text!r}: expected NAME=VALUE")
+    return key.strip(), value.strip()
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """`--since 2h` (s, m, h, d or w ago) or `--since 2026-11-30` / `2026-11-30T14:00` (local time)
+    → the earliest creation time shown."""
+    import re
+    import time
+    from datetime import datetime
+
+    from mlproj.errors import InputError
+
+    found = re.fullmatch(r"\s*([0-9]{1,7})\s*([smhdw])\s*", text.lower())
+    if found:
+        return (time.time() if now is None else now) - int(found.group(1)) * UNITS[found.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()  # naive: the machine's local time
+    except (ValueError, OverflowError, OSError):
+        raise InputError(
+            f"--since {text[:40]!r}: expected a duration (30m, 2h, 7d, 2w) or a date (2026-11-30, "
+            "2026-11-30T14:00)"
+        ) from None
 
 
 def parse_columns(text: str) -> list[tuple[str, str]]:

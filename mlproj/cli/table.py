@@ -184,6 +184,24 @@ COMMANDS: tuple[Command, ...] = (
             Opt(("--limit",), "limit", "At most this many.", "int", default=20),
             Opt(("--published",), "published", "Only runs of this published pipeline.", metavar="ID"),
             Opt(
+                ("--name",), "name", "Only runs whose name (or, without one, URI) holds TEXT.", metavar="TEXT"
+            ),
+            Opt(("--tag",), "tag", "Only runs with this tag.", metavar="KEY=VALUE"),
+            Opt(
+                ("--since",),
+                "since",
+                "Only runs created since a duration ago (30m, 2h, 7d) or a date (2026-11-30, local time).",
+                metavar="WHEN",
+            ),
+            Opt(
+                ("--kind",),
+                "kind",
+                "Only project or pipeline runs.",
+                "choice",
+                choices=("project", "pipeline"),
+            ),
+            Opt(("--uri",), "uri", "Only runs whose URI holds TEXT.", metavar="TEXT"),
+            Opt(
                 ("--columns",),
                 "columns",
                 "More columns: params.NAME, metrics.NAME (from MLflow) or tags.NAME, comma-separated.",

@@ -196,6 +196,10 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # Runs addressed by their name (design.md §12: `mlproj status my-run`).
+    """
+    CREATE INDEX runs_by_name ON runs (run_name, created_at) WHERE run_name IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -232,23 +232,46 @@ class Store:
         return RunRecord.from_row(row)
 
     def resolve(self, prefix: str) -> RunRecord:
-        """The run whose ID is `prefix` or starts with it (at least 4 characters, unique)."""
-        text = prefix.strip().lower()
-        if len(text) < MIN_PREFIX or not set(text) <= _HEX:
-            raise RunNotFoundError(
-                f"run ID {prefix!r}: expected a run ID or a prefix of at least {MIN_PREFIX} hex characters"
-            )
-        rows = self._db.execute(
-            "SELECT * FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 6",
-            (text, text + "g"),
-        ).fetchall()
-        if not rows:
+        """The run `prefix` names (design.md §12): its ID or a unique prefix of it (4+ hex characters),
+        else its run name when one top-level run has it, or `last`: the newest top-level run."""
+        text = prefix.strip()
+        lowered = text.lower()
+        if lowered == "last":
+            newest = self.list_runs(limit=1)
+            if not newest:
+                raise RunNotFoundError(f"last: there are no runs in {self.home.db_file} yet")
+            return newest[0]
+        looks_like_id = len(lowered) >= MIN_PREFIX and set(lowered) <= _HEX
+        rows = []
+        if looks_like_id:
+            rows = self._db.execute(
+                "SELECT * FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 6",
+                (lowered, lowered + "g"),
+            ).fetchall()
+            if len(rows) > 1:
+                shown = ", ".join(row["run_id"] for row in rows[:5])
+                more = ", …" if len(rows) > 5 else ""
+                raise RunNotFoundError(f"run ID prefix {prefix!r} is ambiguous: {shown}{more}")
+        if not rows and text:
+            rows = self._db.execute(
+                "SELECT * FROM runs WHERE run_name = ? AND parent_run_id IS NULL "
+                "ORDER BY created_at DESC, run_id DESC LIMIT 6",
+                (text,),
+            ).fetchall()
+            if len(rows) > 1:
+                shown = ", ".join(row["run_id"][:12] for row in rows[:5])
+                more = ", …" if len(rows) > 5 else ""
+                raise RunNotFoundError(
+                    f"run name {text!r} is used by several runs ({shown}{more}): give an ID"
+                )
+        if rows:
+            return RunRecord.from_row(rows[0])
+        if looks_like_id:
             raise RunNotFoundError(f"no run with ID {prefix!r} in {self.home.db_file}")
-        if len(rows) > 1:
-            shown = ", ".join(row["run_id"] for row in rows[:5])
-            more = ", …" if len(rows) > 5 else ""
-            raise RunNotFoundError(f"run ID prefix {prefix!r} is ambiguous: {shown}{more}")
-        return RunRecord.from_row(rows[0])
+        raise RunNotFoundError(
+            f"run {prefix!r}: no run has this name; expected a run ID (or a prefix of at least "
+            f"{MIN_PREFIX} hex characters), a run name or last"
+        )
 
     def transition(self, run_id: str, status: RunStatus, **changes: Unpack[RunChanges]) -> bool:
         """Move a run to `status` (with other column changes) if its current status allows it."""
@@ -297,6 +320,8 @@ class Store:
         tag: tuple[str, str] | None = None,
         endpoint: str | None = None,
         schedule: str | None = None,
+        since: float | None = None,
+        uri: str | None = None,
     ) -> list[RunRecord]:
         """Newest first (ties by run ID); `before`: only runs after (created_at, run_id) in that order,
         which is how a page starts where the last one ended."""
@@ -321,6 +346,12 @@ class Store:
         if tag is not None:  # a tag's value, by its name (whatever characters the name holds)
             where.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE key = ? AND value = ?)")
             params += [tag[0], tag[1]]
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if uri is not None:  # a part of its URI
+            where.append("instr(uri, ?) > 0")
+            params.append(uri)
         if before is not None:
             where.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
             params += [before[0], before[0], before[1]]
