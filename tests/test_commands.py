@@ -183,6 +183,7 @@ def test_status_shows_a_failed_run_line_by_line(store: Store) -> None:
         "ended        2023-11-14T22:13:23.750Z",
         "duration     2.50 s",
         f"log          {record.log_path}",
+        f"folder       {record.run_dir}",
     ]
 
 

@@ -40,6 +40,7 @@ def status_lines(out: Text, record: RunRecord, mlflow: tuple[str, str] | None = 
         ("reused from", record.reused_from),
         ("why", record.reason if not record.reused_from else None),
         ("log", record.log_path),
+        ("folder", record.run_dir),
         ("mlflow", mlflow[0] if mlflow else None),
         ("metrics", mlflow[1] if mlflow else None),
     ]

@@ -121,7 +121,8 @@ COMMANDS: tuple[Command, ...] = (
         "status",
         "mlproj.cli.status:status",
         "Show one run.",
-        "Show the status of RUN_ID (a run ID or a unique prefix of at least 4 characters).",
+        "Show the status of RUN_ID (a run ID, a unique prefix of at least 4 characters, a unique run name, "
+        "or last).",
         (RUN_ID,),
         (JSON, Opt(("--watch",), "watch", "Refresh until the run ends.", "flag")),
     ),
@@ -207,6 +208,19 @@ COMMANDS: tuple[Command, ...] = (
                 "More columns: params.NAME, metrics.NAME (from MLflow) or tags.NAME, comma-separated.",
                 metavar="LIST",
             ),
+            JSON,
+        ),
+    ),
+    Command(
+        "artifacts",
+        "mlproj.cli.artifacts:artifacts",
+        "List or copy a run's outputs.",
+        "List the files a run left (a project run's folder; each step's outputs of a pipeline run) with "
+        "their sizes, or copy them to DEST (a pipeline's under STEP/OUTPUT/).",
+        (RUN_ID,),
+        (
+            Opt(("--step",), "step", "Only this step's outputs (pipeline runs).", metavar="STEP"),
+            Opt(("--download",), "download", "Copy them into this new or empty folder.", metavar="DEST"),
             JSON,
         ),
     ),
