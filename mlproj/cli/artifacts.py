@@ -37,7 +37,7 @@ def artifacts(app: Console, *, run_id: str, step: str | None, download: str | No
                 }
             )
         else:
-            app.print(f"Copied {len(found)} files ({_size(copied)}) to {destination}")
+            app.print(f"Copied {len(found)} files ({size_text(copied)}) to {destination}")
         return 0
     if app.as_json:
         app.json([artifact.to_dict() for artifact in found])
@@ -53,7 +53,7 @@ def artifacts(app: Console, *, run_id: str, step: str | None, download: str | No
         [
             *([a.step, a.output] if pipeline else []),
             a.name,
-            "link" if a.size is None else _size(a.size),
+            "link" if a.size is None else size_text(a.size),
             a.path,
         ]
         for a in found
@@ -63,7 +63,8 @@ def artifacts(app: Console, *, run_id: str, step: str | None, download: str | No
     return 0
 
 
-def _size(count: int) -> str:
+def size_text(count: int) -> str:
+    """Bytes as people read them: 512 B, 3.4 kB, 12.0 MB."""
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if count >= scale:
             return f"{count / scale:.1f} {unit}"

@@ -225,6 +225,31 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "gc",
+        "mlproj.cli.gc:gc",
+        "Delete old finished runs.",
+        "Delete runs that ended (their records, logs and outputs) and that nothing kept needs: a run whose "
+        "outputs a kept run reuses is kept. Never a run that has not ended; never a published pipeline.",
+        (),
+        (
+            Opt(
+                ("--older-than",),
+                "older_than",
+                "Only runs created DAYS days ago or more (0: any age).",
+                "days",
+                metavar="DAYS",
+            ),
+            Opt(
+                ("--status",),
+                "statuses",
+                "Only runs in these statuses (Finished, Failed, Canceled; comma-separated).",
+                metavar="LIST",
+            ),
+            Opt(("--dry-run",), "dry_run", "Say what would be deleted, delete nothing.", "flag"),
+            JSON,
+        ),
+    ),
+    Command(
         "compare",
         "mlproj.cli.compare:compare",
         "Show runs' parameters and metrics side by side.",

@@ -200,6 +200,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX runs_by_name ON runs (run_name, created_at) WHERE run_name IS NOT NULL;
     """,
+    # What reuses a run's outputs (`mlproj gc` keeps it while a kept run does).
+    """
+    CREATE INDEX runs_by_reused_from ON runs (reused_from) WHERE reused_from IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

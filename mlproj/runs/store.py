@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from mlproj.runs.access import Access
     from mlproj.runs.catalog import Catalog
+    from mlproj.runs.gc import Collector
     from mlproj.runs.request import Request
 
     class RunChanges(TypedDict, total=False):
@@ -473,6 +474,12 @@ class Store:
         from mlproj.runs.access import Access
 
         return Access(self._db, self.immediate)
+
+    def collector(self) -> Collector:
+        """`mlproj gc`'s queries (mlproj.runs.gc)."""
+        from mlproj.runs.gc import Collector
+
+        return Collector(self._db, self.immediate, self.home)
 
     def immediate(self) -> _Immediate:
         """A write transaction taken at once (BEGIN IMMEDIATE), for read-then-write sequences."""
