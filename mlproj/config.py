@@ -1,6 +1,6 @@
-"""Settings from files (design.md §12): `mlproj.toml` (or `[tool.mlproj]` in `pyproject.toml`) in the
-project's folder or the current folder, then `MLPROJ_HOME/config.toml` for the user. A flag and an
-environment variable come first; the caller asks for a key only when neither gave it.
+"""Settings (design.md §12): a flag, else an environment variable, else `mlproj.toml` (or `[tool.mlproj]`
+in `pyproject.toml`) in the project's folder or the current folder, else `MLPROJ_HOME/config.toml` for
+the user, else the default; `lookup` says which gave each value (`mlproj config show`).
 
 Files are read only when they exist (TOML's parser is imported then, not before).
 """
@@ -11,14 +11,104 @@ import os
 import sys
 
 from mlproj.errors import InputError
+from mlproj.structs import dataclass
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from typing import Any
 
-# The settings read so far (design.md §12 lists the others; they come with `mlproj config`): anything
-# else is refused, not silently ignored.
-KEYS = ("tracking_uri",)
+# The settings (design.md §12): anything else in a file is refused, not silently ignored.
+KEYS = (
+    "env_manager",
+    "backend",
+    "backend_config",
+    "experiment_name",
+    "tracking_uri",
+    "max_parallel",
+    "strict_params",
+)
+# The environment variables that set them (before the files; a flag before all).
+VARIABLES = {
+    "env_manager": ("MLPROJ_ENV_MANAGER",),
+    "experiment_name": ("MLPROJ_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_NAME"),
+    "tracking_uri": ("MLFLOW_TRACKING_URI",),
+    "max_parallel": ("MLPROJ_MAX_PARALLEL",),
+    "strict_params": ("MLPROJ_STRICT_PARAMS",),
+}
+DEFAULTS: dict[str, object] = {
+    "env_manager": None,  # MLflow's rule: from the project's environment file
+    "backend": "local",
+    "backend_config": {},
+    "experiment_name": None,  # MLflow's Default
+    "tracking_uri": None,  # tracking off
+    "max_parallel": None,  # the pipeline's settings, else the machine's CPUs
+    "strict_params": False,
+}
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A setting's value and where it came from: "flag", "environment NAME", a file's path, "default"."""
+
+    key: str
+    value: Any
+    source: str
+
+
+def lookup(
+    key: str, *, given: Any = None, folders: tuple[str | os.PathLike[str], ...] = (), home: str | None = None
+) -> Found:
+    """A setting by the precedence of design.md §12: `given` (a flag) > environment variable > the
+    project's or current folder's file > the user's file (MLPROJ_HOME/config.toml) > default."""
+    if given is not None:
+        return Found(key, given, "flag")
+    for variable in VARIABLES.get(key, ()):
+        text = os.environ.get(variable)
+        if text:
+            return Found(key, _from_text(key, text, variable), f"environment {variable}")
+    if home is not None:
+        found = setting(key, folders=folders, home=home)
+        if found is not None:
+            return Found(key, found[0], found[1])
+    return Found(key, DEFAULTS[key], "default")
+
+
+def settings(folders: tuple[str | os.PathLike[str], ...], home: str) -> list[Found]:
+    """Every setting as a run from these folders would see it (`mlproj config show`)."""
+    return [lookup(key, folders=folders, home=home) for key in KEYS]
+
+
+def _from_text(key: str, text: str, variable: str) -> Any:
+    if key == "max_parallel":
+        if not text.strip().isdigit() or int(text) < 1:
+            raise InputError(f"{variable}={text!r}: expected a whole number of at least 1")
+        return int(text)
+    if key == "strict_params":
+        lowered = text.strip().lower()
+        if lowered not in TRUE + FALSE:
+            raise InputError(f"{variable}={text!r}: expected true or false")
+        return lowered in TRUE
+    return text
+
+
+def _check(path: str, where: str, key: str, value: Any) -> None:
+    """A value from a file, of the type its key takes; else an input error naming file and key."""
+    expected = {
+        "max_parallel": "a whole number of at least 1",
+        "strict_params": "true or false",
+        "backend_config": "a table of tables, one per backend ([backend_config.slurm])",
+    }.get(key, "a string")
+    if key == "max_parallel":
+        good = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    elif key == "strict_params":
+        good = isinstance(value, bool)
+    elif key == "backend_config":
+        good = isinstance(value, dict) and all(isinstance(table, dict) for table in value.values())
+    else:
+        good = isinstance(value, str)
+    if not good:
+        raise InputError(f"{path}: {where}{key}: expected {expected}, got {value!r}")
 
 
 def setting(key: str, *, folders: tuple[str | os.PathLike[str], ...], home: str) -> tuple[Any, str] | None:
@@ -68,10 +158,12 @@ def _read(path: str, table: str | None) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict):
         raise InputError(f"{path}: {table}: expected a table of settings")
+    where = f"{table}." if table else ""
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        where = f"{table}." if table else ""
         raise InputError(f"{path}: {where}{unknown[0]}: unknown setting (expected one of: {', '.join(KEYS)})")
+    for key, value in data.items():
+        _check(path, where, key, value)
     return data
 
 

@@ -79,11 +79,13 @@ def resolve_parameters(
     download: Downloader | None = None,
     pending: Path | None = None,
     missing_hint: str | None = None,
+    strict: bool = False,
 ) -> ResolvedParameters:
     """Check and resolve `given` against the entry point. Raises `ParameterError` naming the parameter.
 
     `path` values inside `pending` (a pipeline run's output folders, made when their steps run) are
-    not required to exist yet."""
+    not required to exist yet. A name the entry point does not declare is passed on as `--name value`
+    (as MLflow does), with a warning when it is close to a declared one; `strict` refuses it."""
     missing = [p.name for p in entry_point.parameters.values() if p.required and p.name not in given]
     if missing:
         names = ", ".join(missing)
@@ -114,10 +116,54 @@ def resolve_parameters(
                 f"parameter {name!r}: a name is letters, digits, '_', '.' and '-', starting with a letter"
             )
         check_passable(f"parameter {name!r}", value)
+        _undeclared(entry_point, name, strict=strict)
         values[name] = value
         rendered[name] = value
         extra.append(name)
     return ResolvedParameters(values=values, rendered=rendered, extra=tuple(extra))
+
+
+def _undeclared(entry_point: EntryPoint, name: str, *, strict: bool) -> None:
+    """A name the entry point does not declare: refused when `strict`, else a warning when it looks
+    like a misspelt declared one."""
+    guess = closest(name, list(entry_point.parameters))
+    hint = f" (did you mean {guess!r}?)" if guess else ""
+    if strict:
+        raise ParameterError(
+            f"parameter {name!r}: entry point {entry_point.name!r} declares no such parameter{hint}; "
+            "--strict-params refuses undeclared ones"
+        )
+    if guess:
+        from mlproj.notices import warn
+
+        warn(
+            f"-P {name}: entry point {entry_point.name!r} declares no such parameter; did you mean "
+            f"{guess!r}? (passed on as --{name}, as MLflow does; --strict-params refuses it)"
+        )
+
+
+def closest(name: str, names: list[str], most: int = 2) -> str | None:
+    """The one name of `names` at most `most` edits from `name` (the nearest; None when none is, or
+    when two are equally near)."""
+    found = sorted((distance(name.lower(), other.lower()), other) for other in names)
+    if not found or found[0][0] > most or (len(found) > 1 and found[1][0] == found[0][0]):
+        return None
+    return found[0][1]
+
+
+def distance(a: str, b: str) -> int:
+    """Levenshtein's distance (insertions, deletions, substitutions), with a transposition counted once."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 def _resolve_path(

@@ -223,7 +223,8 @@ def run_fake_pipeline(
 ) -> tuple[RunRecord, dict[str, list[RunRecord]]]:
     """Plan, record and supervise `pipeline` in this process, its steps on the fake backend (their
     commands name their scripts); the pipeline's final record and each step's attempts."""
-    from mlproj.pipelines.plan import PipelineOptions, plan_run
+    from mlproj.pipelines.options import PipelineOptions
+    from mlproj.pipelines.plan import plan_run
     from mlproj.pipelines.records import record_pipeline
     from mlproj.pipelines.scheduler import PipelineSupervisor
 

@@ -15,7 +15,7 @@ from mlproj.pipelines.assets import load_asset_map
 from mlproj.pipelines.loader import is_azure, load_pipeline
 from mlproj.pipelines.model import Step, optional_parts
 from mlproj.pipelines.overrides import apply_overrides, parse_override
-from mlproj.pipelines.plan import scaled
+from mlproj.pipelines.placement import scaled
 from mlproj.pipelines.problems import Problems
 
 SCHEMA = "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"

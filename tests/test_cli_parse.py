@@ -89,7 +89,7 @@ def test_it_reads_the_common_forms() -> None:
     assert values["entry_point"] == "train"
     assert values["timeout"] == 5.0
     assert values["detach"] is True
-    assert values["backend"] == "local"  # a default
+    assert values["backend"] is None and values["max_parallel"] is None  # not given: the settings decide
     assert values["max_parallel"] is None
 
 

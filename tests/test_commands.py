@@ -20,7 +20,8 @@ import pytest
 
 from mlproj import process
 from mlproj.home import Home
-from mlproj.pipelines.plan import PipelineOptions, plan_run
+from mlproj.pipelines.options import PipelineOptions
+from mlproj.pipelines.plan import plan_run
 from mlproj.pipelines.records import record_pipeline
 from mlproj.runs.record import RunRecord
 from mlproj.runs.status import RunKind, RunStatus
@@ -910,12 +911,14 @@ def test_validate_shows_the_resolved_command_and_runs_nothing(store: Store, trai
     done = invoke("validate", str(trainer), "-P", "epochs=3")
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == [
-        f"uri          {trainer}",
-        f"project dir  {trainer}",
-        "entry point  main",
-        "parameters   lr=0.1 epochs=3",
-        "command      python train.py --lr 0.1 --epochs 3",
-        "env manager  local",
+        f"uri             {trainer}",
+        f"project dir     {trainer}",
+        "entry point     main",
+        "parameters      lr=0.1 epochs=3",
+        "command         python train.py --lr 0.1 --epochs 3",
+        "env manager     local",
+        "backend         local",
+        "experiment      Default",
         "valid: nothing was run",
     ]
     assert store.list_runs() == [] and not store.home.runs_dir.exists()
@@ -932,6 +935,9 @@ def test_validate_json_is_the_plan(store: Store, trainer: Path) -> None:
         "parameters": {"lr": "0.5", "epochs": "3", "extra": "a b"},
         "command": "python train.py --lr 0.5 --epochs 3 --extra 'a b'",
         "env_manager": "local",
+        "backend": "local",
+        "backend_config": {},
+        "experiment": "Default",
     }
     assert store.list_runs() == []
 
@@ -1023,6 +1029,7 @@ def test_validate_json_of_a_pipeline_with_a_project_step_and_inputs(
         "uri": str(trainer),
         "entry_point": "main",
         "env_manager": "local",
+        "backend": "local",
     }
     text = invoke("validate", str(pipeline), "-P", "epochs=7").stdout.splitlines()
     assert text[1] == "inputs: epochs=7"

@@ -55,10 +55,10 @@ def test_a_bad_file_is_an_input_error_naming_it(tmp_path: Path, name: str, text:
     assert str(tmp_path / name) in str(caught.value)
 
 
-def test_a_setting_mlproj_does_not_read_yet_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "mlproj.toml").write_text('experiment_name = "x"\n')
+def test_an_unknown_setting_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mlproj.toml").write_text('experiment = "x"\n')
     with pytest.raises(
-        InputError, match="experiment_name: unknown setting \\(expected one of: tracking_uri\\)"
+        InputError, match="experiment: unknown setting \\(expected one of: env_manager, backend, "
     ):
         setting("tracking_uri", folders=(tmp_path,), home=str(tmp_path))
 

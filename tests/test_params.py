@@ -514,3 +514,15 @@ def test_parse_assignments_rejects_malformed_pairs(pair: str) -> None:
 def test_parse_assignments_names_the_option() -> None:
     with pytest.raises(ParameterError, match=r"^--tag 'x': expected KEY=VALUE$"):
         parse_assignments(["x"], what="--tag")
+
+
+def test_the_closest_declared_name_is_suggested_only_when_it_is_clear() -> None:
+    from mlproj.params import closest, distance
+
+    assert distance("count", "cuont") == 1 and distance("epochs", "epoch") == 1 and distance("ab", "ba") == 1
+    assert distance("", "abc") == 3 and distance("kitten", "sitting") == 3
+    assert closest("cuont", ["count", "ratio"]) == "count"
+    assert closest("Count", ["count"]) == "count"  # case does not count
+    assert closest("verbose", ["count", "ratio"]) is None  # nothing within two edits
+    assert closest("lr1", ["lr2", "lr3"]) is None  # two as near: no guess
+    assert closest("x", []) is None

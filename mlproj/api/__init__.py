@@ -106,7 +106,7 @@ def run(
     parameters: Mapping[str, Any] | None = None,
     experiment_name: str | None = None,
     experiment_id: str | int | None = None,
-    backend: str = "local",
+    backend: str | None = None,  # None: the settings' (MLPROJ_HOME/config.toml, mlproj.toml), else local
     backend_config: Mapping[str, Any] | str | None = None,
     storage_dir: str | os.PathLike[str] | None = None,
     synchronous: bool = True,  # noqa: FBT001, FBT002 - mlflow.projects.run's signature

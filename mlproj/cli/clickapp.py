@@ -57,7 +57,9 @@ def _option(opt: Opt) -> click.Option:
 def _argument(arg: Arg) -> click.Argument:
     if arg.many:
         return click.Argument([arg.dest], metavar=arg.metavar, nargs=-1, required=True)
-    return click.Argument([arg.dest], metavar=arg.metavar)
+    return click.Argument(
+        [arg.dest], metavar=arg.metavar if arg.required else f"[{arg.metavar}]", required=arg.required
+    )
 
 
 def _command(command: Command) -> click.Command:

@@ -101,9 +101,12 @@ def _arguments(command: Command, positional: list[str]) -> dict[str, Any] | None
             **dict(zip((a.dest for a in args[:fixed]), positional, strict=False)),
             args[-1].dest: tuple(positional[fixed:]),
         }
-    if len(positional) != len(args):
+    given: list[str | None] = list(positional)
+    if args and not args[-1].required and len(given) == len(args) - 1:
+        given.append(None)  # the optional last one, left out
+    if len(given) != len(args):
         return None
-    return {arg.dest: text for arg, text in zip(args, positional, strict=True)}
+    return {arg.dest: text for arg, text in zip(args, given, strict=True)}
 
 
 def _convert(opt: Opt, text: str) -> Any:

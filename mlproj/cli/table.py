@@ -29,6 +29,26 @@ if TYPE_CHECKING:
 
 __all__ = ["BY_NAME", "COMMANDS", "Arg", "Command", "Opt", "call", "convert", "flag_names"]
 
+
+BACKEND = Opt(
+    ("-b", "--backend"),
+    "backend",
+    "Where the run executes: local, slurm or ray (default: the settings', else local).",
+)
+BACKEND_CONFIG = Opt(
+    ("-c", "--backend-config"),
+    "backend_config",
+    "Backend settings: JSON text or a file.",
+    metavar="JSON_OR_FILE",
+)
+EXPERIMENT_NAME = Opt(("--experiment-name",), "experiment_name", "Experiment to record the run under.")
+STRICT_PARAMS = Opt(
+    ("--strict-params",), "strict_params", "Refuse -P names the entry point does not declare.", "flag"
+)
+MAX_PARALLEL = Opt(
+    ("--max-parallel",), "max_parallel", "Pipelines: steps running at once.", "int", metavar="N"
+)
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "run",
@@ -41,15 +61,11 @@ COMMANDS: tuple[Command, ...] = (
             ENTRY_POINT,
             VERSION,
             PARAM,
+            STRICT_PARAMS,
             ENV_MANAGER,
-            Opt(("-b", "--backend"), "backend", "Where the run executes.", default="local"),
-            Opt(
-                ("-c", "--backend-config"),
-                "backend_config",
-                "Backend settings: JSON text or a file.",
-                metavar="JSON_OR_FILE",
-            ),
-            Opt(("--experiment-name",), "experiment_name", "Experiment to record the run under."),
+            BACKEND,
+            BACKEND_CONFIG,
+            EXPERIMENT_NAME,
             Opt(
                 ("--experiment-id",),
                 "experiment_id",
@@ -105,7 +121,7 @@ COMMANDS: tuple[Command, ...] = (
                 "docker_env: build an image with the project copied in.",
                 "flag",
             ),
-            Opt(("--max-parallel",), "max_parallel", "Pipelines: steps running at once.", "int", metavar="N"),
+            MAX_PARALLEL,
             Opt(("--force-rerun",), "force_rerun", "Pipelines: run every step, reuse none.", "flag"),
             Opt(
                 ("--continue-on-step-failure",),
@@ -250,6 +266,24 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "config",
+        "",
+        "Show the settings and where each comes from.",
+        "Settings come from a flag, an environment variable, mlproj.toml (or [tool.mlproj] in "
+        "pyproject.toml) in the project's or the current folder, MLPROJ_HOME/config.toml, or the default.",
+        subcommands=(
+            Command(
+                "show",
+                "mlproj.cli.config:show",
+                "Show each setting, its value and its source.",
+                "Show each setting as a run of PATH (a project folder or a pipeline file; default: the "
+                "current folder) would see it, and where its value comes from.",
+                (Arg("path", "PATH", required=False),),
+                (JSON,),
+            ),
+        ),
+    ),
+    Command(
         "compare",
         "mlproj.cli.compare:compare",
         "Show runs' parameters and metrics side by side.",
@@ -264,7 +298,20 @@ COMMANDS: tuple[Command, ...] = (
         "Show what would run, resolved, without running it.",
         "Check the project or pipeline at URI and show what it would run.",
         (Arg("uri", "URI"),),
-        (ENTRY_POINT, VERSION, PARAM, ENV_MANAGER, SET, ASSET_MAP, JSON),
+        (
+            ENTRY_POINT,
+            VERSION,
+            PARAM,
+            ENV_MANAGER,
+            BACKEND,
+            BACKEND_CONFIG,
+            EXPERIMENT_NAME,
+            MAX_PARALLEL,
+            STRICT_PARAMS,
+            SET,
+            ASSET_MAP,
+            JSON,
+        ),
     ),
     Command(
         "graph",

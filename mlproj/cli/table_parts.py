@@ -40,12 +40,13 @@ class Opt:
 
 
 class Arg:
-    """A positional argument; `many`: the last one, taking one or more words (a tuple)."""
+    """A positional argument; `many`: the last one, taking one or more words (a tuple); `required`:
+    False for a last one that may be left out (None then)."""
 
-    __slots__ = ("dest", "many", "metavar")
+    __slots__ = ("dest", "many", "metavar", "required")
 
-    def __init__(self, dest: str, metavar: str, *, many: bool = False) -> None:
-        self.dest, self.metavar, self.many = dest, metavar, many
+    def __init__(self, dest: str, metavar: str, *, many: bool = False, required: bool = True) -> None:
+        self.dest, self.metavar, self.many, self.required = dest, metavar, many, required
 
 
 class Command:

@@ -15,10 +15,16 @@ def validate(
     entry_point: str,
     version: str | None,
     params: tuple[str, ...],
+    strict_params: bool,
     env_manager: str | None,
+    backend: str | None,
+    backend_config: str | None,
+    experiment_name: str | None,
+    max_parallel: int | None,
     overrides: tuple[str, ...],
     asset_map: str | None,
 ) -> int:
+    from mlproj.backends import load_backend_config
     from mlproj.cli.run import FLAGS, _absolute
     from mlproj.home import Home
     from mlproj.params import parse_assignments
@@ -31,7 +37,12 @@ def validate(
         entry_point=None if entry_point == "main" else entry_point,
         version=version,
         parameters=parse_assignments(params, "-P"),
+        strict_params=strict_params or None,
         env_manager=env_manager,
+        backend=backend,
+        backend_config=load_backend_config(backend_config),
+        experiment=experiment_name,
+        max_parallel=max_parallel,
         overrides=overrides,
         asset_map=_absolute(asset_map),
     )
@@ -47,6 +58,9 @@ def validate(
         "parameters": dict(planned.parameters.values),
         "command": planned.request.command,
         "env_manager": planned.request.env_manager,
+        "backend": planned.request.backend,
+        "backend_config": dict(planned.request.backend_config),
+        "experiment": planned.experiment,
     }
     if app.as_json:
         app.json(document)
@@ -76,6 +90,7 @@ def _show_pipeline(app: Console, plan: PipelinePlan) -> int:
                 "uri": step_plan.uri,
                 "entry_point": step_plan.entry_point.name if step_plan.entry_point else None,
                 "env_manager": step_plan.env_manager,
+                "backend": step_plan.backend,
             }
         )
     if app.as_json:
@@ -84,6 +99,8 @@ def _show_pipeline(app: Console, plan: PipelinePlan) -> int:
                 "pipeline": pipeline.name,
                 "file": str(pipeline.file),
                 "inputs": dict(plan.recorded_inputs),
+                "experiment": plan.experiment,
+                "max_parallel": plan.max_parallel,
                 "steps": order,
                 "edges": pipeline.edges(),
                 "plan": steps,

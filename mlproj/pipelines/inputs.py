@@ -30,7 +30,13 @@ def resolve_inputs(
     unknown = sorted(set(given_inputs) - set(pipeline.inputs))
     if unknown:
         declared = ", ".join(sorted(pipeline.inputs)) or "none"
-        raise InputError(f"-P {unknown[0]}: {pipeline.file} has no input {unknown[0]!r} (inputs: {declared})")
+        from mlproj.params import closest
+
+        guess = closest(unknown[0], list(pipeline.inputs))
+        hint = f"did you mean {guess!r}? " if guess else ""
+        raise InputError(
+            f"-P {unknown[0]}: {pipeline.file} has no input {unknown[0]!r} ({hint}inputs: {declared})"
+        )
     resolved: dict[str, str] = {}
     recorded: dict[str, str] = {}
     for name, item in pipeline.inputs.items():

@@ -22,46 +22,19 @@ from mlproj.params import ResolvedParameters, check_command_size, render_command
 from mlproj.pipelines.bindings import PLACEHOLDERS, Bindings, received_outputs
 from mlproj.pipelines.loader import load_pipeline
 from mlproj.pipelines.model import Pipeline, Step, is_file_output
+from mlproj.pipelines.options import PipelineOptions
+from mlproj.pipelines.placement import configured, step_backend
 from mlproj.structs import dataclass, field, replace
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
     from typing import Any
 
-    from mlproj.backends.base import Backend
     from mlproj.runs.envspec import EnvSpec
     from mlproj.sources import FetchedSource
     from mlproj.spec import EntryPoint, Project
 
 STEPS_FOLDER = "steps"
-
-
-@dataclass(frozen=True)
-class PipelineOptions:
-    uri: str
-    version: str | None = None
-    inputs: Mapping[str, str] = field(default_factory=dict)  # -P name=value, as given
-    env_manager: str | None = None
-    experiment: str | None = None
-    run_name: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
-    max_parallel: int | None = None
-    force_rerun: bool = False
-    continue_on_step_failure: bool = False
-    timeout: float | None = None
-    caller_dir: Path = field(default_factory=Path.cwd)
-    run_id: str | None = None
-    rebuild_env: bool = False
-    resume_from: str | None = None  # `mlproj resume`: the run whose finished steps are reused
-    backend: str | None = None  # -b: where steps run unless they say (over settings.backend)
-    backend_config: Mapping[str, Any] | None = None
-    tracking_uri: str | None = None  # MLflow tracking, as a project run's (design.md §8)
-    tracking: bool = True
-    experiment_id: str | None = None
-    overrides: tuple[str, ...] = ()  # --set KEY.PATH=VALUE (design.md §9)
-    asset_map: Path | None = None  # --asset-map FILE
-    # Where a submit came from (design.md §10): published_pipeline_id, endpoint, schedule.
-    origin: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,6 +163,7 @@ def plan_pipeline(
     pipeline = pipeline or load_pipeline(
         source.path, overrides=options.overrides, asset_map=options.asset_map
     )
+    options = configured(options, pipeline, (source.path.parent, options.caller_dir), str(home.root))
     inputs, recorded = resolve_inputs(pipeline, options.inputs, options.caller_dir, options.asset_map)
     if materialize:
         inputs = download_inputs(pipeline, inputs, run_dir)
@@ -213,11 +187,8 @@ def plan_pipeline(
         inputs=inputs,
         recorded_inputs=recorded,
         steps=steps,
-        experiment=options.experiment
-        or pipeline.experiment_name
-        or os.environ.get("MLPROJ_EXPERIMENT_NAME")
-        or "Default",
-        max_parallel=options.max_parallel or pipeline.max_parallel or (os.cpu_count() or 1),
+        experiment=options.experiment or "Default",
+        max_parallel=options.max_parallel or (os.cpu_count() or 1),
         force_rerun=options.force_rerun or pipeline.force_rerun,
         continue_on_step_failure=options.continue_on_step_failure or pipeline.continue_on_step_failure,
         templates={
@@ -374,73 +345,6 @@ def _builder() -> str:
     except InputError:
         return "uv"
     return "conda"
-
-
-def step_backend(
-    pipeline: Pipeline, step: Step, options: PipelineOptions
-) -> tuple[str, dict[str, Any], Backend]:
-    """Where a step runs: its own `backend`, else `-b`, else `settings.backend`, else local; with the
-    configuration that goes with it, checked."""
-    from mlproj.backends import get_backend
-
-    if step.backend is not None:
-        name, config, where = step.backend, step.backend_config, "backend_config"
-    elif options.backend is not None:
-        name, config, where = options.backend, options.backend_config, "--backend-config"
-    elif pipeline.backend is not None:
-        name, config, where = pipeline.backend, pipeline.backend_config, "settings.backend_config"
-    else:
-        name, config, where = "local", step.backend_config or pipeline.backend_config, "backend_config"
-    backend = get_backend(name)
-    config = scaled(name, dict(config or {}), step, f"{pipeline.jobs_key}.{step.name}")
-    try:
-        return name, backend.validate_config(config), backend
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
-
-
-def scaled(backend: str, config: dict[str, Any], step: Step, key: str) -> dict[str, Any]:
-    """Azure ML's `resources` and `distribution` where the backend gives them a meaning: Slurm's nodes
-    and tasks per node; on Ray, a CPU per process for the job's entrypoint (unless the configuration
-    says `num_cpus`); a notice where they have none."""
-    from mlproj.notices import warn
-
-    count = step.resources.get("instance_count")
-    processes = step.distribution.get("process_count_per_instance", step.distribution.get("worker_count"))
-    ignored = sorted(set(step.resources) - {"instance_count"})
-    if ignored:
-        warn(f"{key}.resources: {', '.join(ignored)} have no meaning here: ignored")
-    if count is None and processes is None:
-        return config
-    nodes = count if isinstance(count, int) and count > 0 else 1
-    tasks = processes if isinstance(processes, int) and processes > 0 else 1
-    if backend == "local" and is_parallel_job(step) and nodes > 1:
-        warn(f"{key}.resources.instance_count: this machine is one instance: {tasks} processes")
-    if backend == "slurm" and is_parallel_job(step):  # an instance is a task of its processes' CPUs
-        extra = [*(config.get("sbatch_args") or []), f"--ntasks={nodes}", f"--cpus-per-task={tasks}"]
-        return {**config, "sbatch_args": extra}
-    if backend == "slurm":
-        extra = list(config.get("sbatch_args") or [])
-        if count is not None:
-            extra.append(f"--nodes={nodes}")
-        if processes is not None:
-            extra.append(f"--ntasks-per-node={tasks}")
-        return {**config, "sbatch_args": extra}
-    if backend == "ray" and "num_cpus" not in config:
-        return {**config, "num_cpus": nodes * tasks}
-    if backend != "ray" and nodes * tasks > 1 and not is_parallel_job(step):
-        warn(
-            f"{key}: resources.instance_count and distribution have no meaning on the "
-            f"{backend} backend: the step runs as one process"
-        )
-    return config
-
-
-def is_parallel_job(step: Step) -> bool:
-    """An Azure ML parallel job (mlproj.pipelines.parallel_jobs): its processes are its own workers."""
-    from mlproj.pipelines.parallel_jobs import RUNNER_VARIABLE
-
-    return RUNNER_VARIABLE in step.environment_variables
 
 
 def check_step_values(plan: PipelinePlan, name: str) -> None:

@@ -12,7 +12,8 @@ from mlproj import process
 from mlproj.errors import InputError
 from mlproj.home import Home
 from mlproj.pipelines.model import Pipeline
-from mlproj.pipelines.plan import PipelineOptions, PipelinePlan, plan_pipeline, step_dir
+from mlproj.pipelines.options import PipelineOptions
+from mlproj.pipelines.plan import PipelinePlan, plan_pipeline, step_dir
 from mlproj.runs.record import RunRecord
 from mlproj.runs.request import PipelineRequest
 from mlproj.runs.status import RunKind, RunStatus

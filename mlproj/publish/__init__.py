@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from mlproj.pipelines.plan import PipelineOptions
+    from mlproj.pipelines.options import PipelineOptions
     from mlproj.runs.access import Token
     from mlproj.runs.catalog import Endpoint
     from mlproj.runs.record import RunRecord
@@ -59,7 +59,8 @@ def publish(
     Everything is checked first, as `mlproj validate` checks it: bad input leaves nothing behind."""
     import shutil
 
-    from mlproj.pipelines.plan import PipelineOptions, plan_run
+    from mlproj.pipelines.options import PipelineOptions
+    from mlproj.pipelines.plan import plan_run
     from mlproj.publish.snapshot import snapshot
 
     check_name(name, "published pipeline")
@@ -109,7 +110,7 @@ def published_options(
 ) -> PipelineOptions:
     """How a published pipeline runs: its snapshot, its inputs given `parameters`, where the run came
     from; refused when the pipeline is disabled."""
-    from mlproj.pipelines.plan import PipelineOptions
+    from mlproj.pipelines.options import PipelineOptions
 
     published = store.catalog().published(pipeline_id)
     if published.status != ACTIVE:

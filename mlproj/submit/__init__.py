@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
     from mlproj.downloads import Progress
     from mlproj.home import Home
-    from mlproj.pipelines.plan import PipelineOptions, PipelinePlan
+    from mlproj.pipelines.options import PipelineOptions
+    from mlproj.pipelines.plan import PipelinePlan
     from mlproj.pipelines.scheduler import PipelineView
     from mlproj.runs.record import RunRecord
     from mlproj.runs.store import Store
@@ -59,13 +60,12 @@ def options_for(uri: str, names: Mapping[str, str] | None = None, **given: Any) 
             raise InputError(f"{name}: applies to pipelines, and {uri} is not a pipeline file")
     chosen = {key: value for key, value in given.items() if value is not None}
     if is_pipeline:
-        from mlproj.pipelines.plan import PipelineOptions
+        from mlproj.pipelines.options import PipelineOptions
 
         for key in PROJECT_ONLY:
             chosen.pop(key, None)
         chosen["inputs"] = chosen.pop("parameters", {})
-        if chosen.get("backend") == "local" and not chosen.get("backend_config"):
-            chosen.pop("backend")  # the pipeline's settings (or each step) say where steps run
+        chosen.pop("strict_params", None)  # a pipeline refuses any -P that is not one of its inputs
         return PipelineOptions(uri=uri, **chosen)
     for key in PIPELINE_ONLY:
         chosen.pop(key, None)

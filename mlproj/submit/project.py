@@ -51,7 +51,7 @@ class RunOptions:
     version: str | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
     env_manager: str | None = None
-    backend: str = "local"
+    backend: str | None = None  # None: the settings' (design.md §12), else local
     backend_config: Mapping[str, Any] | None = None
     experiment: str | None = None
     run_name: str | None = None
@@ -67,6 +67,7 @@ class RunOptions:
     tracking_uri: str | None = None
     tracking: bool = True
     experiment_id: str | None = None
+    strict_params: bool | None = None  # None: the settings' (design.md §12), else False
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def plan_project(
     from mlproj.spec import load_project
     from mlproj.tracking import check_experiment_flags, tracking_uri
 
-    backend, backend_config = resolve_backend(options.backend, options.backend_config)
+    if options.backend is not None:  # a backend asked for is checked before anything is fetched
+        resolve_backend(options.backend, options.backend_config)
     check_timeout(options.timeout)
     check_labels(options.run_name, options.tags)
     run_id = options.run_id or new_run_id()
@@ -119,11 +121,14 @@ def plan_project(
     if options.env_manager is not None:
         get_manager(options.env_manager)  # an unknown manager is an input error, found before fetching
     source = fetch(options.uri, options.version, home, options.caller_dir)
+    folders = (source.path, options.caller_dir) if source.path.is_dir() else (options.caller_dir,)
+    options = configured(options, folders, str(home.root))
+    backend, backend_config = resolve_backend(options.backend or "local", options.backend_config)
     tracked_at = tracking_uri(
         options.tracking_uri,
         enabled=options.tracking,
         caller_dir=options.caller_dir,
-        folders=(source.path, options.caller_dir) if source.path.is_dir() else (options.caller_dir,),
+        folders=folders,
         home=str(home.root),
     )
     check_experiment_flags(options.experiment, options.experiment_id, tracked_at)
@@ -150,6 +155,7 @@ def plan_project(
             project_dir=project.directory,
             caller_dir=options.caller_dir,
             download=downloader,
+            strict=bool(options.strict_params),
         )
     except BaseException:
         if materialize:
@@ -177,7 +183,7 @@ def plan_project(
         env_manager=env_manager,
         env_spec=env_spec,
         rebuild_env=options.rebuild_env,
-        backend=options.backend,
+        backend=options.backend or "local",
         backend_config=backend_config,
         asked=_asked(options),
     )
@@ -280,6 +286,38 @@ def _source_tags(
         if image:
             tags["mlflow.docker.image.name"] = str(image)
     return tags
+
+
+def configured(options: RunOptions, folders: tuple[Path, ...], home: str) -> RunOptions:
+    """The options with what they leave open taken from the settings (design.md §12: environment
+    variables, then the project's or current folder's mlproj.toml, then the user's config.toml):
+    the environment manager, the backend and its configuration, the experiment, strict parameters."""
+    from mlproj.config import lookup
+    from mlproj.envs import get_manager
+
+    backend = lookup("backend", given=options.backend, folders=folders, home=home)
+    backend_config = options.backend_config
+    if backend_config is None:  # the settings' [backend_config.NAME] of the backend chosen
+        backend_config = lookup("backend_config", folders=folders, home=home).value.get(backend.value)
+    experiment = options.experiment
+    if not options.experiment_id:  # with --experiment-id, only a flag names the experiment
+        experiment = lookup("experiment_name", given=options.experiment, folders=folders, home=home).value
+    manager = lookup("env_manager", given=options.env_manager, folders=folders, home=home)
+    for found in (backend, manager):  # a value from a setting is checked where it was set
+        if found.value is not None and found.source not in ("flag", "default"):
+            try:
+                resolve_backend(found.value, {}) if found.key == "backend" else get_manager(found.value)
+            except InputError as exc:
+                raise InputError(f"{found.source}: {found.key}: {exc}") from None
+    strict = lookup("strict_params", given=options.strict_params, folders=folders, home=home).value
+    return replace(
+        options,
+        backend=backend.value,
+        backend_config=backend_config,
+        env_manager=manager.value,
+        experiment=experiment,
+        strict_params=strict,
+    )
 
 
 def resolve_backend(name: str, config: Mapping[str, Any] | None) -> tuple[Backend, dict[str, Any]]:
