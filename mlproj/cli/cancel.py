@@ -14,6 +14,11 @@ def cancel(app: Console, *, run_id: str, grace: float) -> int:
 
     store = open_store()
     outcome = control.cancel(store, find(store, run_id), grace)
+    if app.as_json:
+        from mlproj.runs.documents import run_document
+
+        app.json({**run_document(store, outcome.record), "already_ended": outcome.already_final})
+        return 0
     status = app.out.status(outcome.record.status)
     if outcome.already_final:
         app.print(f"Run {outcome.record.run_id} had already ended: {status}")

@@ -1,4 +1,6 @@
-"""`mlproj logs RUN_ID [--step NAME] [-f]`: a run's combined stdout and stderr."""
+"""`mlproj logs RUN_ID [--step NAME] [-f] [--json]`: a run's combined stdout and stderr; a pipeline's
+followed with its steps' output, each line after its step's name; with --json, one JSON object per line
+(design.md §12)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from mlproj.runs.status import RunKind
 
 TYPE_CHECKING = False  # typing's, not imported on the way to a command
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlproj.ui.console import Console
 
 
@@ -29,7 +33,35 @@ def logs(app: Console, *, run_id: str, step: str | None, follow: bool) -> int:
         record = attempts[-1]
     if record.reused_from:  # a reused step, named by --step or by its own run ID
         name = record.step or record.run_id
-        write(f"mlproj: step {name} was reused from run {record.reused_from}; its log follows\n".encode())
+        said = f"mlproj: step {name} was reused from run {record.reused_from}; its log follows"
+        if app.as_json:  # stdout holds JSON lines only
+            app.note(said)
+        else:
+            write(f"{said}\n".encode())
         record = store.get(record.reused_from)
-    follow_log(store, record.run_id, write, follow=follow and not record.is_final)
+    interleave = follow and record.kind is RunKind.PIPELINE  # its events, and its steps' output
+    sink = _json_lines(app, record.run_id) if app.as_json else None
+    follow_log(
+        store, record.run_id, write, follow=follow and not record.is_final, steps=interleave, lines=sink
+    )
     return 0
+
+
+def _json_lines(app: Console, run_id: str) -> Callable[[str | None, bytes], None]:
+    """One JSON object per line: the run, the step it comes from (None: the run's own log), the line,
+    and `seen_at`: when mlproj read it (logs keep no time per line: a line followed as it comes is
+    seen within a fraction of a second of being written; one already there, when it is read)."""
+    import json
+    import time
+
+    from mlproj.runs.record import iso_utc
+
+    stream = app.out.stream
+
+    def sink(step: str | None, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").removesuffix("\r")
+        document = {"run_id": run_id, "step": step, "line": text, "seen_at": iso_utc(time.time())}
+        stream.write(json.dumps(document) + "\n")
+        stream.flush()
+
+    return sink

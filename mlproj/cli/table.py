@@ -146,11 +146,18 @@ COMMANDS: tuple[Command, ...] = (
         "logs",
         "mlproj.cli.logs:logs",
         "Print a run's output.",
-        "Print the output of RUN_ID (for a pipeline: its events, or one step's output with --step).",
+        "Print the output of RUN_ID (for a pipeline: its events, or one step's output with --step; "
+        "followed, its events and its steps' output, each line after its step's name).",
         (RUN_ID,),
         (
             Opt(("--step",), "step", "A pipeline step's log (its latest attempt)."),
             Opt(("-f", "--follow"), "follow", "Keep printing until the run ends.", "flag"),
+            Opt(
+                ("--json",),
+                "as_json",
+                "One JSON object per line: run_id, step, line, seen_at (JSON lines on stdout).",
+                "flag",
+            ),
         ),
     ),
     Command(
@@ -166,10 +173,11 @@ COMMANDS: tuple[Command, ...] = (
             Opt(
                 ("--show-output", "--no-show-output"),
                 "show_output",
-                "Stream the run's log.",
+                "Stream the run's log (on stderr with --json).",
                 "toggle",
                 default=True,
             ),
+            JSON,
         ),
     ),
     Command(
@@ -187,6 +195,7 @@ COMMANDS: tuple[Command, ...] = (
                 default=10.0,
                 metavar="SECONDS",
             ),
+            JSON,
         ),
     ),
     Command(

@@ -16,12 +16,20 @@ def wait(app: Console, *, run_id: str, timeout: float | None, show_output: bool)
 
     store = open_store()
     record = find(store, run_id)
-    if show_output:
-        final = control.follow(store, record.run_id, app.out.bytes(), timeout=timeout)
+    if show_output:  # with --json, on stderr: stdout holds the document
+        final = control.follow(store, record.run_id, app.output.bytes(), timeout=timeout)
     else:
         final = control.wait(store, record.run_id, timeout=timeout)
     if final is None:
         app.note(f"Run {record.run_id} is still {store.get(record.run_id).status} after {timeout:g} s")
+        if app.as_json:
+            from mlproj.runs.documents import run_document
+
+            app.json(run_document(store, store.get(record.run_id)))
         return EXIT_TIMEOUT
     app.note(summary_line(app.err, final))
+    if app.as_json:
+        from mlproj.runs.documents import run_document
+
+        app.json(run_document(store, final))
     return exit_code_for(final)

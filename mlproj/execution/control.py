@@ -86,13 +86,16 @@ def follow(
     follow: bool = True,
     timeout: float | None = None,
     steps: bool = False,
+    lines: Callable[[str | None, bytes], None] | None = None,
 ) -> RunRecord | None:
     """Write the run's log; with `follow`, keep writing until it ends (None if `timeout` passes first).
-    With `steps`, a pipeline's steps' output comes too, each line after its step's name."""
+    With `steps`, a pipeline's steps' output comes too, each line after its step's name. With
+    `lines`, whole lines go to it instead, each with its step's name (None: the run's own log)."""
     record = store.get(run_id)
     log_path = Path(record.log_path) if record.log_path else None
     position = 0
-    step_logs = _StepLogs(store, run_id, write) if steps and record.kind is RunKind.PIPELINE else None
+    own = _Lines(None, lines) if lines is not None else None
+    step_logs = _StepLogs(store, run_id, write, lines) if steps and record.kind is RunKind.PIPELINE else None
 
     def pump(*, final: bool = False) -> None:
         nonlocal position
@@ -105,10 +108,13 @@ def follow(
             data = log.read()
         if data:
             position += len(data)
+        if own is not None:
+            own.feed(data, final=final)
+        elif data:
             write(data)
 
     if not follow:
-        pump()
+        pump(final=True)
         return record
     deadline = None if timeout is None else time.monotonic() + timeout
     next_status = 0.0
@@ -125,13 +131,35 @@ def follow(
         time.sleep(FOLLOW_POLL)
 
 
-class _StepLogs:
-    """A pipeline's steps' logs, read as they grow: whole lines, each after its step's name."""
+class _Lines:
+    """Whole lines of one log as it grows, to `sink` with the step they belong to."""
 
-    def __init__(self, store: Store, run_id: str, write: Callable[[bytes], None]) -> None:
-        self.store, self.run_id, self.write = store, run_id, write
+    def __init__(self, step: str | None, sink: Callable[[str | None, bytes], None]) -> None:
+        self.step, self.sink, self.partial = step, sink, b""
+
+    def feed(self, data: bytes, *, final: bool = False) -> None:
+        *whole, self.partial = (self.partial + data).split(b"\n")
+        if final and self.partial:
+            whole, self.partial = [*whole, self.partial], b""
+        for line in whole:
+            self.sink(self.step, line)
+
+
+class _StepLogs:
+    """A pipeline's steps' logs, read as they grow: whole lines, each after its step's name (or, with
+    `lines`, to it with the step's name)."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        write: Callable[[bytes], None],
+        lines: Callable[[str | None, bytes], None] | None = None,
+    ) -> None:
+        self.store, self.run_id = store, run_id
         self.positions: dict[str, int] = {}
-        self.partial: dict[str, bytes] = {}
+        self.readers: dict[str, _Lines] = {}
+        self.sink = lines or (lambda step, line: write(f"[{step}] ".encode() + line + b"\n"))
 
     def pump(self, *, final: bool = False) -> None:
         for step in self.store.steps_of(self.run_id):
@@ -144,12 +172,5 @@ class _StepLogs:
                 log.seek(self.positions.get(step.run_id, 0))
                 data = log.read()
             self.positions[step.run_id] = self.positions.get(step.run_id, 0) + len(data)
-            text = self.partial.pop(step.run_id, b"") + data
-            *lines, rest = text.split(b"\n")
-            if final and rest:
-                lines, rest = [*lines, rest], b""
-            if rest:
-                self.partial[step.run_id] = rest
-            prefix = f"[{step.step}] ".encode()
-            if lines:
-                self.write(b"".join(prefix + line + b"\n" for line in lines))
+            reader = self.readers.setdefault(step.run_id, _Lines(step.step, self.sink))
+            reader.feed(data, final=final)
