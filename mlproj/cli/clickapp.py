@@ -43,8 +43,16 @@ def _option(opt: Opt) -> click.Option:
     if opt.kind == "toggle":
         names = "/".join(opt.names)
         return click.Option([names, opt.dest], default=opt.default, show_default=True, help=opt.help)
+    extra: dict[str, Any] = {}
+    if opt.dest == "entry_point":
+        extra["shell_complete"] = complete_entry_points
+    elif opt.choices or opt.dest in NAMED_VALUES:
+        extra["shell_complete"] = lambda _ctx, _param, incomplete: [
+            value for value in (opt.choices or NAMED_VALUES[opt.dest]()) if value.startswith(incomplete)
+        ]
     return click.Option(
         [*opt.names, opt.dest],
+        **extra,
         type=TableType(opt),
         multiple=opt.multiple,
         default=opt.default,
@@ -54,12 +62,66 @@ def _option(opt: Opt) -> click.Option:
     )
 
 
+RUN_ARGS = ("run_id", "run_ids", "uri_or_run_id")
+
+
+def _backends() -> list[str]:
+    from mlproj.backends import available_backends
+
+    return available_backends()
+
+
+def _managers() -> list[str]:
+    from mlproj.envs import KNOWN_MANAGERS
+
+    return list(KNOWN_MANAGERS)
+
+
+def _statuses() -> list[str]:
+    from mlproj.runs.status import RunStatus
+
+    return [status.value for status in RunStatus]
+
+
+NAMED_VALUES = {
+    "backend": _backends,
+    "env_manager": _managers,
+    "status_name": _statuses,
+}  # the arguments that name runs: completed from the store
+
+
 def _argument(arg: Arg) -> click.Argument:
+    complete = complete_runs if arg.dest in RUN_ARGS else None
     if arg.many:
-        return click.Argument([arg.dest], metavar=arg.metavar, nargs=-1, required=True)
+        return click.Argument(
+            [arg.dest], metavar=arg.metavar, nargs=-1, required=True, shell_complete=complete
+        )
     return click.Argument(
-        [arg.dest], metavar=arg.metavar if arg.required else f"[{arg.metavar}]", required=arg.required
+        [arg.dest],
+        metavar=arg.metavar if arg.required else f"[{arg.metavar}]",
+        required=arg.required,
+        shell_complete=complete,
     )
+
+
+def complete_runs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:  # noqa: ARG001 - click's
+    """Run IDs, names and `last` for a shell's completion: the newest runs first."""
+    from click.shell_completion import CompletionItem
+
+    from mlproj.cli.completion import runs_for
+
+    return [CompletionItem(value, help=help_text) for value, help_text in runs_for(incomplete)]
+
+
+def complete_entry_points(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:  # noqa: ARG001 - click's
+    """The entry points of the project the command line names (a local folder)."""
+    from click.shell_completion import CompletionItem
+
+    from mlproj.cli.completion import entry_points_of
+
+    # The option's value is being typed, so click has not taken the URI before it as an argument yet.
+    uri = ctx.params.get("uri") or next(iter(ctx.args), "")
+    return [CompletionItem(name) for name in entry_points_of(str(uri)) if name.startswith(incomplete)]
 
 
 def _command(command: Command) -> click.Command:
@@ -99,6 +161,18 @@ class TableGroup(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 def cli(debug: bool) -> None:  # noqa: FBT001 - click's flag
     """Run MLflow projects and pipelines, and follow their runs from any shell."""
+
+
+def completion_script(shell: str) -> str:
+    """The script that makes `shell` complete mlproj's command lines (click's, for this program)."""
+    from click.shell_completion import get_completion_class
+
+    found = get_completion_class(shell)
+    if found is None:
+        from mlproj.errors import InputError
+
+        raise InputError(f"completion {shell!r}: expected bash, zsh or fish")
+    return str(found(cli, {}, "mlproj", "_MLPROJ_COMPLETE").source())
 
 
 def main(args: list[str]) -> int:

@@ -275,6 +275,16 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "completion",
+        "mlproj.cli.completion:completion",
+        "Print a shell's completion script.",
+        "Print the script that makes SHELL (bash, zsh or fish) complete mlproj's commands, options, entry "
+        "points and run IDs and names. Load it from your shell's start-up file, for bash: "
+        'eval "$(mlproj completion bash)"; for fish: mlproj completion fish | source.',
+        (Arg("shell", "SHELL"),),
+        (),
+    ),
+    Command(
         "config",
         "",
         "Show the settings and where each comes from.",
