@@ -55,6 +55,13 @@ class Found:
     value: Any
     source: str
 
+    @property
+    def where(self) -> str:
+        """Where a bad value was set, as an error names it: `MLPROJ_ENV_MANAGER=pip`, `FILE: env_manager`."""
+        if self.source.startswith("environment "):
+            return f"{self.source.removeprefix('environment ')}={self.value}"
+        return self.key if self.source in ("flag", "default") else f"{self.source}: {self.key}"
+
 
 def lookup(
     key: str, *, given: Any = None, folders: tuple[str | os.PathLike[str], ...] = (), home: str | None = None

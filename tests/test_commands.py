@@ -619,7 +619,9 @@ def test_wait_for_a_final_run_exits_with_the_code_run_would_give(
     store: Store, status: RunStatus, fields: dict[str, Any], code: int
 ) -> None:
     record = add_run(store, status, log="the output\n", **fields)
-    summary = f"Run {record.run_id} {status.value} in 2.50 s" + (f": {fields['error']}" if fields else "")
+    # The fixture's runs start 1 s after they were submitted: the summary says so apart.
+    summary = f"Run {record.run_id} {status.value} in 2.50 s, after 1.00 s of preparation"
+    summary += f": {fields['error']}" if fields else ""
     done = invoke("wait", record.run_id)
     assert (done.returncode, done.stdout, done.stderr) == (code, "the output\n", summary + "\n")
     quiet = invoke("wait", record.run_id[:10], "--no-show-output")
@@ -676,7 +678,7 @@ def test_wait_returns_when_another_shell_records_the_end(store: Store, home: Hom
         done = invoke("wait", record.run_id)
     assert done.returncode == 4
     assert done.stdout == "line 1\nline 2\n"
-    assert done.stderr == f"Run {record.run_id} Failed in 2.50 s: exited 4\n"
+    assert done.stderr == f"Run {record.run_id} Failed in 2.50 s, after 1.00 s of preparation: exited 4\n"
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "soon"])

@@ -787,22 +787,25 @@ def test_environment_progress_on_a_terminal_is_one_live_line(monkeypatch: pytest
     assert text.count("\x1b[?25l") == text.count("\x1b[?25h") == 1  # started once, stopped once
 
 
-def test_environment_progress_shows_brackets_as_written_and_escapes_control_characters(
+def test_environment_progress_shows_the_phase_escaped_and_ends_with_what_the_build_took(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An installer's line is text, not rich markup (`requests[socks]`, `[/bar]`), and what it holds
-    of the terminal's control characters is shown escaped."""
+    """The phase is text, not rich markup (`requests[socks]`, `[/bar]`), and what it holds of the
+    terminal's control characters is shown escaped; the installer's own line is not shown (it is in
+    the run log); the display ends with one line saying what the build took."""
     console = rich_console(terminal=True)
     use_rich(monkeypatch, stderr=True, console=console)
-    progress = BuildProgress(Terminal())
-    progress.update("dependencies: Collecting requests[socks] [/bar] \x1b]0;title\x07")
-    progress.update(None)
+    stream = Terminal()
+    progress = BuildProgress(stream)
+    progress.update("requests[socks] [/bar] \x1b]0;title\x07: Collecting pandas (WARNING: a long warning)")
+    progress.update("environment built in 3.3 s (uv, 12 packages)")
     text = written(console)
-    assert "Collecting requests[socks] [/bar] \\x1b]0;title\\x07" in text
-    assert "\x1b]0;" not in text
-    stream = io.StringIO()
-    BuildProgress(stream).update("\x1b[2Jdependencies: x")
-    assert stream.getvalue() == "Preparing environment: \\x1b[2Jdependencies\n"
+    assert "Preparing environment: requests[socks] [/bar] \\x1b]0;title\\x07 (0 s)" in text
+    assert "\x1b]0;" not in text and "Collecting" not in text and "WARNING" not in text
+    assert "environment built in 3.3 s (uv, 12 packages)\n" in stream.getvalue()
+    plain = io.StringIO()
+    BuildProgress(plain).update("\x1b[2Jdependencies: x")
+    assert plain.getvalue() == "Preparing environment: \\x1b[2Jdependencies\n"
 
 
 def test_a_download_named_with_brackets_or_control_characters_is_shown_escaped(

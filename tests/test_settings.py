@@ -151,7 +151,7 @@ def test_max_parallel_flag_variable_pipeline_settings_files_default(
         ("strict_params = 'yes'\n", "strict_params: expected true or false, got 'yes'"),
         ("backend_config = {slurm = 3}\n", "backend_config: expected a table of tables"),
         ("env_manager = 3\n", "env_manager: expected a string, got 3"),
-        ("env_manager = 'pip'\n", "env_manager: unknown --env-manager 'pip'"),
+        ("env_manager = 'pip'\n", "env_manager: expected one of: local, virtualenv, uv, conda, docker"),
         ("colour = 'blue'\n", "colour: unknown setting"),
         ("max_parallel = [\n", "not valid TOML"),
     ],

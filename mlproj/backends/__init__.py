@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mlproj.backends.base import Backend
+    from mlproj.config import Found
 
 BACKENDS = {
     "local": ("mlproj.backends.local", "LocalBackend"),
@@ -54,6 +55,21 @@ def _plugins() -> dict[str, Any]:
     from importlib.metadata import entry_points
 
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def check_setting(found: Found) -> None:
+    """A backend or an environment manager named by a variable or a settings file: one that exists,
+    else an input error naming where it was set (`MLPROJ_ENV_MANAGER=pip: …`, `FILE: backend: …`)."""
+    from mlproj.envs import KNOWN_MANAGERS
+
+    if found.key == "env_manager":
+        if found.value not in KNOWN_MANAGERS:
+            raise InputError(f"{found.where}: expected one of: {', '.join(KNOWN_MANAGERS)}")
+        return
+    try:
+        get_backend(found.value)
+    except InputError as exc:
+        raise InputError(f"{found.where}: {exc}") from None
 
 
 def available_backends() -> list[str]:

@@ -108,7 +108,7 @@ def complete_runs(ctx: click.Context, param: click.Parameter, incomplete: str) -
     """Run IDs, names and `last` for a shell's completion: the newest runs first."""
     from click.shell_completion import CompletionItem
 
-    from mlproj.cli.completion import runs_for
+    from mlproj.cli.completions import runs_for
 
     return [CompletionItem(value, help=help_text) for value, help_text in runs_for(incomplete)]
 
@@ -117,7 +117,7 @@ def complete_entry_points(ctx: click.Context, param: click.Parameter, incomplete
     """The entry points of the project the command line names (a local folder)."""
     from click.shell_completion import CompletionItem
 
-    from mlproj.cli.completion import entry_points_of
+    from mlproj.cli.completions import entry_points_of
 
     # The option's value is being typed, so click has not taken the URI before it as an argument yet.
     uri = ctx.params.get("uri") or next(iter(ctx.args), "")

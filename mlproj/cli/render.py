@@ -6,10 +6,18 @@ from mlproj.runs.record import RunRecord, iso_utc
 from mlproj.runs.status import RunStatus
 from mlproj.ui.console import STATUS_STYLES, Text, format_duration, printable
 
+PREPARATION_SHOWN = 0.5  # seconds from submission to start from which the summary says them apart
+
 
 def summary_line(out: Text, record: RunRecord) -> str:
-    """`Run 3f2a… Finished in 0.12 s` with the error, if any: the last line of a foreground run."""
+    """`Run 3f2a… Finished in 0.12 s` (and `, after 3.3 s of preparation` when getting it started took
+    that long: its environment, its image, a cluster's queue) with the error, if any: the last line of
+    a foreground run."""
     text = f"Run {record.run_id} {out.status(record.status)} in {format_duration(record.duration_s)}"
+    if record.started_at is not None and record.created_at is not None:
+        preparation = record.started_at - record.created_at
+        if preparation >= PREPARATION_SHOWN:
+            text += f", after {format_duration(preparation)} of preparation"
     if record.error:
         text += f": {printable(record.error)}"
     return text

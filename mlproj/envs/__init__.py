@@ -27,11 +27,12 @@ def get_manager(name: str) -> EnvManager:
     return manager
 
 
-def choose_manager(given: str | None, env_kind: str) -> str:
-    """`--env-manager`, else `MLPROJ_ENV_MANAGER`, else MLflow's rule: docker_env → docker, a conda.yaml
-    → conda, a python_env.yaml → virtualenv; a project with no environment file runs `local`. A
-    docker_env project runs in its container whatever is asked, as in MLflow (with a warning)."""
-    chosen, source = given, "--env-manager"
+def choose_manager(given: str | None, env_kind: str, given_by: str = "--env-manager") -> str:
+    """`--env-manager` (or a settings file: `given_by` names it), else `MLPROJ_ENV_MANAGER`, else
+    MLflow's rule: docker_env → docker, a conda.yaml → conda, a python_env.yaml → virtualenv; a project
+    with no environment file runs `local`. A docker_env project runs in its container whatever is
+    asked, as in MLflow (with a warning)."""
+    chosen, source = given, given_by
     if not chosen:
         chosen, source = os.environ.get(ENV_MANAGER_VARIABLE), ENV_MANAGER_VARIABLE
         if chosen and chosen not in MANAGERS:

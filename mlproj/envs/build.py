@@ -6,16 +6,17 @@ their output to the run log and stops them if the run is canceled.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mlproj.envs import get_manager
-from mlproj.envs.base import BuildStep, PreparedEnv
+from mlproj.envs.base import BuildStep, PreparedEnv, count_packages
 from mlproj.envs.cache import CachedEnv, EnvCache
 from mlproj.errors import EnvironmentBuildError
 from mlproj.home import Home
 from mlproj.runs.envspec import EnvSpec
-from mlproj.structs import dataclass
+from mlproj.structs import dataclass, replace
 
 LOCK_POLL = 0.2  # seconds between attempts to take an environment's lock (cancel checks in between)
 ENV_FOLDER = "env"  # the environment inside its cache folder; files used to build it sit beside it
@@ -52,10 +53,14 @@ def prepare_environment(
         steps = manager.build_steps(spec, Path(spec.project_dir))
         if steps:
             on_build()
+        started = time.monotonic()
         for step in steps:
             on_status(step.description)
             _check(manager_name, step, run_step(step))
-        return PreparedEnv(manager=manager_name, variables=manager.activate(Path(), base_env))
+        built_in = time.monotonic() - started if steps else None
+        return PreparedEnv(
+            manager=manager_name, variables=manager.activate(Path(), base_env), built_in=built_in
+        )
     cache = EnvCache(home)
     fingerprint = manager.fingerprint(spec)
     if not rebuild:
@@ -74,10 +79,13 @@ def prepare_environment(
         if hit is not None and not rebuild:  # built by another run while we waited
             cache.touch(fingerprint)
             return _activate(hit, base_env, reused=True)
+        started = time.monotonic()
         built = _build(cache, manager_name, spec, fingerprint, run_step, on_status)
     finally:
         lock.release()
-    return _activate(built, base_env, reused=False)
+    prepared = _activate(built, base_env, reused=False)
+    packages = count_packages(Path(prepared.prefix)) if prepared.prefix else None
+    return replace(prepared, built_in=time.monotonic() - started, packages=packages)
 
 
 def _build(

@@ -30,6 +30,7 @@ def select_environment(
     accept: Callable[[EnvManager], None] | None = None,
     built_here: bool = True,
     check_tools: bool = True,
+    given_by: str = "--env-manager",
 ) -> tuple[str, EnvSpec | None]:
     """The manager's name and what it must build for `project`. `accept` (the backend's) refuses a
     manager it cannot run; without `built_here` (a cluster builds it) the spec is not checked here.
@@ -46,7 +47,7 @@ def select_environment(
     else:
         found = find_env_file(project)
         kind = found[0] if found else "none"
-    name = choose_manager(given, kind)
+    name = choose_manager(given, kind, given_by)
     manager = get_manager(name)
     if accept is not None:
         accept(manager)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mlproj.envs.base import BuildStep
     from mlproj.envs.build import StepResult
 
-OUTPUT_INTERVAL = 0.1  # how often a build's output is read for its status line
+OUTPUT_INTERVAL = 0.1  # how often a build's phase is said again (its display counts the seconds)
 
 
 def run_build_step(
@@ -49,20 +49,18 @@ def run_build_step(
         held=True,
     )
     try:
-        with log_path.open("rb") as log:
-            log.seek(start)
-            while True:
-                returncode = waiter.wait(OUTPUT_INTERVAL)
-                lines = log.read().decode("utf-8", errors="replace").strip().splitlines()
-                if lines:
-                    on_status(f"{step.description}: {lines[-1][:100]}")
-                if returncode is not None:
-                    break
-                stop = poll_stop()
-                if stop is not None:
-                    grace = min(stop.ladder[0].wait, process.LEFTOVER_GRACE)
-                    climb(builder, rungs(grace))
-                    raise Canceled(stop.reason or "canceled")
+        while True:
+            returncode = waiter.wait(OUTPUT_INTERVAL)
+            # The phase, again: the display shows how long it has taken. The installer's own lines
+            # are the log's (a warning of pip's must not wrap over the status line).
+            on_status(step.description)
+            if returncode is not None:
+                break
+            stop = poll_stop()
+            if stop is not None:
+                grace = min(stop.ladder[0].wait, process.LEFTOVER_GRACE)
+                climb(builder, rungs(grace))
+                raise Canceled(stop.reason or "canceled")
     finally:
         waiter.close()
     with log_path.open("rb") as log:

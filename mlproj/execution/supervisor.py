@@ -66,6 +66,7 @@ class Supervisor:
         self.run_id = run_id
         self.output = output
         self.on_status = on_status
+        self._built: str | None = None  # "environment built in 3.3 s (uv, 12 packages)", once built
         self._own_flags = flags is None
         self.flags = flags or SignalFlags()
         self.ctrl_c = InterruptCounter(self.flags)
@@ -156,6 +157,10 @@ class Supervisor:
             raise MlprojError(f"run {record.run_id} has no request to execute")
         backend = get_backend(request.backend)
         launch = self._prepare(record, request, log_path, build=backend.prepares_environment)
+        if self._built is not None:  # what the build took: in the log after the build's output, and
+            with log_path.open("ab") as log:  # as the last line of the build's display
+                log.write(f"mlproj: {self._built}\n".encode())
+            self._status(self._built)
         self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         self.started = time.time()
         if not self._claim_start(queued=backend.queues):
@@ -220,6 +225,7 @@ class Supervisor:
             )
         else:
             prepared = PreparedEnv(manager=request.env_manager)
+        self._built = prepared.built_line()
         if prepared.fingerprint is not None:
             self.store.update(
                 self.run_id,

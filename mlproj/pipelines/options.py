@@ -18,6 +18,7 @@ class PipelineOptions:
     version: str | None = None
     inputs: Mapping[str, str] = field(default_factory=dict)  # -P name=value, as given
     env_manager: str | None = None
+    env_manager_from: str | None = None  # the settings file that named env_manager (None: the flag)
     experiment: str | None = None
     run_name: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)

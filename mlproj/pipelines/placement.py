@@ -24,6 +24,7 @@ def configured(
     (environment variables, mlproj.toml beside the pipeline or in the current folder, the user's
     config.toml): the environment manager, the backend and its configuration, the experiment, the
     steps run at once. The pipeline's own settings come before the settings files."""
+    from mlproj.backends import check_setting
     from mlproj.config import lookup
 
     def setting(key: str, given: Any = None) -> Any:
@@ -33,7 +34,7 @@ def configured(
             and found.value is not None
             and found.source not in ("flag", "default")
         ):
-            _check(found.key, found.value, found.source)
+            check_setting(found)
         return found
 
     backend, backend_config = options.backend, options.backend_config
@@ -50,24 +51,18 @@ def configured(
         found = setting("max_parallel")
         from_variable = found.source.startswith("environment")
         max_parallel = found.value if from_variable else pipeline.max_parallel or found.value
+    # A variable is MLPROJ_ENV_MANAGER's to read (envs.choose_manager); a file's value is named by it.
+    manager = setting("env_manager", options.env_manager)
+    from_file = manager.source not in ("flag", "default") and not manager.source.startswith("environment")
     return replace(
         options,
         backend=backend,
         backend_config=backend_config,
-        env_manager=setting("env_manager", options.env_manager).value,
+        env_manager=manager.value if manager.source == "flag" or from_file else None,
+        env_manager_from=manager.where if from_file else options.env_manager_from,
         experiment=experiment,
         max_parallel=max_parallel,
     )
-
-
-def _check(key: str, value: str, source: str) -> None:
-    from mlproj.backends import get_backend
-    from mlproj.envs import get_manager
-
-    try:
-        get_backend(value) if key == "backend" else get_manager(value)
-    except InputError as exc:
-        raise InputError(f"{source}: {key}: {exc}") from None
 
 
 def step_backend(

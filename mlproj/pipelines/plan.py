@@ -288,10 +288,12 @@ def plan_step(
                 manager_given = _builder()
         backend_name, backend_config, backend = step_backend(pipeline, step, options)
         # A step's environment: its `env_manager`, else the pipeline's, else its project's (MLflow's rule).
+        from_settings = manager_given is not None and manager_given == options.env_manager
         env_manager, env_spec = select_environment(
             manager_given,
             project,
             home,
+            given_by=(options.env_manager_from if from_settings else None) or "--env-manager",
             folder=pipeline.folder,
             rebuild=options.rebuild_env,
             accept=backend.accept,

@@ -68,6 +68,7 @@ class RunOptions:
     tracking: bool = True
     experiment_id: str | None = None
     strict_params: bool | None = None  # None: the settings' (design.md §12), else False
+    env_manager_from: str | None = None  # the settings file that named env_manager (None: the flag)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def plan_project(
         options.env_manager,
         project,
         home,
+        given_by=options.env_manager_from or "--env-manager",
         rebuild=options.rebuild_env,
         options=options.docker,
         accept=backend.accept,
@@ -292,8 +294,8 @@ def configured(options: RunOptions, folders: tuple[Path, ...], home: str) -> Run
     """The options with what they leave open taken from the settings (design.md §12: environment
     variables, then the project's or current folder's mlproj.toml, then the user's config.toml):
     the environment manager, the backend and its configuration, the experiment, strict parameters."""
+    from mlproj.backends import check_setting
     from mlproj.config import lookup
-    from mlproj.envs import get_manager
 
     backend = lookup("backend", given=options.backend, folders=folders, home=home)
     backend_config = options.backend_config
@@ -302,19 +304,19 @@ def configured(options: RunOptions, folders: tuple[Path, ...], home: str) -> Run
     experiment = options.experiment
     if not options.experiment_id:  # with --experiment-id, only a flag names the experiment
         experiment = lookup("experiment_name", given=options.experiment, folders=folders, home=home).value
+    # A variable is MLPROJ_ENV_MANAGER's to read (envs.choose_manager); a file's value is named by it.
     manager = lookup("env_manager", given=options.env_manager, folders=folders, home=home)
+    from_file = manager.source not in ("flag", "default") and not manager.source.startswith("environment")
     for found in (backend, manager):  # a value from a setting is checked where it was set
         if found.value is not None and found.source not in ("flag", "default"):
-            try:
-                resolve_backend(found.value, {}) if found.key == "backend" else get_manager(found.value)
-            except InputError as exc:
-                raise InputError(f"{found.source}: {found.key}: {exc}") from None
+            check_setting(found)
     strict = lookup("strict_params", given=options.strict_params, folders=folders, home=home).value
     return replace(
         options,
         backend=backend.value,
         backend_config=backend_config,
-        env_manager=manager.value,
+        env_manager=manager.value if manager.source == "flag" or from_file else None,
+        env_manager_from=manager.where if from_file else None,
         experiment=experiment,
         strict_params=strict,
     )

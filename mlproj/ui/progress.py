@@ -10,29 +10,42 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
 
+BUILT = "environment built in "  # the line that ends a build's display (PreparedEnv.built_line)
+
+
 class BuildProgress:
+    """The phase of an environment build (`installing requirements`) and how long it has taken: one
+    live line on a terminal, one plain line per phase elsewhere. The installer's own lines are in the
+    run log (a warning of pip's must not wrap over the display)."""
+
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._status: Any = None
         self._last_step: str | None = None
         self._plain: Text | None = None
+        self._started: float | None = None
 
     def update(self, text: str | None) -> None:
-        """Show `text` (an installer's line: shown escaped, never as markup); None ends the display (the
-        workload is about to start)."""
-        if text is None:
+        """Show the phase `text` (shown escaped, never as markup); `environment built in …` ends the
+        display with that line, None without one (the workload is about to start)."""
+        import time
+
+        if text is None or text.startswith(BUILT):
             if self._status is not None:
                 self._status.stop()
                 self._status = None
+            if text is not None:  # what the build took, on one line that stays
+                (self._plain or Text(self.stream)).print(printable(text))
             return
-        text = printable(text)
+        if self._started is None:
+            self._started = time.monotonic()
+        step = printable(text).split(": ", 1)[0]
         if self._plain is None:
             self._plain = Text(self.stream)
         if self._plain.color:
-            self._show_live(text)
+            self._show_live(f"{step} ({time.monotonic() - self._started:.0f} s)")
             return
-        step = text.split(": ", 1)[0]
-        if step != self._last_step:  # plain output: one line per step, not per installer line
+        if step != self._last_step:  # plain output: one line per phase
             self._last_step = step
             self._plain.print(f"Preparing environment: {step}")
 
