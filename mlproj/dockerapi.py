@@ -29,7 +29,8 @@ def client() -> Any:
         raise InputError(
             "docker_env projects need the docker package: pip install 'mlproj[docker]'"
         ) from None
-    where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
+    host = os.environ.get("DOCKER_HOST")
+    where = f"DOCKER_HOST={host}" if host else "unix:///var/run/docker.sock (DOCKER_HOST is not set)"
     if where in _CLIENTS:
         return _CLIENTS[where]
     version = os.environ.get("DOCKER_API_VERSION") or API_VERSION
@@ -37,7 +38,10 @@ def client() -> Any:
         api = docker.from_env(timeout=API_TIMEOUT, version=version)
         api.ping()
     except Exception as exc:  # noqa: BLE001 - DockerException, or the transport's own (requests) connection errors
-        raise InputError(f"no Docker API answers at {where}: {reason(exc)}") from None
+        raise InputError(
+            f"no Docker API answers at {where}: {reason(exc)}; start Docker or Podman's Docker-compatible "
+            "service (podman system service), or set DOCKER_HOST to its socket"
+        ) from None
     _CLIENTS[where] = api
     return api
 

@@ -105,11 +105,19 @@ class Project:
                 runner = os.environ.get("SHELL") or "bash"
             script_arg = name if not name.startswith("-") else f"./{name}"
             return EntryPoint(name=name, command=f"{shlex.quote(runner)} {shlex.quote(script_arg)}")
+        scripts = "/".join(SCRIPT_RUNNERS)
+        if self.spec_file is None:  # MLflow runs a folder without MLproject by a script of it
+            found = sorted(p.name for p in self.directory.iterdir() if p.suffix in SCRIPT_RUNNERS)[:5]
+            example = f" (-e {found[0]})" if found else ""
+            raise InputError(
+                f"{self.directory} has no MLproject file, so it has no entry point {name!r}: give one of "
+                f"its {scripts} files as the entry point{example}, or add an MLproject"
+            )
         declared = ", ".join(sorted(self.entry_points)) or "none"
-        where = self.spec_file or self.directory
+        where = self.spec_file
         raise InputError(
-            f"{where}: unknown entry point {name!r} (declared: {declared}; "
-            f"or give a {'/'.join(SCRIPT_RUNNERS)} file of the project)"
+            f"{where}: unknown entry point {name!r} (declared: {declared}; or give a {scripts} file of "
+            "the project)"
         )
 
 

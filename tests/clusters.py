@@ -31,13 +31,14 @@ def need(name: str, missing: str | None) -> None:
 
 def slurm_missing() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
-        return "Slurm's commands (sinfo, sbatch) are not installed"
+        return "Slurm's commands (sinfo, sbatch) are not installed (start one as .ci/slurm.sh does)"
     done = subprocess.run(
         ["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, check=False, timeout=60
     )
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
-        return f"no Slurm cluster answers: {lines[-1] if lines else done.returncode}"
+        answer = lines[-1] if lines else done.returncode
+        return f"no Slurm cluster answers: {answer} (start one as .ci/slurm.sh does)"
     if "up" not in done.stdout:
         return f"no Slurm partition is up: {done.stdout.strip()!r}"
     return None
@@ -56,7 +57,10 @@ def ray_missing() -> str | None:
     try:
         JobSubmissionClient(ray_address())
     except Exception as exc:  # noqa: BLE001 - whatever Ray raises, the engine is not there
-        return f"no Ray cluster answers at {ray_address()}: {type(exc).__name__}: {str(exc)[:200]}"
+        return (
+            f"no Ray cluster answers at {ray_address()}: {type(exc).__name__}: {str(exc)[:200]} "
+            "(start a head: ray start --head, as .ci/ray.sh does, and set RAY_ADDRESS)"
+        )
     finally:
         if saved is not None:
             os.environ["RAY_ADDRESS"] = saved

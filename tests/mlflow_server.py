@@ -32,6 +32,12 @@ def mlflow_executable() -> str | None:
     return shutil.which("mlflow")
 
 
+MLFLOW_MISSING = (
+    "MLflow is not installed: pip install mlflow in a virtualenv of its own and set MLPROJ_TEST_MLFLOW to "
+    "its mlflow executable (as .ci/mlflow.sh does)"
+)
+
+
 def mlflow_python() -> str | None:
     """The interpreter beside the mlflow executable: it imports mlflow (a workload that logs)."""
     executable = mlflow_executable()
@@ -52,7 +58,7 @@ class MlflowServer:
 
     def __init__(self, folder: Path, port: int | None = None) -> None:
         executable = mlflow_executable()
-        need("mlflow", None if executable else "MLflow is not installed (set MLPROJ_TEST_MLFLOW)")
+        need("mlflow", None if executable else MLFLOW_MISSING)
         assert executable is not None
         self.executable = executable
         self.folder = folder

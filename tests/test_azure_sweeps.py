@@ -15,7 +15,7 @@ import pytest
 from mlproj.home import Home
 from mlproj.pipelines.sweeps import sample, sobol, space_problems, to_stop
 from tests.helpers import mlproj, mlproj_json
-from tests.mlflow_server import MlflowServer, mlflow_python
+from tests.mlflow_server import MLFLOW_MISSING, MlflowServer, mlflow_python
 from tests.pipelines import run_ok, run_pipeline, write_pipeline
 
 SWEEP = Path(__file__).parent / "azure" / "sweep"
@@ -28,7 +28,7 @@ def sweep(tmp_path: Path) -> Path:
     if python is None:
         from tests.clusters import need
 
-        need("mlflow", "MLflow is not installed (set MLPROJ_TEST_MLFLOW)")
+        need("mlflow", MLFLOW_MISSING)
     folder = Path(shutil.copytree(SWEEP, tmp_path / "sweep"))
     trial = folder / "trial.yml"
     trial.write_text(trial.read_text().replace("PYTHON", str(python)))

@@ -115,11 +115,13 @@ def test_toggles_and_repeats() -> None:
         "run_id": "r",
         "timeout": None,
         "show_output": False,
+        "as_json": False,
     }
     assert parse_command(wait, ["r", "--no-show-output", "--show-output"])["show_output"] is True  # type: ignore[index]
     assert parse_command(BY_NAME["cancel"], ["r", "--grace", "1", "--grace", "2"]) == {
         "run_id": "r",
         "grace": 2.0,
+        "as_json": False,
     }
 
 

@@ -45,7 +45,10 @@ def _connect() -> tuple[Any, str | None]:
         api.ping()
     except Exception as exc:  # noqa: BLE001 - whatever the client raises, the engine is not there
         api.close()
-        return None, f"no Docker API answers at {where}: {type(exc).__name__}: {exc}"
+        return None, (
+            f"no Docker API answers at {where}: {type(exc).__name__}: {exc} (start Docker, or Podman's "
+            "service as .ci/podman.sh does, and set DOCKER_HOST)"
+        )
     try:
         api.images.get(IMAGE)
     except Exception as exc:  # noqa: BLE001 - whatever the client raises, the image is not there

@@ -271,3 +271,31 @@ def test_a_closed_pipe_does_not_stop_the_run(tmp_path: Path, home: Home) -> None
     (record,) = mlproj_json("runs")
     assert record["status"] == "Finished"
     assert Path(record["log_path"]).read_text().endswith("line 2000\ndone\n")
+
+
+def test_a_parameter_given_without_its_p_is_shown_with_it(tmp_path: Path, home: Home) -> None:
+    project = command_project(
+        tmp_path / "p", "echo {epochs}", "    parameters:\n      epochs: {default: 1}\n"
+    )
+    done = mlproj("run", str(project), "epochs=50", "note=a b")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"mlproj: error: unexpected argument 'epochs=50': give parameters with -P: mlproj run {project} "
+        "-P epochs=50 -P 'note=a b'\n"
+    )
+    other = mlproj("run", str(project), "extra")  # not a parameter: click's own words
+    assert other.returncode == 2 and "unexpected extra argument (extra)" in other.stderr
+    assert mlproj_json("runs") == []
+
+
+def test_no_docker_engine_names_docker_host_and_how_to_start_one(tmp_path: Path, home: Home) -> None:
+    pytest.importorskip("docker")
+    project = write_project(
+        tmp_path / "d",
+        "name: d\ndocker_env:\n  image: python:3.11-slim\nentry_points:\n  main:\n    command: echo hi\n",
+    )
+    done = mlproj("run", str(project), env={"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"})
+    assert done.returncode == 2
+    assert f"no Docker API answers at DOCKER_HOST=unix://{tmp_path}/nothing.sock" in done.stderr
+    assert "start Docker or Podman's Docker-compatible service" in done.stderr
+    assert mlproj_json("runs") == []

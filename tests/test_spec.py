@@ -204,16 +204,20 @@ def test_symlink_to_a_script_outside_the_project_is_an_input_error(tmp_path: Pat
         load_project(project_dir).entry_point("link.py")
 
 
-def test_unknown_entry_point_of_a_bare_project_says_none_are_declared(bare: Project) -> None:
-    with pytest.raises(InputError, match=r"unknown entry point 'main' \(declared: none"):
+def test_an_entry_point_of_a_folder_without_mlproject_says_there_is_none(bare: Project) -> None:
+    with pytest.raises(InputError) as caught:
         bare.entry_point("main")
+    assert str(caught.value) == (
+        f"{bare.directory} has no MLproject file, so it has no entry point 'main': give one of its "
+        ".py/.sh/.R files as the entry point (-e fit.R), or add an MLproject"
+    )
 
 
 @pytest.mark.parametrize("name", ["train.txt", "train", "TRAIN.PY"])
 def test_other_file_kinds_are_not_script_entry_points(bare: Project, tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_text("x\n")
 
-    with pytest.raises(InputError, match="unknown entry point"):
+    with pytest.raises(InputError, match="has no MLproject file, so it has no entry point"):
         bare.entry_point(name)
 
 

@@ -27,7 +27,7 @@ from tests.helpers import (
     wait_until,
     write_project,
 )
-from tests.mlflow_server import MlflowServer, free_port, mlflow_python
+from tests.mlflow_server import MLFLOW_MISSING, MlflowServer, free_port, mlflow_python
 
 PARAMS = "    parameters:\n      alpha: {type: float, default: 0.5}\n"
 
@@ -467,7 +467,7 @@ def _with_mlflow(tmp_path: Path) -> list[str]:
     """`mlproj` in this interpreter, with the MLflow installation's packages added after its own (as
     `pip install 'mlproj[mlflow]'` would give it)."""
     python = mlflow_python()
-    need("mlflow", None if python else "MLflow is not installed (set MLPROJ_TEST_MLFLOW)")
+    need("mlflow", None if python else MLFLOW_MISSING)
     assert python is not None
     site_dir = subprocess.run(
         [python, "-c", "import mlflow, os; print(os.path.dirname(os.path.dirname(mlflow.__file__)))"],

@@ -93,13 +93,13 @@ def _run_click(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        return _click_error(exc)
+        return _click_error(exc, args)
     except click.exceptions.Abort:
         _say("Aborted.")
         return 130
 
 
-def _click_error(exc: click.ClickException) -> int:
+def _click_error(exc: click.ClickException, args: list[str]) -> int:
     """Bad flags and values: one line, exit 2, as for every input error."""
     import click
 
@@ -111,12 +111,48 @@ def _click_error(exc: click.ClickException) -> int:
         hint = exc.param.opts[0] if exc.param is not None and exc.param.opts else exc.param_hint
         _say(f"mlproj: error: {hint} {exc.message}")
         return 2
+    extras = _extra_assignments(exc)
+    if extras:  # `mlproj run P epochs=50`: a parameter given without its -P
+        shown = _with_p(args, extras)
+        _say(f"mlproj: error: unexpected argument {extras[0]!r}: give parameters with -P: {shown}")
+        return 2
     if isinstance(exc, click.UsageError):
         where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         _say(f"mlproj: error: {exc.format_message()}{where}")
         return 2
     exc.show()
     return int(exc.exit_code)
+
+
+def _extra_assignments(exc: click.ClickException) -> list[str]:
+    """The `NAME=VALUE` words click found as extra arguments, if that is what it refused."""
+    import re
+
+    found = re.fullmatch(r"Got unexpected extra arguments? \((.+)\)", exc.format_message())
+    if found is None:
+        return []
+    extras: list[str] = []
+    for piece in found.group(1).split(" "):  # click joined them with spaces: a value may hold some
+        if "=" in piece or not extras:
+            extras.append(piece)
+        else:
+            extras[-1] += f" {piece}"
+    return extras if all(re.fullmatch(r"[A-Za-z_][\w.-]*=.*", word, re.S) for word in extras) else []
+
+
+def _with_p(args: list[str], extras: list[str]) -> str:
+    """The command line again, each extra `NAME=VALUE` after -P."""
+    import shlex
+
+    left = list(extras)
+    words = []
+    for word in args:
+        if word in left:
+            left.remove(word)
+            words += ["-P", word]
+        else:
+            words.append(word)
+    return "mlproj " + " ".join(shlex.quote(word) for word in words)
 
 
 def _os_error(exc: OSError) -> str:
