@@ -81,9 +81,48 @@ def lookup(
     return Found(key, DEFAULTS[key], "default")
 
 
+def backend_config(
+    name: str, *, folders: tuple[str | os.PathLike[str], ...] = (), home: str | None = None
+) -> Found:
+    """`[backend_config.NAME]` of the first file that has one for this backend (a closer file's table
+    for another backend does not hide it); {} by default."""
+    if home is not None:
+        for path, values in _files(folders, home):
+            tables = values.get("backend_config") or {}
+            if name in tables:
+                return Found("backend_config", tables[name], path)
+    return Found("backend_config", {}, "default")
+
+
+def _files(folders: tuple[str | os.PathLike[str], ...], home: str) -> list[tuple[str, dict[str, Any]]]:
+    """The settings files that exist, nearest first (the folders' files, then the user's), read."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for folder in folders:
+        for path, table in _candidates(os.fspath(folder)):
+            if path not in seen:
+                seen.add(path)
+                values = _read(path, table)
+                if values is not None:
+                    found.append((path, values))
+    user = os.path.join(home, "config.toml")
+    values = _read(user, None)
+    if values is not None and user not in seen:
+        found.append((user, values))
+    return found
+
+
 def settings(folders: tuple[str | os.PathLike[str], ...], home: str) -> list[Found]:
-    """Every setting as a run from these folders would see it (`mlproj config show`)."""
-    return [lookup(key, folders=folders, home=home) for key in KEYS]
+    """Every setting as a run from these folders would see it (`mlproj config show`): each backend's
+    table as `backend_config.NAME`, from the nearest file that has it."""
+    found = [lookup(key, folders=folders, home=home) for key in KEYS if key != "backend_config"]
+    names = dict.fromkeys(
+        name for _path, values in _files(folders, home) for name in values.get("backend_config") or {}
+    )
+    for name in names:
+        table = backend_config(name, folders=folders, home=home)
+        found.append(Found(f"backend_config.{name}", table.value, table.source))
+    return found
 
 
 def _from_text(key: str, text: str, variable: str) -> Any:
@@ -121,19 +160,9 @@ def _check(path: str, where: str, key: str, value: Any) -> None:
 def setting(key: str, *, folders: tuple[str | os.PathLike[str], ...], home: str) -> tuple[Any, str] | None:
     """The value of `key` and the file it came from: the first of `folders`' files that sets it (the
     project's, then the current folder's), then the user's file; None when none does."""
-    seen: set[str] = set()
-    for folder in folders:
-        for path, table in _candidates(os.fspath(folder)):
-            if path in seen:
-                continue
-            seen.add(path)
-            values = _read(path, table)
-            if values is not None and key in values:
-                return values[key], path
-    user = os.path.join(home, "config.toml")
-    values = _read(user, None)
-    if values is not None and key in values:
-        return values[key], user
+    for path, values in _files(folders, home):
+        if key in values:
+            return values[key], path
     return None
 
 

@@ -80,6 +80,7 @@ def resolve_parameters(
     pending: Path | None = None,
     missing_hint: str | None = None,
     strict: bool = False,
+    given_as: str = "-P",
 ) -> ResolvedParameters:
     """Check and resolve `given` against the entry point. Raises `ParameterError` naming the parameter.
 
@@ -116,14 +117,14 @@ def resolve_parameters(
                 f"parameter {name!r}: a name is letters, digits, '_', '.' and '-', starting with a letter"
             )
         check_passable(f"parameter {name!r}", value)
-        _undeclared(entry_point, name, strict=strict)
+        _undeclared(entry_point, name, strict=strict, given_as=given_as)
         values[name] = value
         rendered[name] = value
         extra.append(name)
     return ResolvedParameters(values=values, rendered=rendered, extra=tuple(extra))
 
 
-def _undeclared(entry_point: EntryPoint, name: str, *, strict: bool) -> None:
+def _undeclared(entry_point: EntryPoint, name: str, *, strict: bool, given_as: str = "-P") -> None:
     """A name the entry point does not declare: refused when `strict`, else a warning when it looks
     like a misspelt declared one."""
     guess = closest(name, list(entry_point.parameters))
@@ -137,7 +138,7 @@ def _undeclared(entry_point: EntryPoint, name: str, *, strict: bool) -> None:
         from mlproj.notices import warn
 
         warn(
-            f"-P {name}: entry point {entry_point.name!r} declares no such parameter; did you mean "
+            f"{given_as} {name}: entry point {entry_point.name!r} declares no such parameter; did you mean "
             f"{guess!r}? (passed on as --{name}, as MLflow does; --strict-params refuses it)"
         )
 

@@ -42,6 +42,9 @@ def test_a_pipeline_run_s_outputs_are_listed_and_copied(tmp_path: Path, home: Ho
     assert by_name[("prep", "data", "link")]["size"] is None  # a link: listed, not followed
     assert by_name[("report", "note", "note")]["size"] == 5
     assert {a["step"] for a in mlproj_json("artifacts", run["run_id"], "--step", "report")} == {"report"}
+    step = next(s for s in run["steps"] if s["step"] == "prep")
+    own = [a["name"] for a in mlproj_json("artifacts", step["run_id"])]  # a step run: its folder, once
+    assert own.count("outputs/data/part/a.bin") == 1 and len(own) == len(set(own))
     table = mlproj("artifacts", run["run_id"]).stdout.splitlines()
     assert table[0].split() == ["STEP", "OUTPUT", "FILE", "SIZE", "PATH"]
     assert any(line.split()[:4] == ["prep", "data", "part/a.bin", "10"] for line in table[1:])

@@ -112,7 +112,47 @@ def test_a_folder_that_is_not_the_run_s_own_is_left_alone(tmp_path: Path, home: 
 
 def test_gc_needs_to_be_told_what_to_delete(home: Home) -> None:
     assert_input_error(mlproj("gc"), "say which runs to delete")
+    assert_input_error(mlproj("gc", "--status", ""), "--status '': expected Finished, Failed or Canceled")
     assert_input_error(
         mlproj("gc", "--status", "Running"), "--status Running: gc deletes only runs that ended"
     )
     assert_input_error(mlproj("gc", "--status", "Sleeping"), "--status")
+
+
+def test_a_run_whose_mlflow_end_is_still_to_be_sent_is_left(tmp_path: Path, home: Home) -> None:
+    run = mlproj_json("run", str(command_project(tmp_path / "p", "echo hello")))
+    age(home, run["run_id"], 30)
+    with sqlite3.connect(home.db_file) as db:  # as a supervisor leaves it while the server is away
+        db.execute(
+            "UPDATE runs SET tracking_pending = ? WHERE run_id = ?", ('{"status": "FINISHED"}', run["run_id"])
+        )
+    assert mlproj_json("gc", "--older-than", "7")["deleted"] == []
+    assert exists(run["run_id"])
+
+
+def test_a_run_being_resumed_is_kept(tmp_path: Path, home: Home) -> None:
+    flag = tmp_path / "flag"
+    pipeline = write_pipeline(
+        tmp_path / "p.yml",
+        f"""
+        type: pipeline
+        jobs:
+          first:
+            command: echo first
+          second:
+            command: test -e {flag} && sleep 30
+            depends_on: [first]
+        """,
+    )
+    failed = mlproj("run", str(pipeline), "--json")
+    assert failed.returncode != 0
+    earlier = json.loads(failed.stdout)["run_id"]
+    flag.touch()
+    resumed = mlproj("resume", earlier, "--detach").stdout.strip()
+    try:
+        age(home, earlier, 30)
+        result = mlproj_json("gc", "--older-than", "7")
+        assert result["deleted"] == [] and [k["run_id"] for k in result["kept"]] == [earlier]
+        assert exists(earlier)
+    finally:
+        mlproj("cancel", resumed, "--grace", "1")

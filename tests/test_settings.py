@@ -114,7 +114,12 @@ def test_the_backend_and_its_configuration_come_from_the_settings(
     assert validate(project, cwd, "-c", "{}")["backend_config"] == {}  # -c beats the table
     shown = mlproj_json("config", "show", str(project), cwd=cwd)
     assert shown["backend"]["source"] == str(places["project"])
-    assert shown["backend_config"] == {"value": {"local": {"surprise": 1}}, "source": str(places["project"])}
+    assert shown["backend_config.local"] == {"value": {"surprise": 1}, "source": str(places["project"])}
+    # Each backend's table from the nearest file that has one: the project's does not hide the user's.
+    places["user"].write_text('[backend_config.slurm]\npartition = "gpu"\n')
+    shown = mlproj_json("config", "show", str(project), cwd=cwd)
+    assert shown["backend_config.slurm"] == {"value": {"partition": "gpu"}, "source": str(places["user"])}
+    assert shown["backend_config.local"]["source"] == str(places["project"])
 
 
 def test_max_parallel_flag_variable_pipeline_settings_files_default(
@@ -196,3 +201,19 @@ def test_a_misspelt_parameter_is_named_and_strict_params_refuses_it(
         mlproj("run", str(pipeline), "-P", "epoch=3", cwd=cwd),
         "has no input 'epoch' (did you mean 'epochs'? ",
     )
+
+
+def test_a_published_pipeline_runs_as_published_whatever_the_settings_say(
+    tmp_path: Path, places: dict[str, Path]
+) -> None:
+    cwd = places["cwd"].parent
+    pipeline = write_pipeline(
+        tmp_path / "pub" / "p.yml", "type: pipeline\njobs:\n  a:\n    command: echo a\n"
+    )
+    published = mlproj("publish", str(pipeline), "--name", "steady", cwd=cwd).stdout.strip()
+    places["user"].write_text('backend = "nonesuch"\nexperiment_name = "moved"\n')
+    assert_input_error(mlproj("run", str(pipeline), cwd=cwd), "backend: ", "nonesuch")  # a run takes them
+    done = mlproj_json("published", "submit", published, cwd=cwd)
+    assert mlproj("wait", done["run_id"], cwd=cwd).returncode == 0
+    record = mlproj_json("status", done["run_id"], cwd=cwd)
+    assert record["status"] == "Finished" and record["experiment"] != "moved"

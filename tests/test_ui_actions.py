@@ -214,3 +214,23 @@ def test_published_pipelines_endpoints_and_schedules_have_pages_with_their_runs(
     assert status == 200 and "every 1h" in page and "Last ticks" in page
     for missing in ("/schedules/nope", "/endpoints/%3Cb%3E", "/published/ffff"):
         assert reader.get(missing)[0] == 404, missing
+
+
+def test_the_ui_and_the_api_take_run_ids_not_names(
+    server: Server, visitors: dict[str, Visitor], tmp_path: Path
+) -> None:
+    import urllib.request
+
+    run = mlproj_json("run", str(BRANCHES), "--run-name", "cafe")
+    assert mlproj_json("status", "cafe")["run_id"] == run["run_id"]  # the command line takes names
+    assert visitors["read"].get("/runs/cafe")[0] == 404
+    assert visitors["read"].get("/runs/last")[0] == 404
+    request = urllib.request.Request(
+        f"{server.url}/api/v1/runs/cafe", headers={"Authorization": f"Bearer {token('api-read', 'read')}"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        status = 200
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    assert status == 404

@@ -128,6 +128,7 @@ def run(
     tracking: bool = True,
     overrides: Sequence[str] | Mapping[str, Any] | None = None,
     asset_map: str | os.PathLike[str] | None = None,
+    strict_params: bool | None = None,
 ) -> SubmittedRun:
     """Run a project; see `mlflow.projects.run`. A synchronous run that does not finish raises
     `ExecutionError`; its output is streamed to `sys.stdout` as it comes.
@@ -190,6 +191,7 @@ def run(
             continue_on_step_failure=continue_on_step_failure,
             overrides=_overrides(overrides),
             asset_map=Path(asset_map).absolute() if asset_map else None,
+            strict_params=strict_params,
         )
         foreground = Foreground(output=_write_stdout, view=_events_to_stdout)
         from mlproj import notices

@@ -62,6 +62,7 @@ def _option(opt: Opt) -> click.Option:
     )
 
 
+# The arguments that name runs: completed from the store.
 RUN_ARGS = ("run_id", "run_ids", "uri_or_run_id")
 
 
@@ -83,11 +84,8 @@ def _statuses() -> list[str]:
     return [status.value for status in RunStatus]
 
 
-NAMED_VALUES = {
-    "backend": _backends,
-    "env_manager": _managers,
-    "status_name": _statuses,
-}  # the arguments that name runs: completed from the store
+# The options whose values a shell completes from a list mlproj knows.
+NAMED_VALUES = {"backend": _backends, "env_manager": _managers, "status_name": _statuses}
 
 
 def _argument(arg: Arg) -> click.Argument:

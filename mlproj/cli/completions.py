@@ -8,27 +8,33 @@ SHOWN = 200  # the newest runs offered
 
 def runs_for(incomplete: str) -> list[tuple[str, str]]:
     """(value, help) of the runs whose ID or name starts with `incomplete`, newest first, and `last`;
-    nothing (not an error) when there is no store."""
+    nothing (never an error: a Tab must not print one) when the store cannot be read at once. The
+    store is read as it is, read-only, waiting a second at most for a writer."""
+    import sqlite3
+
     from mlproj.home import Home
 
     home = Home.from_env()
+    found: list[tuple[str, str]] = [("last", "the newest run")] if "last".startswith(incomplete) else []
     if not home.db_path.exists():
-        return []
-    from mlproj.runs.store import Store
-
-    found: list[tuple[str, str]] = []
-    if "last".startswith(incomplete):
-        found.append(("last", "the newest run"))
-    store = Store.open(home)
+        return found
     try:
-        for record in store.list_runs(limit=SHOWN):
-            about = f"{record.status.value} {record.display_name}"
-            if record.run_id.startswith(incomplete.lower()):
-                found.append((record.run_id, about))
-            if record.run_name and record.run_name.startswith(incomplete):
-                found.append((record.run_name, f"{record.status.value} {record.run_id[:12]}"))
-    finally:
-        store.close()
+        db = sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True, timeout=1.0)
+        try:
+            rows = db.execute(
+                "SELECT run_id, run_name, status, uri FROM runs WHERE parent_run_id IS NULL "
+                "ORDER BY created_at DESC LIMIT ?",
+                (SHOWN,),
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return found
+    for run_id, name, status, uri in rows:
+        if str(run_id).startswith(incomplete.lower()):
+            found.append((run_id, f"{status} {name or uri or ''}".strip()))
+        if name and str(name).startswith(incomplete):
+            found.append((name, f"{status} {str(run_id)[:12]}"))
     return list(dict.fromkeys(found))
 
 

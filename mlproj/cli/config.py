@@ -27,14 +27,9 @@ def show(app: Console, *, path: str | None) -> int:
         return 0
     rows = []
     for item in found:
-        if item.key == "backend_config" and item.value:
-            rows += [
-                [f"backend_config.{name}", json.dumps(table), item.source]
-                for name, table in item.value.items()
-            ]
-            continue
-        shown = "" if item.value is None or item.value == {} else item.value
-        rows.append([item.key, json.dumps(shown) if isinstance(shown, bool) else str(shown), item.source])
+        shown = "" if item.value is None else item.value
+        text = json.dumps(shown) if isinstance(shown, (bool, dict)) else str(shown)
+        rows.append([item.key, text, item.source])
     from mlproj.cli.render import table_lines
 
     for line in table_lines(app.out, ["KEY", "VALUE", "SOURCE"], rows):

@@ -20,6 +20,8 @@ def gc(app: Console, *, older_than: float | None, statuses: str | None, dry_run:
     if older_than is None and statuses is None:
         raise InputError("gc: say which runs to delete: --older-than DAYS (0: any age), --status, or both")
     wanted = _statuses(statuses or "")
+    if statuses is not None and not wanted:  # `--status "$S"` with S empty must not mean every status
+        raise InputError(f"--status {statuses!r}: expected Finished, Failed or Canceled (comma-separated)")
     store = open_store(reading=False)
     for unfinished in store.unfinished():  # a run whose supervisor died ends now, or is not a candidate
         reconcile(store, unfinished)

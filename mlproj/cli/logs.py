@@ -31,6 +31,7 @@ def logs(app: Console, *, run_id: str, step: str | None, follow: bool) -> int:
                 f"--step {step}: pipeline run {record.run_id} has no such step ({', '.join(names)})"
             )
         record = attempts[-1]
+    shown = record  # what the lines are said to be from: the step asked for, even when reused
     if record.reused_from:  # a reused step, named by --step or by its own run ID
         name = record.step or record.run_id
         said = f"mlproj: step {name} was reused from run {record.reused_from}; its log follows"
@@ -40,14 +41,14 @@ def logs(app: Console, *, run_id: str, step: str | None, follow: bool) -> int:
             write(f"{said}\n".encode())
         record = store.get(record.reused_from)
     interleave = follow and record.kind is RunKind.PIPELINE  # its events, and its steps' output
-    sink = _json_lines(app, record.run_id) if app.as_json else None
+    sink = _json_lines(app, shown.run_id, shown.step) if app.as_json else None
     follow_log(
         store, record.run_id, write, follow=follow and not record.is_final, steps=interleave, lines=sink
     )
     return 0
 
 
-def _json_lines(app: Console, run_id: str) -> Callable[[str | None, bytes], None]:
+def _json_lines(app: Console, run_id: str, own_step: str | None) -> Callable[[str | None, bytes], None]:
     """One JSON object per line: the run, the step it comes from (None: the run's own log), the line,
     and `seen_at`: when mlproj read it (logs keep no time per line: a line followed as it comes is
     seen within a fraction of a second of being written; one already there, when it is read)."""
@@ -60,7 +61,7 @@ def _json_lines(app: Console, run_id: str) -> Callable[[str | None, bytes], None
 
     def sink(step: str | None, line: bytes) -> None:
         text = line.decode("utf-8", "replace").removesuffix("\r")
-        document = {"run_id": run_id, "step": step, "line": text, "seen_at": iso_utc(time.time())}
+        document = {"run_id": run_id, "step": step or own_step, "line": text, "seen_at": iso_utc(time.time())}
         stream.write(json.dumps(document) + "\n")
         stream.flush()
 

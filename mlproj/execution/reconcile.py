@@ -173,6 +173,7 @@ def environments_in_use(store: Store) -> set[str]:
     return {value for r in unfinished for value in (r.env_fingerprint, r.env_path) if value}
 
 
-def find_run(store: Store, run_id_or_prefix: str) -> RunRecord:
-    """Resolve a run ID or prefix and reconcile it."""
-    return reconcile(store, store.resolve(run_id_or_prefix))
+def find_run(store: Store, run_id_or_prefix: str, *, ids_only: bool = False) -> RunRecord:
+    """Resolve a run (its ID, a prefix, a name or `last`; `ids_only`: an ID or a prefix) and
+    reconcile it."""
+    return reconcile(store, store.resolve(run_id_or_prefix, ids_only=ids_only))

@@ -81,7 +81,9 @@ class ContentHasher:
         """Digests of regular files, from the stat cache where it still holds."""
         if not infos:
             return {}
-        cached = self.store.cached_hashes(prefix) if prefix else self.store.cached_hashes_for(list(infos))
+        cached = (
+            self.store.file_hashes().under(prefix) if prefix else self.store.file_hashes().of(list(infos))
+        )
         result: dict[str, str] = {}
         fresh: list[tuple[str, int, int, int, str]] = []
         settled = time.time_ns() - RACY_SECONDS * 1_000_000_000  # modified before this: safe to cache
@@ -99,7 +101,7 @@ class ContentHasher:
             if info.st_mtime_ns < settled:
                 fresh.append((path, *signature, digest))
         if fresh:
-            self.store.save_hashes(fresh)
+            self.store.file_hashes().save(fresh)
         return result
 
 

@@ -24,7 +24,10 @@ def configured(
     (environment variables, mlproj.toml beside the pipeline or in the current folder, the user's
     config.toml): the environment manager, the backend and its configuration, the experiment, the
     steps run at once. The pipeline's own settings come before the settings files."""
+    if options.origin.get("published_pipeline_id"):  # it runs as it was published, wherever it fires
+        return options
     from mlproj.backends import check_setting
+    from mlproj.config import backend_config as configured_table
     from mlproj.config import lookup
 
     def setting(key: str, given: Any = None) -> Any:
@@ -41,8 +44,8 @@ def configured(
     if backend is None and pipeline.backend is None:
         found = setting("backend")
         backend = found.value if found.source != "default" else None
-    if backend is not None and backend_config is None:
-        backend_config = setting("backend_config").value.get(backend)
+    if backend is not None and backend_config is None:  # -b or the files chose it: their table
+        backend_config = configured_table(backend, folders=folders, home=home).value
     experiment = options.experiment
     if not options.experiment_id:
         experiment = experiment or pipeline.experiment_name or setting("experiment_name").value
@@ -51,9 +54,14 @@ def configured(
         found = setting("max_parallel")
         from_variable = found.source.startswith("environment")
         max_parallel = found.value if from_variable else pipeline.max_parallel or found.value
-    # A variable is MLPROJ_ENV_MANAGER's to read (envs.choose_manager); a file's value is named by it.
+    # A variable is MLPROJ_ENV_MANAGER's to read (envs.choose_manager); a file's value is named by
+    # it; the pipeline's own settings.env_manager comes before the files.
     manager = setting("env_manager", options.env_manager)
-    from_file = manager.source not in ("flag", "default") and not manager.source.startswith("environment")
+    from_file = (
+        manager.source not in ("flag", "default")
+        and not manager.source.startswith("environment")
+        and pipeline.env_manager is None
+    )
     return replace(
         options,
         backend=backend,

@@ -427,4 +427,5 @@ def resolve_step_parameters(
         caller_dir=pipeline_folder,
         pending=pending,
         missing_hint="it a value in the step's parameters",
+        given_as="the step's parameter",
     )

@@ -125,8 +125,9 @@ class StepWorker:
         elif not step.allow_reuse:
             refuse = "allow_reuse is false"
         resumed = self._resumed(store, parts) if attempt == 1 else None
-        if resumed is not None:
-            return self._reuse(store, resumed, parts, f"reused from {resumed.run_id} (resume)")
+        why = f"reused from {resumed.run_id} (resume)" if resumed is not None else ""
+        if resumed is not None and (reused := self._reuse(store, resumed, parts, why)) is not None:
+            return reused
         decision = decide(
             store,
             parts,
@@ -136,9 +137,13 @@ class StepWorker:
             pipeline_run_id=plan.run_id,
             refuse=refuse,
         )
-        if decision.reuse is not None:
-            return self._reuse(store, decision.reuse, parts, decision.reason, decision.key)
-        return self._execute(store, command, folder, own, parts, decision.key, decision.reason)
+        producer = decision.reuse
+        if producer is not None and (
+            reused := self._reuse(store, producer, parts, decision.reason, decision.key)
+        ):
+            return reused
+        why = decision.reason if producer is None else "ran: the run it would have reused was deleted (gc)"
+        return self._execute(store, command, folder, own, parts, decision.key, why)
 
     def _project_command(
         self,
@@ -202,9 +207,19 @@ class StepWorker:
 
     def _reuse(
         self, store: Store, producer: RunRecord, parts: dict[str, str], reason: str, key: str | None = None
-    ) -> RunRecord:
+    ) -> RunRecord | None:
+        """The step, reused from `producer`; None when the producer has been deleted meanwhile (the
+        step must run). Claimed in one transaction with a look at the producer: `mlproj gc` deletes a
+        run's record in its own, before its folder, and keeps any run a step has claimed."""
+        from mlproj.errors import RunNotFoundError
         from mlproj.pipelines.reuse import make_key
 
+        with store.immediate():
+            try:
+                store.get(producer.run_id)
+            except RunNotFoundError:
+                return None
+            store.update(self.record.run_id, reused_from=producer.run_id)
         self._track(store, reused_from=producer.mlflow_run_id or producer.run_id)
         now = time.time()
         store.transition(

@@ -51,9 +51,15 @@ def roots(store: Store, record: RunRecord, step: str | None = None) -> list[tupl
             raise InputError(
                 f"--step: run {record.run_id} is a {record.kind} run; only pipeline runs have steps"
             )
-        found = [("", name, Path(path)) for name, path in record.outputs.items()]
-        if record.run_dir:
-            found.insert(0, ("", "", Path(record.run_dir)))
+        folder = Path(record.run_dir) if record.run_dir else None
+        # A step run's outputs are in its folder: listed with it, not twice.
+        found = [
+            ("", name, Path(path))
+            for name, path in record.outputs.items()
+            if folder is None or not Path(path).is_relative_to(folder)
+        ]
+        if folder is not None:
+            found.insert(0, ("", "", folder))
         return found
     latest: dict[str, RunRecord] = {}
     for attempt in store.steps_of(record.run_id):  # oldest first: each step's last attempt wins
@@ -105,6 +111,8 @@ def copy(found: list[Artifact], destination: Path) -> int:
             *(part for part in (artifact.step, artifact.output) if part), artifact.name
         )
         target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(destination.resolve()):  # through a link: never
+            raise InputError(f"--download: {artifact.name!r} would be written outside {destination}")
         source = Path(artifact.path)
         if source.is_symlink():
             target.symlink_to(source.readlink())

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
         def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor: ...
 
+        def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor: ...
+
 
 ACTIVE, DISABLED = "Active", "Disabled"
 ROLES = ("read", "submit", "admin")

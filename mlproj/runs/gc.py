@@ -36,8 +36,15 @@ class Garbage:
 
     delete: list[RunRecord] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)  # run ID → why it is kept
-    steps: int = 0  # step records deleted with them
-    freed: int = 0  # bytes in their folders
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # run ID → (its steps, its bytes)
+
+    @property
+    def steps(self) -> int:
+        return sum(self.sizes[record.run_id][0] for record in self.delete)
+
+    @property
+    def freed(self) -> int:
+        return sum(self.sizes[record.run_id][1] for record in self.delete)
 
 
 class Collector:
@@ -62,16 +69,19 @@ class Collector:
         if before is not None:
             sql += " AND created_at < ?"
             values.append(before)
-        rows = self._db.execute(sql + " ORDER BY created_at", values).fetchall()
+        # A run whose MLflow end is still to be sent: its supervisor (or a later command) needs it.
+        sql += " AND tracking_pending IS NULL"
+        # Newest first: a run that reuses another is decided before the run it reuses (apply).
+        rows = self._db.execute(sql + " ORDER BY created_at DESC, run_id DESC", values).fetchall()
         candidates = {row["run_id"]: RunRecord.from_row(row) for row in rows}
         garbage = Garbage(kept=self._needed(set(candidates)))
         garbage.delete = [record for run_id, record in candidates.items() if run_id not in garbage.kept]
         for record in garbage.delete:
-            garbage.steps += self._db.execute(
+            steps = self._db.execute(
                 "SELECT count(*) FROM runs WHERE parent_run_id = ?", (record.run_id,)
             ).fetchone()[0]
             folder = self.own_folder(record)
-            garbage.freed += _size(folder) if folder is not None else 0
+            garbage.sizes[record.run_id] = (steps, _size(folder) if folder is not None else 0)
         return garbage
 
     def _needed(self, candidates: set[str]) -> dict[str, str]:
@@ -87,7 +97,12 @@ class Collector:
             if row["user"] != row["producer"]:
                 uses.setdefault(row["user"], []).append((row["producer"], row["step"] or ""))
         kept: dict[str, str] = {}
+        for run_id, earlier in self._resumed():  # a run not ended resuming another reuses its steps
+            if earlier in candidates:
+                kept[earlier] = f"run {run_id} resumes it"
+                uses.setdefault(run_id, [])
         waiting = sorted((user for user in uses if user not in candidates), reverse=True)
+        waiting += sorted(kept)  # what a resumed run reuses is needed too
         while waiting:
             user = waiting.pop()
             for producer, step in uses.get(user, []):
@@ -95,6 +110,24 @@ class Collector:
                     kept[producer] = f"step {step} of run {user} reuses its outputs"
                     waiting.append(producer)
         return kept
+
+    def _resumed(self) -> list[tuple[str, str]]:
+        """(run, the run it resumes) of the pipeline runs not ended (`mlproj resume`)."""
+        import json
+
+        waiting = ", ".join(f"'{status.value}'" for status in RunStatus if not status.is_final)
+        rows = self._db.execute(
+            f"SELECT run_id, request FROM runs WHERE kind = 'pipeline' AND status IN ({waiting})"
+        )
+        found = []
+        for row in rows:
+            try:
+                earlier = json.loads(row["request"] or "{}").get("resume_from")
+            except (ValueError, AttributeError):
+                earlier = None
+            if earlier:
+                found.append((row["run_id"], str(earlier)))
+        return found
 
     def apply(self, garbage: Garbage) -> None:
         """Delete the records (each run with its steps, in one transaction), then their folders. A
@@ -113,6 +146,7 @@ class Collector:
                 }
                 if users - going:
                     garbage.kept[record.run_id] = "a run started since reuses its outputs"
+                    going.discard(record.run_id)  # kept: what it reuses is needed too
                     continue
                 self._db.execute("DELETE FROM runs WHERE parent_run_id = ?", (record.run_id,))
                 self._db.execute("DELETE FROM runs WHERE run_id = ?", (record.run_id,))

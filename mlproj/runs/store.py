@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mlproj.runs.access import Access
     from mlproj.runs.catalog import Catalog
     from mlproj.runs.gc import Collector
+    from mlproj.runs.hashcache import FileHashes
     from mlproj.runs.request import Request
 
     class RunChanges(TypedDict, total=False):
@@ -232,12 +233,13 @@ class Store:
             raise RunNotFoundError(f"no run with ID {run_id}")
         return RunRecord.from_row(row)
 
-    def resolve(self, prefix: str) -> RunRecord:
+    def resolve(self, prefix: str, *, ids_only: bool = False) -> RunRecord:
         """The run `prefix` names (design.md §12): its ID or a unique prefix of it (4+ hex characters),
-        else its run name when one top-level run has it, or `last`: the newest top-level run."""
+        else its run name when one top-level run has it, or `last`: the newest top-level run.
+        `ids_only` (the REST API, the web UI): an ID or a prefix, nothing else."""
         text = prefix.strip()
         lowered = text.lower()
-        if lowered == "last":
+        if lowered == "last" and not ids_only:
             newest = self.list_runs(limit=1)
             if not newest:
                 raise RunNotFoundError(f"last: there are no runs in {self.home.db_file} yet")
@@ -253,7 +255,7 @@ class Store:
                 shown = ", ".join(row["run_id"] for row in rows[:5])
                 more = ", …" if len(rows) > 5 else ""
                 raise RunNotFoundError(f"run ID prefix {prefix!r} is ambiguous: {shown}{more}")
-        if not rows and text:
+        if not rows and text and not ids_only:
             rows = self._db.execute(
                 "SELECT * FROM runs WHERE run_name = ? AND parent_run_id IS NULL "
                 "ORDER BY created_at DESC, run_id DESC LIMIT 6",
@@ -406,31 +408,11 @@ class Store:
         ).fetchone()
         return None if row is None else RunRecord.from_row(row)
 
-    def cached_hashes(self, prefix: str) -> dict[str, tuple[int, int, int, str]]:
-        """The stat cache's entries for every path that starts with `prefix`."""
-        rows = self._db.execute(
-            "SELECT path, size, mtime_ns, inode, digest FROM file_hashes WHERE path >= ? AND path < ?",
-            (prefix, prefix + "\U0010ffff"),
-        )
-        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+    def file_hashes(self) -> FileHashes:
+        """The stat cache of the content hashes of pipeline inputs (mlproj.runs.hashcache)."""
+        from mlproj.runs.hashcache import FileHashes
 
-    def cached_hashes_for(self, paths: list[str]) -> dict[str, tuple[int, int, int, str]]:
-        found = {}
-        for path in paths:
-            row = self._db.execute(
-                "SELECT size, mtime_ns, inode, digest FROM file_hashes WHERE path = ?", (path,)
-            ).fetchone()
-            if row is not None:
-                found[path] = (row[0], row[1], row[2], row[3])
-        return found
-
-    def save_hashes(self, rows: list[tuple[str, int, int, int, str]]) -> None:
-        with self.immediate():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, inode, digest) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        return FileHashes(self._db, self.immediate)
 
     # --- MLflow tracking -----------------------------------------------------------------------------
 

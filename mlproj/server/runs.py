@@ -106,7 +106,7 @@ def find(store: Store, run_id: str) -> RunRecord:
 
     if not RUN_ID.fullmatch(run_id):
         raise RunNotFoundError(f"no run with ID {run_id[:40]!r}")
-    return find_run(store, run_id)
+    return find_run(store, run_id, ids_only=True)  # a run's name is not an address here
 
 
 def get_run(call: Call) -> Response:

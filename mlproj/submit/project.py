@@ -295,12 +295,13 @@ def configured(options: RunOptions, folders: tuple[Path, ...], home: str) -> Run
     variables, then the project's or current folder's mlproj.toml, then the user's config.toml):
     the environment manager, the backend and its configuration, the experiment, strict parameters."""
     from mlproj.backends import check_setting
+    from mlproj.config import backend_config as configured_table
     from mlproj.config import lookup
 
     backend = lookup("backend", given=options.backend, folders=folders, home=home)
     backend_config = options.backend_config
     if backend_config is None:  # the settings' [backend_config.NAME] of the backend chosen
-        backend_config = lookup("backend_config", folders=folders, home=home).value.get(backend.value)
+        backend_config = configured_table(backend.value, folders=folders, home=home).value
     experiment = options.experiment
     if not options.experiment_id:  # with --experiment-id, only a flag names the experiment
         experiment = lookup("experiment_name", given=options.experiment, folders=folders, home=home).value
