@@ -58,7 +58,7 @@ def test_logs_json_gives_each_line_with_its_step(tmp_path: Path, home: Home) -> 
         json.loads(line)
         for line in mlproj("logs", run["run_id"], "--step", "first", "--json").stdout.splitlines()
     ]
-    assert [(line["step"], line["line"]) for line in one_step] == [(None, "one"), (None, "two")]
+    assert [(line["step"], line["line"]) for line in one_step] == [("first", "one"), ("first", "two")]
 
 
 def test_logs_follow_of_a_running_pipeline_interleaves_its_steps(tmp_path: Path, home: Home) -> None:
