@@ -363,7 +363,6 @@ def test_build_reuse_rebuild_and_a_changed_requirement(
     # setuptools and the like count too: they are in the environment).
     built = re.search(rf"environment built in [0-9.]+ s \({manager}, ([0-9]+) packages\)\n", stderr)
     assert built is not None and int(built.group(1)) >= 1, stderr
-    assert re.search(r"Finished in .*, after [0-9.]+ s of preparation", stderr), stderr
     log = Path(first["log_path"]).read_text()  # the build's output is in the run log
     assert f"mlproj: {built.group(0)}" in log
     assert "mlproj: build dependencies:" in log
