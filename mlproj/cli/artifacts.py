@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 def artifacts(app: Console, *, run_id: str, step: str | None, download: str | None) -> int:
     from pathlib import Path
 
+    from mlproj.cli.render import size_text
     from mlproj.errors import InputError
     from mlproj.runs.artifacts import artifacts as listed
     from mlproj.runs.artifacts import copy
@@ -61,11 +62,3 @@ def artifacts(app: Console, *, run_id: str, step: str | None, download: str | No
     for line in table_lines(app.out, headers, rows):
         app.print(line)
     return 0
-
-
-def size_text(count: int) -> str:
-    """Bytes as people read them: 512 B, 3.4 kB, 12.0 MB."""
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} B"

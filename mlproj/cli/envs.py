@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from mlproj.cli.render import size_text
+
 TYPE_CHECKING = False  # typing's, not imported on the way to a command
 if TYPE_CHECKING:
     from mlproj.ui.console import Console
@@ -42,7 +44,7 @@ def list_envs(app: Console) -> int:
             str(row["fingerprint"]),
             str(row["manager"]),
             str(row["python"]),
-            _size(int(row["size_bytes"] or 0)),
+            size_text(int(row["size_bytes"] or 0)),
             str(row["last_used"])[:19].replace("T", " "),
             str(row["source"] or "-"),
         ]
@@ -69,7 +71,7 @@ def prune_envs(app: Console, *, older_than: float | None) -> int:
             store.close()
     result = prune(home, None if older_than is None else time.time() - older_than * 86400, in_use)
     for env in result.removed:
-        app.print(f"removed {env.fingerprint} ({env.manager}, Python {env.python}, {_size(env.freed)})")
+        app.print(f"removed {env.fingerprint} ({env.manager}, Python {env.python}, {size_text(env.freed)})")
     for fingerprint in result.kept_in_use:
         app.print(f"kept {fingerprint}: an unfinished run uses it")
     if result.orphans:
@@ -77,12 +79,3 @@ def prune_envs(app: Console, *, older_than: float | None) -> int:
     if not (result.removed or result.orphans):
         app.print("Nothing to prune.")
     return 0
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"

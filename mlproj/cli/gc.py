@@ -42,7 +42,7 @@ def gc(app: Console, *, older_than: float | None, statuses: str | None, dry_run:
             }
         )
         return 0
-    from mlproj.cli.artifacts import size_text
+    from mlproj.cli.render import size_text
 
     for run_id, why in garbage.kept.items():
         app.print(f"kept {run_id[:12]}: {why}")

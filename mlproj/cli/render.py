@@ -161,3 +161,13 @@ def steps_lines(out: Text, steps: list[RunRecord]) -> list[str]:
             why = (step.reason or "").removeprefix("ran: ")
         rows.append([name, step.status.value, format_duration(step.duration_s), step.run_id, why])
     return table_lines(out, headers, rows, [STATUS_STYLES[s.status.value] for s in steps])
+
+
+def size_text(size: int) -> str:
+    """Bytes as people read them: 512 B, 3.4 KB, 12.0 MB (envs, artifacts, gc)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
