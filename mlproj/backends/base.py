@@ -73,6 +73,11 @@ class Backend(ABC):
                 ) from None
         return result
 
+    def environment_options(self, config: Mapping[str, Any]) -> dict[str, Any]:  # noqa: ARG002 - the Backend interface's signature
+        """What the environment must do for this backend on top of the run's docker options (build the
+        project into its image and push it, for a cluster that pulls images)."""
+        return {}
+
     def accept(self, manager: EnvManager) -> None:
         """Raise `InputError` for an environment this backend cannot run (an image, without containers)."""
         if manager.in_container and not self.runs_containers:

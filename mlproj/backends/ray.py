@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from mlproj.backends.base import Backend, Launch, mapping, positive_int, positive_number, text
-from mlproj.backends.workload import ClusterWorkload, JobState
+from mlproj.backends.workload import ClusterWorkload, JobState, append_missing
 from mlproj.errors import InputError, MlprojError
 from mlproj.process import CREDENTIAL_VARIABLES, RUN_DIR_VARIABLE, RUN_ID_VARIABLE
 from mlproj.runs.request import RunRequest
@@ -169,7 +169,7 @@ class RayBackend(Backend):
             text_now = jobs.get_job_logs(record.job_id or submission_id(record.run_id))
         except Exception:  # noqa: BLE001 - whatever Ray raises, there is no log to collect
             return
-        _append_missing(Path(record.log_path), text_now)
+        append_missing(Path(record.log_path), text_now)
 
 
 def _config(record: RunRecord) -> Mapping[str, Any]:
@@ -259,24 +259,7 @@ class RayJob(ClusterWorkload):
             return
         with self._lock:
             self._closed = True
-            _append_missing(self.log_path, complete, self.written)
-
-
-def _append_missing(log_path: Path, complete: str, written: int | None = None) -> None:
-    """Append to the run's log what it lacks of the job's complete output. `written`: how many bytes
-    of it the log already has (default: the log holds the start of it, and nothing else)."""
-    data = complete.encode("utf-8")
-    if written is None:
-        try:
-            have = log_path.read_bytes()
-        except OSError:
-            have = b""
-        if not data.startswith(have):
-            return  # not a prefix of the job's output: leave the log as it is
-        written = len(have)
-    if len(data) > written:
-        with log_path.open("ab") as log:
-            log.write(data[written:])
+            append_missing(self.log_path, complete, self.written)
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,8 @@ from mlproj.structs import dataclass
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlproj.runs.record import RunRecord
 
 
@@ -177,3 +179,20 @@ class ClusterWorkload(Workload):
     def alive(self) -> bool:
         state = self.state
         return state is not None and state.status.is_final and RunProcesses(self.record.run_id).alive()
+
+
+def append_missing(log_path: Path, complete: str, written: int | None = None) -> None:
+    """Append to the run's log what it lacks of the job's complete output. `written`: how many bytes
+    of it the log already has (default: the log holds the start of it, and nothing else)."""
+    data = complete.encode("utf-8")
+    if written is None:
+        try:
+            have = log_path.read_bytes()
+        except OSError:
+            have = b""
+        if not data.startswith(have):
+            return  # not a prefix of the job's output: leave the log as it is
+        written = len(have)
+    if len(data) > written:
+        with log_path.open("ab") as log:
+            log.write(data[written:])

@@ -1,6 +1,7 @@
 """`docker`: MLflow's docker_env, an environment that is an image.
 
-The environment is described here (the image, built with the project inside for `build_image`; the
+The environment is described here (the image, built with the project inside for `build_image`, and
+pushed to a registry for a backend that pulls it (`push_to`); the
 volumes; the variables; MLflow's `-A` docker options) and checked (the image is pulled before the run is
 recorded); a backend that runs containers runs it (the local backend, through the Docker Engine API).
 Unless the image is built with the project inside, the project folder is mounted as the working
@@ -52,6 +53,8 @@ class DockerEnv(EnvManager):
 
             docker_env["build_tag"] = content_tag(project, docker_env["image"])
             docker_env["needs_build"] = not image_exists(client(), docker_env["build_tag"])
+            if options.get("push_to"):  # where a cluster pulls it from: the same content tag
+                docker_env["push_tag"] = f"{options['push_to']}:{docker_env['build_tag'].rpartition(':')[2]}"
         return EnvSpec(kind="docker", project_dir=str(project.directory), docker=docker_env)
 
     def empty_spec(self, folder: Path) -> EnvSpec:  # noqa: ARG002 - the EnvManager interface's signature
@@ -67,12 +70,21 @@ class DockerEnv(EnvManager):
     def build_steps(self, spec: EnvSpec, target: Path) -> list[BuildStep]:  # noqa: ARG002 - the EnvManager interface's signature
         docker_env = _docker(spec)
         tag = docker_env.get("build_tag")
-        if not tag or not docker_env.get("needs_build"):
+        if not tag:
             return []
         import sys
 
-        argv = (sys.executable, "-m", "mlproj.envs.docker_image", docker_env["image"], tag, spec.project_dir)
-        return [BuildStep(f"docker image {tag}", argv, Path(spec.project_dir))]
+        module = (sys.executable, "-m", "mlproj.envs.docker_image")
+        steps = []
+        if docker_env.get("needs_build"):
+            argv = (*module, docker_env["image"], tag, spec.project_dir)
+            steps.append(BuildStep(f"docker image {tag}", argv, Path(spec.project_dir)))
+        if docker_env.get("push_tag"):  # pushed each time: the registry keeps what it has
+            pushed = docker_env["push_tag"]
+            steps.append(
+                BuildStep(f"docker push {pushed}", (*module, "--push", tag, pushed), Path(spec.project_dir))
+            )
+        return steps
 
     def activate(self, target: Path, base_env: Mapping[str, str]) -> dict[str, str]:  # noqa: ARG002 - the EnvManager interface's signature
         return {}
@@ -94,7 +106,7 @@ class DockerEnv(EnvManager):
         if not built:
             volumes.append(f"{cwd}:{CODE_DIR}:rw")
         return Container(
-            image=docker_env["build_tag"] if built else docker_env["image"],
+            image=docker_env.get("push_tag") or (docker_env["build_tag"] if built else docker_env["image"]),
             working_dir=options.pop("working_dir", CODE_DIR),
             volumes=tuple(volumes),
             environment=environment,

@@ -2,7 +2,8 @@
 
 Tagged `<project name>:<content hash>`, so an unchanged project reuses its image. The build itself runs
 as `python -m mlproj.envs.docker_image BASE TAG CONTEXT` under the run's supervisor (cancelable, its
-output in the run log).
+output in the run log). `python -m mlproj.envs.docker_image --push TAG REPOSITORY:TAG` pushes it for a
+backend whose cluster pulls it.
 """
 
 from __future__ import annotations
@@ -99,5 +100,42 @@ def build(base: str, tag: str, root: Path) -> int:
     return 0 if image_exists(api, tag) else 1
 
 
+def push(tag: str, target: str) -> int:
+    """Tag the built image `target` (REPOSITORY:TAG) and push it there. The registry's progress is
+    printed once it has succeeded; a refusal is printed alone, on one line (the run's error)."""
+    import re
+
+    import docker
+
+    from mlproj.dockerapi import client, reason
+
+    api = client()
+    repository, _, version = target.rpartition(":")
+    said: list[str] = []
+    try:
+        api.images.get(tag).tag(repository, version)
+        for event in api.api.push(repository, tag=version, stream=True, decode=True):
+            if event.get("error"):
+                sys.stdout.write(f"error: cannot push {target}: {_one_line(event['error'])}\n")
+                return 1
+            status = str(event.get("status") or "")
+            found = re.search(r"digest: (sha256:[0-9a-f]{64})", status)
+            if found:
+                said.append(f"pushed {target}@{found.group(1)}")
+            elif status and not event.get("progressDetail"):
+                said.append(status)
+    except docker.errors.DockerException as exc:
+        sys.stdout.write(f"error: cannot push {target}: {_one_line(reason(exc))}\n")
+        return 1
+    sys.stdout.write("".join(f"{line}\n" for line in said))
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--push":
+        sys.exit(push(sys.argv[2], sys.argv[3]))
     sys.exit(build(sys.argv[1], sys.argv[2], Path(sys.argv[3])))

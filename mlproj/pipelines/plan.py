@@ -296,6 +296,7 @@ def plan_step(
             given_by=(options.env_manager_from if from_settings else None) or "--env-manager",
             folder=pipeline.folder,
             rebuild=options.rebuild_env,
+            options=backend.environment_options(backend_config),
             accept=backend.accept,
             built_here=backend.prepares_environment,
         )

@@ -170,7 +170,7 @@ def plan_project(
         home,
         given_by=options.env_manager_from or "--env-manager",
         rebuild=options.rebuild_env,
-        options=options.docker,
+        options={**(options.docker or {}), **backend.environment_options(backend_config)},
         accept=backend.accept,
         built_here=backend.prepares_environment,
         check_tools=materialize,
