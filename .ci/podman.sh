@@ -5,8 +5,11 @@
 # Settings that work on these VMs: runc (crun fails with hybrid cgroups), cgroupfs, low rlimits.
 W=${PODMAN_WORK:-/tmp/mlproj-ci-podman}
 mkdir -p "$W/conf"
-if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc >/dev/null
+# catatonit: the pods of `podman kube play` (the kubernetes backend's tests); netavark: so that podman
+# does not read a CNI configuration from /etc.
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || [ ! -x /usr/libexec/podman/catatonit ] \
+    || [ ! -x /usr/lib/podman/netavark ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc catatonit netavark >/dev/null
 fi
 cat > "$W/conf/containers.conf" <<CONF
 [containers]
@@ -16,6 +19,9 @@ netns = "none"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+[network]
+network_backend = "netavark"
+network_config_dir = "$W/networks"
 CONF
 cat > "$W/conf/storage.conf" <<CONF
 [storage]
@@ -23,7 +29,14 @@ driver = "overlay"
 graphroot = "$W/storage"
 runroot = "$W/run"
 CONF
+# The tests' own registry (.ci/registry.sh) serves plain HTTP on loopback.
+cat > "$W/conf/registries.conf" <<CONF
+[[registry]]
+location = "127.0.0.1:5000"
+insecure = true
+CONF
 export CONTAINERS_CONF=$W/conf/containers.conf CONTAINERS_STORAGE_CONF=$W/conf/storage.conf
+export CONTAINERS_REGISTRIES_CONF=$W/conf/registries.conf
 if ! podman image exists mlproj-test-busybox 2>/dev/null; then
   [ -n "$(ls "$W"/busybox-static_*.deb 2>/dev/null)" ] || { apt-get update -qq; ( cd "$W" && apt-get download busybox-static >/dev/null 2>&1 ); }
   ( cd "$W" && rm -rf bbx rootfs && dpkg-deb -x busybox-static_*.deb bbx )

@@ -60,7 +60,7 @@ def test_given_run_id_and_experiment_id(tmp_path: Path, home: Home) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"backend": "moon"}, r"unknown backend 'moon' \(available: local, slurm, ray"),
+        ({"backend": "moon"}, r"unknown backend 'moon' \(available: local, slurm, ray, kubernetes"),
         ({"backend_config": {"partition": "x"}}, "backend local: unknown backend_config key 'partition'"),
         ({"max_parallel": 2}, "max_parallel: applies to pipelines"),
     ],

@@ -73,7 +73,10 @@ def test_a_third_party_backend_runs_through_its_entry_point(tmp_path: Path, home
         ("not-a-backend", "is not an mlproj Backend"),
         ("broken", "this plugin is broken"),
         ("missing", "cannot be loaded"),
-        ("nosuch", "unknown backend 'nosuch' (available: local, slurm, ray, broken, marking, missing"),
+        (
+            "nosuch",
+            "unknown backend 'nosuch' (available: local, slurm, ray, kubernetes, broken, marking, missing",
+        ),
     ],
 )
 def test_bad_backends_are_input_errors(tmp_path: Path, home: Home, backend: str, needle: str) -> None:
@@ -162,7 +165,7 @@ def test_a_cluster_that_does_not_answer_is_an_input_error(tmp_path: Path, home: 
         (
             "  backend: moon\n",
             "",
-            ":3: settings.backend: unknown backend 'moon' (available: local, slurm, ray",
+            ":3: settings.backend: unknown backend 'moon' (available: local, slurm, ray, kubernetes",
         ),
         ("", "    backend: 7\n", ":7: jobs.a.backend: expected the name of a backend, got 7"),
         ("", "    backend_config: [1]\n", ":7: jobs.a.backend_config: expected a mapping"),

@@ -113,7 +113,7 @@ def test_path_parameters(tmp_path: Path, home: Home) -> None:
         (["-P", "u=/no/scheme"], "parameter 'u' (uri): expected a URI with a scheme"),
         (["-P", "broken"], "-P 'broken': expected KEY=VALUE"),
         (["--env-manager", "pipenv"], "unknown --env-manager 'pipenv'"),
-        (["-b", "moon"], "unknown backend 'moon' (available: local, slurm, ray"),
+        (["-b", "moon"], "unknown backend 'moon' (available: local, slurm, ray, kubernetes"),
         (["-v", "main"], "is not inside a Git checkout"),
         (["--timeout", "0"], "--timeout 0: expected a positive number"),
         (["-c", "{bad json"], "--backend-config: malformed JSON"),

@@ -23,6 +23,7 @@ from mlproj.backends.base import (
     string_list,
     text,
 )
+from mlproj.backends.kubernetes import KubernetesBackend
 from mlproj.backends.local import LocalBackend
 from mlproj.backends.ray import RayBackend
 from mlproj.backends.slurm import SlurmBackend
@@ -208,7 +209,13 @@ def test_a_backend_that_runs_containers_accepts_an_image() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "kind"), [("local", LocalBackend), ("slurm", SlurmBackend), ("ray", RayBackend)]
+    ("name", "kind"),
+    [
+        ("local", LocalBackend),
+        ("slurm", SlurmBackend),
+        ("ray", RayBackend),
+        ("kubernetes", KubernetesBackend),
+    ],
 )
 def test_built_in_backends_are_found_by_name(name: str, kind: type[Backend]) -> None:
     backend = get_backend(name)
@@ -218,9 +225,9 @@ def test_built_in_backends_are_found_by_name(name: str, kind: type[Backend]) -> 
 def test_an_unknown_backend_lists_the_available_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mlproj.backends, "_plugins", dict)
     with pytest.raises(InputError) as caught:
-        get_backend("kubernetes")
-    assert str(caught.value) == "unknown backend 'kubernetes' (available: local, slurm, ray)"
-    assert available_backends() == ["local", "slurm", "ray"]
+        get_backend("nomad")
+    assert str(caught.value) == "unknown backend 'nomad' (available: local, slurm, ray, kubernetes)"
+    assert available_backends() == ["local", "slurm", "ray", "kubernetes"]
 
 
 def test_backend_config_as_json_text_or_none() -> None:

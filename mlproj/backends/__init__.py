@@ -1,6 +1,6 @@
 """Backends: where a prepared run executes. One `Backend` per kind behind one interface, from a
-registry: `local` (this machine), `slurm` (sbatch), `ray` (the Ray Job API), and third-party backends
-that packages register under the entry-point group `mlproj.backends` (MLflow's
+registry: `local` (this machine), `slurm` (sbatch), `ray` (the Ray Job API), `kubernetes` (Jobs),
+and third-party backends that packages register under the entry-point group `mlproj.backends` (MLflow's
 `mlflow.project_backend` idea): `name = "module:Class"`, a `Backend` subclass built without arguments.
 """
 
@@ -22,6 +22,7 @@ BACKENDS = {
     "local": ("mlproj.backends.local", "LocalBackend"),
     "slurm": ("mlproj.backends.slurm", "SlurmBackend"),
     "ray": ("mlproj.backends.ray", "RayBackend"),
+    "kubernetes": ("mlproj.backends.kubernetes", "KubernetesBackend"),
 }
 ENTRY_POINT_GROUP = "mlproj.backends"
 
