@@ -160,9 +160,10 @@ class Cluster:
         ]
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self.api.close()
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+            self.api.close()
 
     # --- the test as the Job controller and the kubelet -----------------------------------------------
 

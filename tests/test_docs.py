@@ -17,7 +17,10 @@ DOCUMENTS = [
 ]
 # A path of the repository written in a document: a folder we keep, then a file name with its suffix.
 PATH = re.compile(r"(?<![\w/.~-])((?:mlproj|tests|bench|examples|docs|\.ci)/[\w./-]*\w)")
-NOT_FILES = {"mlproj/output.log"}  # the MLflow artifact a run's log is logged as, not a file of ours
+NOT_FILES = {
+    "mlproj/output.log",  # the MLflow artifact a run's log is logged as, not a file of ours
+    "mlproj/run-id",  # the label of a Kubernetes Job
+}
 MADE = ("bench/.work",)  # where the benchmarks put what they make: not in a checkout
 
 

@@ -106,8 +106,8 @@ def test_template_variables_win_and_config_adds_resources_and_pull_secrets(tmp_p
     # The template's own MLFLOW_RUN_ID (from a Secret) is kept; the run's value is not added twice.
     assert [entry["name"] for entry in container["env"]] == ["MLFLOW_RUN_ID", "MLPROJ_RUN_ID"]
     assert "valueFrom" in container["env"][0]
-    assert container["resources"] == {
-        "limits": {"cpu": "2", "nvidia.com/gpu": "1"},
+    assert container["resources"] == {  # the config's amounts over the template's
+        "limits": {"memory": "512Mi", "cpu": "2", "nvidia.com/gpu": "1"},
         "requests": {"memory": "256Mi"},
     }
     assert container["volumeMounts"][0] == {"name": "data", "mountPath": "/data"}
@@ -237,3 +237,16 @@ def test_template_path_is_made_absolute_from_where_mlproj_runs(
     monkeypatch.chdir(tmp_path)
     config = KubernetesBackend().validate_config({"kube-job-template-path": "k8s/job.yaml"})
     assert config["kube-job-template-path"] == str(tmp_path / "k8s" / "job.yaml")
+
+
+def test_the_example_template_and_settings_are_valid() -> None:
+    from mlproj.backends import load_backend_config
+    from mlproj.backends.kubernetes import KubernetesBackend
+
+    examples = Path(__file__).parent.parent / "examples" / "kubernetes"
+    settings = KubernetesBackend().validate_config(load_backend_config(str(examples / "kubernetes.json")))
+    assert Path(settings["kube-job-template-path"]).name == "job.yaml"
+    job = rendered(kubejob.load_template(str(examples / "job.yaml")), **settings)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["env"][0]["name"] == "MLFLOW_TRACKING_TOKEN"  # from a Secret, in the template
+    assert container["resources"]["limits"] == {"memory": "512Mi", "cpu": "2"}  # backend_config's added

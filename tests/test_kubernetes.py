@@ -144,6 +144,10 @@ def test_queued_until_a_pod_is_scheduled_then_the_jobs_outcome(cluster: Cluster)
     pod = cluster.create_pod(job, scheduled=False, waiting="ImagePullBackOff")
     found = state(cluster, job, RUN)
     assert (found.status, found.native) == (RunStatus.QUEUED, "Pending: ImagePullBackOff")
+    # On a node, still pulling its image: the run still waits for the cluster.
+    cluster.core.patch_namespaced_pod(pod, NAMESPACE, {"spec": {"nodeName": "node-1"}})
+    found = state(cluster, job, RUN)
+    assert (found.status, found.native) == (RunStatus.QUEUED, "Pending: ImagePullBackOff")
     cluster.schedule(job, pod)
     found = state(cluster, job, RUN)
     assert (found.status, found.native) == (RunStatus.RUNNING, "Running")
@@ -251,6 +255,46 @@ def test_retried_pods_are_streamed_in_order_and_cancel_deletes_in_the_foreground
     assert stopped.wait(5) is not None
     assert stopped.state is not None and stopped.state.status is RunStatus.CANCELED
     stopped.release()
+
+
+def test_the_last_state_stands_while_the_api_blinks(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlproj.backends import kubestate
+    from mlproj.runs.record import RunRecord
+
+    monkeypatch.setattr(kubestate, "API_FAILURES", 3)
+    job = create(cluster, RUN)
+    log = tmp_path / "run.log"
+    workload = kubestate.KubeJob(RunRecord(run_id=RUN), cluster.api, NAMESPACE, job["metadata"]["name"], log)
+    try:
+        workload.state = workload.fetch_state()
+        assert workload.state is not None and workload.state.native == "Pending"
+        cluster.stop()  # the API server goes away
+        assert workload.fetch_state() is workload.state
+        assert workload.fetch_state() is workload.state
+        with pytest.raises(MlprojError, match=f"cannot read Job {NAMESPACE}/"):
+            workload.fetch_state()
+    finally:
+        workload._closed.set()
+
+
+def test_a_run_whose_job_was_not_recorded_finds_it_by_its_name(tmp_path: Path) -> None:
+    from mlproj.backends.kubernetes import _job_of
+    from mlproj.runs.envspec import EnvSpec
+    from mlproj.runs.record import RunRecord
+    from mlproj.runs.request import RunRequest
+
+    request = RunRequest(
+        command="true",
+        cwd=str(tmp_path),
+        env_manager="docker",
+        env_spec=EnvSpec(kind="docker", project_dir=str(tmp_path), docker={"build_tag": "wine:0123abcd"}),
+        backend="kubernetes",
+        backend_config={"kube-job-template-path": str(template(tmp_path)), "repository-uri": "r/w"},
+    )
+    assert _job_of(RunRecord(run_id=RUN, request=request)) == (NAMESPACE, f"wine-{RUN}")
+    assert _job_of(RunRecord(run_id=RUN, request=request, job_id="ns/given")) == ("ns", "given")
 
 
 def test_check_refuses_before_anything_is_created(cluster: Cluster, tmp_path: Path) -> None:

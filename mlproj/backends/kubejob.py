@@ -187,8 +187,11 @@ def render(
     kept = [entry for entry in container.get("env") or [] if not _is_note(entry)]
     given = {entry.get("name") for entry in kept if isinstance(entry, dict)}
     container["env"] = [*kept, *({"name": k, "value": v} for k, v in env.items() if k not in given)]
-    if config.get("resources"):
-        container["resources"] = {**(container.get("resources") or {}), **config["resources"]}
+    if config.get("resources"):  # each of limits and requests: the template's, with the config's over it
+        merged = dict(container.get("resources") or {})
+        for part, amounts in config["resources"].items():
+            merged[part] = {**(merged.get(part) or {}), **amounts}
+        container["resources"] = merged
     container["volumeMounts"] = [
         *(container.get("volumeMounts") or []),
         {"name": RUN_DIR_VOLUME, "mountPath": RUN_DIR},

@@ -174,7 +174,7 @@ class KubernetesBackend(Backend):
         job = kubejob.render(
             template,
             run_id=record.run_id,
-            project=kubejob.project_slug(str(docker.get("build_tag") or "").rpartition(":")[0]),
+            project=_project(str(docker.get("build_tag") or "")),
             namespace=namespace,
             image=container.image,
             command=["/bin/sh", "-c", launch.request.command],
@@ -233,7 +233,21 @@ def _config(record: RunRecord) -> Mapping[str, Any]:
 
 
 def _job_of(record: RunRecord) -> tuple[str, str]:
+    """The run's Job: as recorded, else (its supervisor died before recording it) as it was named."""
     namespace, _, name = (record.job_id or "").partition("/")
-    if not name:
-        raise MlprojError(f"run {record.run_id} has no Kubernetes Job recorded")
-    return namespace, name
+    if name:
+        return namespace, name
+    config = _config(record)
+    try:
+        template = kubejob.load_template(str(config.get("kube-job-template-path")))
+    except InputError:
+        template = {}
+    request = record.request
+    spec = request.env_spec if isinstance(request, RunRequest) else None
+    built = str(((spec.docker if spec is not None else None) or {}).get("build_tag") or "")
+    return namespace_of(config, template), kubejob.job_name(_project(built), record.run_id)
+
+
+def _project(build_tag: str) -> str:
+    """The project's name in a Job's name: that of its built image (`<project>:<content hash>`)."""
+    return kubejob.project_slug(build_tag.rpartition(":")[0])

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 TIMEOUT = 30  # seconds for one API request
 LOG_WAIT = 10.0  # seconds for the pods' log streams to end once the Job has ended
 STREAM_TIMEOUT = 600  # seconds of a pod's silence before its log stream is read again
+FOLLOW_POLL = 1.0  # seconds between looks for a pod whose output is to be streamed
+API_FAILURES = 30  # failed polls in a row (about a minute) before the API's error ends the watch
 
 
 def missing_package(error: type[MlprojError]) -> MlprojError:
@@ -96,12 +98,20 @@ def _main_container(pod: Any) -> Any:
     return statuses[0] if statuses else None
 
 
-def _scheduled(pod: Any) -> bool:
-    status = pod.status
-    if pod.spec.node_name or (status and status.phase in ("Running", "Succeeded", "Failed")):
-        return True
-    conditions = (status.conditions if status else None) or []
-    return any(c.type == "PodScheduled" and c.status == "True" for c in conditions)
+def _running(pod: Any) -> bool:
+    """Whether the pod has been scheduled and its containers started: before that (no node yet, or a
+    node still pulling the image), the run waits for the cluster."""
+    phase = pod.status.phase if pod.status else None
+    return phase in ("Running", "Succeeded", "Failed") or _has_run(pod)
+
+
+def _started_at(pod: Any) -> float | None:
+    """When the project's container started (else the pod, as the kubelet saw it)."""
+    main = _main_container(pod)
+    state = main.state if main is not None else None
+    when = state.running.started_at if state is not None and state.running else None
+    when = when or (state.terminated.started_at if state is not None and state.terminated else None)
+    return _epoch(when) or _epoch(pod.status.start_time if pod.status else None)
 
 
 def _waiting(pod: Any) -> str | None:
@@ -133,11 +143,9 @@ def query(api: Any, namespace: str, name: str, run_id: str, *, deleted: bool = F
     last = pods[-1] if pods else None
     ended = _terminated(last) if last is not None else None
     exit_code = ended.exit_code if ended is not None else None
-    scheduled = [pod for pod in pods if _scheduled(pod)]
+    scheduled = [pod for pod in pods if _running(pod)]
     started = (
-        (_epoch(scheduled[0].status.start_time if scheduled[0].status else None) or _epoch(status.start_time))
-        if scheduled and status is not None
-        else None
+        (_started_at(scheduled[0]) or _epoch(status.start_time if status else None)) if scheduled else None
     )
     if "Complete" in true:
         return JobState(RunStatus.FINISHED, "Complete", 0, None, started, _epoch(status.completion_time))
@@ -148,9 +156,8 @@ def query(api: Any, namespace: str, name: str, run_id: str, *, deleted: bool = F
             why = f"Kubernetes: the container ended: {ended.reason} (exit code {ended.exit_code})"
         elif not exit_code or failed.reason != "BackoffLimitExceeded":
             why = f"Kubernetes: {failed.reason}: {first_line(failed.message or '')}".rstrip(": ")
-        return JobState(
-            RunStatus.FAILED, "Failed", exit_code or None, why, started, _epoch(failed.last_transition_time)
-        )
+        ended_at = _epoch(failed.last_transition_time)
+        return JobState(RunStatus.FAILED, "Failed", exit_code or None, why, started, ended_at)
     if job.metadata.deletion_timestamp is not None:
         return JobState(
             RunStatus.RUNNING if scheduled else RunStatus.QUEUED, "Terminating", started_at=started
@@ -229,6 +236,7 @@ class KubeJob(ClusterWorkload):
         self.name = name
         self.log_path = log_path
         self.deleted = False
+        self._failures = 0  # API errors in a row
         self.written: dict[str, int] = {}  # bytes of each pod's output (its attempt line included) in the log
         self.ended: set[str] = set()  # pods whose whole output is in the log
         self._lock = threading.Lock()
@@ -237,7 +245,17 @@ class KubeJob(ClusterWorkload):
         self._tail.start()
 
     def fetch_state(self) -> JobState | None:
-        return query(self.api, self.namespace, self.name, self.record.run_id, deleted=self.deleted)
+        """The Job's state; while the API fails (a restart of the API server, a network blip), the
+        last one known, for up to API_FAILURES polls in a row."""
+        try:
+            found = query(self.api, self.namespace, self.name, self.record.run_id, deleted=self.deleted)
+        except MlprojError:
+            self._failures += 1
+            if self.state is None or self._failures >= API_FAILURES:
+                raise
+            return self.state
+        self._failures = 0
+        return found
 
     def _follow(self) -> None:
         """Stream each pod's output as it runs, one pod after another (a Job retried has several). A
@@ -263,7 +281,7 @@ class KubeJob(ClusterWorkload):
                     )
                     if _terminated(again) is not None:
                         self.ended.add(name)
-            self._closed.wait(0.5)
+            self._closed.wait(FOLLOW_POLL)
 
     def _stream(self, pod: Any) -> None:
         response = read_log(
