@@ -317,7 +317,9 @@ def podman_missing() -> str | None:
 
 class PodmanKubelet:
     """Runs each Job the emulator holds as a real pod, with `podman kube play`; reports its status,
-    exit code and output through the API. A Job deleted while its pod runs has the pod taken down."""
+    exit code and output through the API. As a kubelet, it takes a pod down when the pod is deleted; as
+    the garbage collector, it deletes a Job's pods when the Job was deleted with propagation (only then:
+    a batch/v1 Job's deletion orphans its pods by default)."""
 
     def __init__(self, cluster: Cluster, folder: Path) -> None:
         self.cluster = cluster
@@ -367,10 +369,11 @@ class PodmanKubelet:
         cluster.schedule(job, pod)
         with subprocess.Popen(["podman", "wait", container], stdout=subprocess.PIPE, text=True) as waiter:
             while waiter.poll() is None:
-                if self._stop.is_set() or not self._job_exists(namespace, name):
-                    podman("kube", "down", str(manifest), check=False)  # the garbage collector's part
-                    with contextlib.suppress(Exception):
+                if not self._job_exists(namespace, name) and self._propagated(name):
+                    with contextlib.suppress(Exception):  # the garbage collector's part: the Job's pods go
                         cluster.core.delete_namespaced_pod(pod, namespace)
+                if self._stop.is_set() or not self._pod_exists(namespace, pod):
+                    podman("kube", "down", str(manifest), check=False)  # the kubelet's: a deleted pod stops
                     waiter.wait(60)
                     return
                 time.sleep(0.1)
@@ -381,18 +384,30 @@ class PodmanKubelet:
                         message="Job has reached the specified backoff limit")  # fmt: skip
         podman("kube", "down", str(manifest), check=False)
 
+    def _propagated(self, job: str) -> bool:
+        """Whether the Job was deleted with its pods (a Job's deletion orphans them by default)."""
+        deletes = self.cluster.requests("DELETE", f"/jobs/{job}")
+        return any((r.data or {}).get("propagationPolicy") in ("Foreground", "Background") for r in deletes)
+
+    def _pod_exists(self, namespace: str, name: str) -> bool:
+        return _exists(self.cluster.core.read_namespaced_pod, namespace, name)
+
     def _job_exists(self, namespace: str, name: str) -> bool:
-        try:
-            self.cluster.batch.read_namespaced_job(name, namespace)
-        except Exception as exc:  # noqa: BLE001 - a 404 is the answer; anything else is a live Job
-            return getattr(exc, "status", None) != 404
-        return True
+        return _exists(self.cluster.batch.read_namespaced_job, namespace, name)
 
     def stop(self) -> None:
         self._stop.set()
         self._watcher.join(10)
         for worker in self._threads:
             worker.join(120)
+
+
+def _exists(read: Callable[[str, str], Any], namespace: str, name: str) -> bool:
+    try:
+        read(name, namespace)
+    except Exception as exc:  # noqa: BLE001 - a 404 is the answer; anything else is an object still there
+        return getattr(exc, "status", None) != 404
+    return True
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

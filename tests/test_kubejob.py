@@ -123,7 +123,6 @@ metadata: {{name: x}}
 spec:
   template:
     spec:
-      restartPolicy: OnFailure
       containers:
       - {{name: sidecar, image: busybox, command: [sleep, "1"]}}
       - {{name: main, image: "{IMAGE_PLACEHOLDER}", command: "{COMMAND_PLACEHOLDER}"}}
@@ -133,7 +132,7 @@ spec:
     assert sidecar == {"name": "sidecar", "image": "busybox", "command": ["sleep", "1"]}
     assert main["image"] == "registry.example.com/ml/wine:abc"
     assert main["command"][0] == "/bin/sh"
-    assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # mlproj's, where none is given
 
 
 @pytest.mark.parametrize(
@@ -155,14 +154,44 @@ spec:
         ),
         (
             MLFLOW_TEMPLATE.replace("restartPolicy: Never", "restartPolicy: Always"),
-            "restartPolicy: a Job's is",
+            "restartPolicy: expected Never",
+        ),
+        (
+            MLFLOW_TEMPLATE.replace("restartPolicy: Never", "restartPolicy: OnFailure"),
+            "a retry is a pod of its own",
+        ),
+        (
+            MLFLOW_TEMPLATE.replace("ttlSecondsAfterFinished: 100", "ttlSecondsAfterFinished: 0"),
+            "at least 60",
+        ),
+        (
+            MLFLOW_TEMPLATE.replace("  namespace: mlflow", "  namespace: mlflow\n  labels: [a]"),
+            "metadata.labels: expected a mapping, got list",
+        ),
+        (
+            MLFLOW_TEMPLATE.replace("  template:\n", "  template:\n    metadata: oops\n"),
+            "spec.template.metadata: expected a mapping, got str",
+        ),
+        (
+            MLFLOW_TEMPLATE.replace("        resources:\n", "        resources: 2\n        x:\n"),
+            "containers[0].resources: expected a mapping, got int",
+        ),
+        (
+            MLFLOW_TEMPLATE.replace("          limits:\n", "          limits: [1]\n          x:\n"),
+            "containers[0].resources.limits: expected a mapping",
+        ),
+        (
+            MLFLOW_TEMPLATE.replace(
+                "      restartPolicy: Never", "      restartPolicy: Never\n      volumes: {a: 1}"
+            ),
+            "spec.template.spec.volumes: expected a list",
         ),
         (
             MLFLOW_TEMPLATE.replace(
                 'env: ["{appended with MLFLOW_TRACKING_URI, MLFLOW_RUN_ID and MLFLOW_EXPERIMENT_ID}"]',
                 "env: x",
             ),
-            "containers[0].env: expected a list",
+            "containers[0].env: expected a list, got str",
         ),
     ],
 )

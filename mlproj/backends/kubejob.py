@@ -30,6 +30,7 @@ RUN_LABEL = "mlproj/run-id"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "mlproj")
 RUN_DIR_VOLUME = "mlproj-run"
 RUN_DIR = "/mlproj/run"
+MIN_TTL = 60  # seconds a finished Job must stay for its end to be read (ttlSecondsAfterFinished)
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # an RFC 1123 label: names, namespaces
 _QUANTITY = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]i?|Ki)?")
 _REPOSITORY = re.compile(
@@ -122,13 +123,51 @@ def load_template(path: str) -> dict[str, Any]:
             f"{where}: containers[{index}].command: expected "
             f"[\"{COMMAND_PLACEHOLDER}\"] (MLflow's placeholder for the entry point's command)"
         )
-    env = containers[index].get("env")
-    if env is not None and not isinstance(env, list):
-        raise InputError(f"{where}: containers[{index}].env: expected a list")
+    _check_shapes(job, containers[index], where, f"spec.template.spec.containers[{index}]")
     restart = pod.get("restartPolicy")
-    if restart is not None and restart not in ("Never", "OnFailure"):
-        raise InputError(f"{where}: spec.template.spec.restartPolicy: a Job's is Never or OnFailure")
+    if restart not in (None, "Never"):
+        raise InputError(
+            f"{where}: spec.template.spec.restartPolicy: expected Never (a retry is a pod of its own, "
+            f"whose output mlproj streams; the Job's backoffLimit says how many), got {restart!r}"
+        )
+    ttl = _at(job, ("spec", "ttlSecondsAfterFinished"))
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < MIN_TTL):
+        raise InputError(
+            f"{where}: spec.ttlSecondsAfterFinished: expected at least {MIN_TTL} (the cluster must keep "
+            f"the Job until mlproj has read how it ended), got {ttl!r}"
+        )
     return job
+
+
+# Where render() adds to the template, the shape it needs there (absent is fine).
+_SHAPES = (
+    ("metadata", dict),
+    ("metadata.labels", dict),
+    ("spec", dict),
+    ("spec.template", dict),
+    ("spec.template.metadata", dict),
+    ("spec.template.metadata.labels", dict),
+    ("spec.template.spec.volumes", list),
+    ("spec.template.spec.imagePullSecrets", list),
+)
+_CONTAINER_SHAPES = (("env", list), ("resources", dict), ("volumeMounts", list))
+
+
+def _check_shapes(job: dict[str, Any], container: dict[str, Any], where: str, container_key: str) -> None:
+    found: list[tuple[str, Any, type]] = [
+        (key, _at(job, tuple(key.split("."))), kind) for key, kind in _SHAPES
+    ]
+    found += [(f"{container_key}.{key}", container.get(key), kind) for key, kind in _CONTAINER_SHAPES]
+    resources = container.get("resources")
+    if isinstance(resources, dict):
+        found += [
+            (f"{container_key}.resources.{part}", resources.get(part), dict)
+            for part in ("limits", "requests")
+        ]
+    for key, value, kind in found:
+        if value is not None and not isinstance(value, kind):
+            expected = "a mapping" if kind is dict else "a list"
+            raise InputError(f"{where}: {key}: expected {expected}, got {type(value).__name__}")
 
 
 def project_container(containers: list[Any]) -> int | None:

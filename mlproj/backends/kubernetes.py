@@ -21,8 +21,8 @@ from mlproj.backends import kubejob
 from mlproj.backends.base import Backend, Launch, text
 from mlproj.backends.kubestate import (
     TIMEOUT,
-    KubeJob,
     delete_job,
+    delete_pods,
     first_line,
     kube,
     pod_logs,
@@ -59,16 +59,21 @@ def api_client(config: Mapping[str, Any], error: type[MlprojError] = InputError)
     client, kubeconfig = kube(error)
     try:
         made = kubeconfig.new_client_from_config(config_file=key[0], context=context, persist_config=False)
-    except (kubeconfig.ConfigException, OSError, TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - unreadable YAML, a missing certificate, no such context…
+        problem = first_line(exc)
         if context is not None:
-            raise error(f"backend kubernetes: kube-context {context!r}: {_contexts_hint()}") from None
+            raise error(
+                f"backend kubernetes: kube-context {context!r}: {_context_problem(context, problem)}"
+            ) from None
+        if any(Path(path).expanduser().exists() for path in _kubeconfig_files()):
+            raise error(f"backend kubernetes: the kubeconfig cannot be used: {problem}") from None
         loaded = client.Configuration()
         try:
             kubeconfig.load_incluster_config(client_configuration=loaded)
         except kubeconfig.ConfigException:
             raise error(
-                "backend kubernetes: no kubeconfig to use (KUBECONFIG or ~/.kube/config: "
-                f"{first_line(exc)}) and not inside a cluster"
+                f"backend kubernetes: no kubeconfig to use (KUBECONFIG or ~/.kube/config: {problem}) "
+                "and not inside a cluster"
             ) from None
         made = client.ApiClient(loaded)
     _CLIENTS[key] = made
@@ -80,14 +85,20 @@ def _kubeconfig() -> str | None:
     return os.environ.get("KUBECONFIG") or None
 
 
-def _contexts_hint() -> str:
-    kubeconfig = kube()[1]
+def _kubeconfig_files() -> list[str]:
+    return (_kubeconfig() or "~/.kube/config").split(os.pathsep)
+
+
+def _context_problem(context: str, problem: str) -> str:
+    """Why the context cannot be used: absent (the contexts there are listed), or its own problem."""
     try:
-        contexts, _ = kubeconfig.list_kube_config_contexts(config_file=_kubeconfig())
-    except (kubeconfig.ConfigException, OSError, TypeError, ValueError) as exc:
+        contexts, _ = kube()[1].list_kube_config_contexts(config_file=_kubeconfig())
+    except Exception as exc:  # noqa: BLE001 - no kubeconfig, or one that cannot be read
         return f"no kubeconfig to find it in ({first_line(exc)})"
-    names = ", ".join(sorted(str(c.get("name")) for c in contexts or [])) or "none"
-    return f"not in the kubeconfig (its contexts: {names})"
+    names = sorted(str(c.get("name")) for c in contexts or [] if isinstance(c, dict))
+    if context not in names:
+        return f"not in the kubeconfig (its contexts: {', '.join(names) or 'none'})"
+    return f"cannot be used: {problem}"
 
 
 def namespace_of(config: Mapping[str, Any], template: Mapping[str, Any]) -> str:
@@ -137,6 +148,21 @@ class KubernetesBackend(Backend):
             if not config.get(key):
                 raise InputError(f"backend kubernetes: backend_config needs {key} ({meaning})")
         template = kubejob.load_template(config["kube-job-template-path"])
+        try:  # everything the template holds where mlproj fills it in, tried now
+            kubejob.render(
+                template,
+                run_id="0" * 32,
+                project="p",
+                namespace="n",
+                image="i",
+                command=[],
+                env={},
+                config=config,
+            )
+        except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+            raise InputError(
+                f"kube-job-template-path {config['kube-job-template-path']}: cannot be filled in: {exc}"
+            ) from None
         docker = (spec.docker if spec is not None else None) or {}
         if docker.get("docker_args"):
             raise InputError(
@@ -193,6 +219,8 @@ class KubernetesBackend(Backend):
             client.BatchV1Api(api).create_namespaced_job(namespace, job, _request_timeout=TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - the cluster's refusal, in its own words
             raise MlprojError(f"backend kubernetes: the cluster refused Job {name}: {reason(exc)}") from None
+        from mlproj.backends.kubeworkload import KubeJob
+
         return KubeJob(record, api, namespace, name, launch.process.log_path)
 
     def job_state(self, record: RunRecord) -> JobState | None:
@@ -200,8 +228,12 @@ class KubernetesBackend(Backend):
         return query(api_client(_config(record), MlprojError), namespace, name, record.run_id)
 
     def cancel_job(self, record: RunRecord, grace: float) -> None:
+        """The Job deleted (foreground), and its pods given `grace` seconds (the garbage collector would
+        give them their own)."""
         namespace, name = _job_of(record)
-        delete_job(api_client(_config(record), MlprojError), namespace, name, grace)
+        api = api_client(_config(record), MlprojError)
+        delete_job(api, namespace, name)
+        delete_pods(api, namespace, record.run_id, grace)
 
     def collect_logs(self, record: RunRecord) -> None:
         if not record.log_path:
@@ -209,14 +241,14 @@ class KubernetesBackend(Backend):
         namespace, name = _job_of(record)
         api = api_client(_config(record), MlprojError)
         with contextlib.suppress(Exception):  # the pods are gone: there is no log to collect
-            complete = "".join(text for _, text in pod_logs(api, namespace, record.run_id)).encode()
+            complete = b"".join(output for _, output in pod_logs(api, namespace, record.run_id))
             log = Path(record.log_path)
             data = log.read_bytes()
             at = data.rfind(creating_line(namespace, name).encode())  # the pods' output follows it
             if at >= 0:
                 streamed = data[data.index(b"\n", at) + 1 :]
                 if complete.startswith(streamed):
-                    append_missing(log, complete.decode(), len(streamed))
+                    append_missing(log, complete, len(streamed))
 
     def describe_job(self, record: RunRecord) -> str:
         return f"kubernetes Job {record.job_id}"

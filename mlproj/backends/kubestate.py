@@ -1,22 +1,17 @@
-"""What a Kubernetes cluster says of a run's Job, and the Job as the supervisor follows it.
+"""What a Kubernetes cluster says of a run's Job and its pods (mlproj.backends.kubeworkload follows them).
 
 The Job's state in mlproj's words (`query`): `Queued` until one of its pods is scheduled (with the
-pod's waiting reason, such as ImagePullBackOff, in the native state), `Running`, then `Finished` or
-`Failed` from the Job's `Complete` or `Failed` condition, with the cluster's reason when the exit code
-does not say it all. `KubeJob` streams its pods' output into the run's log, oldest pod first, and
-deletes the Job (foreground propagation) when the run is stopped.
+pod's phase and waiting reason, such as `Pending: ImagePullBackOff`, as the native state), `Running`,
+then `Finished` or `Failed` from the Job's `Complete` or `Failed` condition, with the cluster's reason
+when the exit code does not say it all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
-import time
-from pathlib import Path
 
 from mlproj.backends.kubejob import RUN_LABEL
-from mlproj.backends.workload import ClusterWorkload, JobState, append_missing
+from mlproj.backends.workload import JobState
 from mlproj.errors import MlprojError
 from mlproj.process import RUN_ID_VARIABLE
 from mlproj.runs.status import RunStatus
@@ -25,13 +20,8 @@ TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from mlproj.runs.record import RunRecord
 
 TIMEOUT = 30  # seconds for one API request
-LOG_WAIT = 10.0  # seconds for the pods' log streams to end once the Job has ended
-STREAM_TIMEOUT = 600  # seconds of a pod's silence before its log stream is read again
-FOLLOW_POLL = 1.0  # seconds between looks for a pod whose output is to be streamed
-API_FAILURES = 30  # failed polls in a row (about a minute) before the API's error ends the watch
 
 
 def missing_package(error: type[MlprojError]) -> MlprojError:
@@ -79,12 +69,17 @@ def is_missing(exc: BaseException) -> bool:
 
 def run_pods(api: Any, namespace: str, run_id: str) -> list[Any]:
     """The run's pods, oldest first (a Job retried has several)."""
-    client = kube()[0]
-    pods = (
-        client.CoreV1Api(api)
-        .list_namespaced_pod(namespace, label_selector=f"{RUN_LABEL}={run_id}", _request_timeout=TIMEOUT)
-        .items
-    )
+    try:
+        pods = (
+            kube()[0]
+            .CoreV1Api(api)
+            .list_namespaced_pod(namespace, label_selector=f"{RUN_LABEL}={run_id}", _request_timeout=TIMEOUT)
+            .items
+        )
+    except Exception as exc:  # noqa: BLE001 - refused or unreachable: told in one line
+        raise MlprojError(
+            f"backend kubernetes: cannot list the pods of run {run_id}: {reason(exc)}"
+        ) from None
     mine = [pod for pod in pods if (pod.metadata.labels or {}).get(RUN_LABEL) == run_id]
     return sorted(mine, key=lambda pod: (_epoch(pod.metadata.creation_timestamp) or 0.0, pod.metadata.name))
 
@@ -98,11 +93,13 @@ def _main_container(pod: Any) -> Any:
     return statuses[0] if statuses else None
 
 
-def _running(pod: Any) -> bool:
-    """Whether the pod has been scheduled and its containers started: before that (no node yet, or a
-    node still pulling the image), the run waits for the cluster."""
-    phase = pod.status.phase if pod.status else None
-    return phase in ("Running", "Succeeded", "Failed") or _has_run(pod)
+def _scheduled(pod: Any) -> bool:
+    """Whether the scheduler has put the pod on a node (design.md §13: Queued until then)."""
+    status = pod.status
+    if pod.spec.node_name or (status is not None and status.phase in ("Running", "Succeeded", "Failed")):
+        return True
+    conditions = (status.conditions if status is not None else None) or []
+    return any(c.type == "PodScheduled" and c.status == "True" for c in conditions)
 
 
 def _started_at(pod: Any) -> float | None:
@@ -122,7 +119,7 @@ def _waiting(pod: Any) -> str | None:
     )
 
 
-def _terminated(pod: Any) -> Any:
+def terminated(pod: Any) -> Any:
     main = _main_container(pod)
     return main.state.terminated if main is not None and main.state is not None else None
 
@@ -141,9 +138,9 @@ def query(api: Any, namespace: str, name: str, run_id: str, *, deleted: bool = F
     true = {c.type: c for c in (status.conditions if status else None) or [] if c.status == "True"}
     pods = run_pods(api, namespace, run_id)
     last = pods[-1] if pods else None
-    ended = _terminated(last) if last is not None else None
+    ended = terminated(last) if last is not None else None
     exit_code = ended.exit_code if ended is not None else None
-    scheduled = [pod for pod in pods if _running(pod)]
+    scheduled = [pod for pod in pods if _scheduled(pod)]
     started = (
         (_started_at(scheduled[0]) or _epoch(status.start_time if status else None)) if scheduled else None
     )
@@ -164,10 +161,13 @@ def query(api: Any, namespace: str, name: str, run_id: str, *, deleted: bool = F
         )
     if "Suspended" in true:
         return JobState(RunStatus.QUEUED, "Suspended")
+    # The pod's own phase and why its container waits (ImagePullBackOff…): the cluster's words.
+    phase = str((last.status.phase if last is not None and last.status is not None else None) or "Pending")
     waiting = _waiting(last) if last is not None else None
+    native = f"{phase}: {waiting}" if waiting else phase
     if not scheduled:
-        return JobState(RunStatus.QUEUED, f"Pending: {waiting}" if waiting else "Pending")
-    return JobState(RunStatus.RUNNING, f"Running: {waiting}" if waiting else "Running", started_at=started)
+        return JobState(RunStatus.QUEUED, native)
+    return JobState(RunStatus.RUNNING, native, started_at=started)
 
 
 def _epoch(moment: Any) -> float | None:
@@ -180,13 +180,10 @@ def _epoch(moment: Any) -> float | None:
     return float(moment.timestamp())
 
 
-def delete_job(api: Any, namespace: str, name: str, grace: float | None = None) -> None:
-    """Delete the Job, its pods first (foreground propagation); `grace` 0 kills them at once."""
+def delete_job(api: Any, namespace: str, name: str) -> None:
+    """Delete the Job, its pods first (foreground propagation: the Job goes once they are gone)."""
     client = kube()[0]
-    options = client.V1DeleteOptions(
-        propagation_policy="Foreground",
-        grace_period_seconds=None if grace is None else max(0, int(grace)),
-    )
+    options = client.V1DeleteOptions(propagation_policy="Foreground")
     try:
         client.BatchV1Api(api).delete_namespaced_job(name, namespace, body=options, _request_timeout=TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - gone already is what was wanted; the rest is told
@@ -196,27 +193,67 @@ def delete_job(api: Any, namespace: str, name: str, grace: float | None = None) 
             ) from None
 
 
-def pod_logs(api: Any, namespace: str, run_id: str) -> list[tuple[str, str]]:
-    """Each of the run's pods that has run, with its whole output, oldest first."""
-    return [
-        (pod.metadata.name, attempt_line(pod.metadata.name, index) + read_log(api, namespace, pod))
-        for index, pod in enumerate(run_pods(api, namespace, run_id))
-        if _has_run(pod)
-    ]
+def delete_pods(api: Any, namespace: str, run_id: str, grace: float) -> None:
+    """Delete the run's pods with `grace` seconds to stop (0: at once). A Job's deletion leaves them to
+    the garbage collector, with their own grace period, whatever the Job's deletion asked."""
+    core = kube()[0].CoreV1Api(api)
+    for pod in run_pods(api, namespace, run_id):
+        try:
+            core.delete_namespaced_pod(
+                pod.metadata.name,
+                namespace,
+                grace_period_seconds=max(0, int(grace)),
+                _request_timeout=TIMEOUT,
+            )
+        except Exception as exc:  # noqa: BLE001 - gone already is what was wanted; the rest is told
+            if not is_missing(exc):
+                raise MlprojError(
+                    f"backend kubernetes: cannot delete pod {pod.metadata.name}: {reason(exc)}"
+                ) from None
+
+
+def pod_logs(api: Any, namespace: str, run_id: str) -> list[tuple[str, bytes]]:
+    """Each of the run's pods that has run, with its whole output (as the cluster keeps it now, its
+    attempt line first), oldest first."""
+    found = []
+    for index, pod in enumerate(run_pods(api, namespace, run_id)):
+        if has_run(pod):
+            with contextlib.suppress(Exception):  # this pod's log is gone: the others are still told
+                found.append(
+                    (
+                        pod.metadata.name,
+                        attempt_line(pod.metadata.name, index).encode() + whole_log(api, namespace, pod),
+                    )
+                )
+    return found
 
 
 def read_log(api: Any, namespace: str, pod: Any, **options: Any) -> Any:
-    """The output of the pod's container that runs the project: all of it, or (`follow`) a stream."""
+    """The response that carries the output of the pod's container that runs the project (bytes:
+    a program may write anything)."""
     options.setdefault("_request_timeout", TIMEOUT)
-    answer = (
+    return (
         kube()[0]
         .CoreV1Api(api)
-        .read_namespaced_pod_log(pod.metadata.name, namespace, container=_main_container(pod).name, **options)
+        .read_namespaced_pod_log(
+            pod.metadata.name,
+            namespace,
+            container=_main_container(pod).name,
+            _preload_content=False,
+            **options,
+        )
     )
-    return answer if options.get("follow") else str(answer)
 
 
-def _has_run(pod: Any) -> bool:
+def whole_log(api: Any, namespace: str, pod: Any) -> bytes:
+    response = read_log(api, namespace, pod)
+    try:
+        return bytes(response.data)
+    finally:
+        response.release_conn()
+
+
+def has_run(pod: Any) -> bool:
     main = _main_container(pod)
     return main is not None and main.state is not None and bool(main.state.running or main.state.terminated)
 
@@ -224,118 +261,3 @@ def _has_run(pod: Any) -> bool:
 def attempt_line(pod: str, index: int) -> str:
     """What precedes a retried pod's output in the run's log."""
     return f"mlproj: pod {pod} (attempt {index + 1})\n" if index else ""
-
-
-class KubeJob(ClusterWorkload):
-    """A Job whose pods' output a thread streams into the run's log."""
-
-    def __init__(self, record: RunRecord, api: Any, namespace: str, name: str, log_path: Path) -> None:
-        super().__init__(f"kubernetes Job {namespace}/{name}", record, f"{namespace}/{name}", poll=1.0)
-        self.api = api
-        self.namespace = namespace
-        self.name = name
-        self.log_path = log_path
-        self.deleted = False
-        self._failures = 0  # API errors in a row
-        self.written: dict[str, int] = {}  # bytes of each pod's output (its attempt line included) in the log
-        self.ended: set[str] = set()  # pods whose whole output is in the log
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._tail = threading.Thread(target=self._follow, name=f"kubernetes-logs-{name}", daemon=True)
-        self._tail.start()
-
-    def fetch_state(self) -> JobState | None:
-        """The Job's state; while the API fails (a restart of the API server, a network blip), the
-        last one known, for up to API_FAILURES polls in a row."""
-        try:
-            found = query(self.api, self.namespace, self.name, self.record.run_id, deleted=self.deleted)
-        except MlprojError:
-            self._failures += 1
-            if self.state is None or self._failures >= API_FAILURES:
-                raise
-            return self.state
-        self._failures = 0
-        return found
-
-    def _follow(self) -> None:
-        """Stream each pod's output as it runs, one pod after another (a Job retried has several). A
-        stream that ends while its pod still runs (a dropped connection, a read timeout) is followed
-        up by reading the pod's whole log until the pod has ended."""
-        while not self._closed.is_set():
-            with contextlib.suppress(Exception):  # the pods went, or the API blinked: `release` catches up
-                for index, pod in enumerate(run_pods(self.api, self.namespace, self.record.run_id)):
-                    name = pod.metadata.name
-                    if name in self.ended or not _has_run(pod):
-                        continue
-                    if name not in self.written:
-                        self._write(name, attempt_line(name, index).encode())
-                        self._stream(pod)
-                    else:
-                        self._catch_up(
-                            name, attempt_line(name, index) + read_log(self.api, self.namespace, pod)
-                        )
-                    again = (
-                        kube()[0]
-                        .CoreV1Api(self.api)
-                        .read_namespaced_pod(name, self.namespace, _request_timeout=TIMEOUT)
-                    )
-                    if _terminated(again) is not None:
-                        self.ended.add(name)
-            self._closed.wait(FOLLOW_POLL)
-
-    def _stream(self, pod: Any) -> None:
-        response = read_log(
-            self.api,
-            self.namespace,
-            pod,
-            follow=True,
-            _preload_content=False,
-            _request_timeout=(TIMEOUT, STREAM_TIMEOUT),
-        )
-        try:
-            for chunk in response.stream(4096):
-                if not self._write(pod.metadata.name, chunk):
-                    return
-        finally:
-            response.release_conn()
-
-    def _catch_up(self, pod: str, complete: str) -> None:
-        with self._lock:
-            if not self._closed.is_set():
-                have = self.written.get(pod, 0)
-                append_missing(self.log_path, complete, have)
-                self.written[pod] = max(have, len(complete.encode("utf-8")))
-
-    def _write(self, pod: str, data: bytes) -> bool:
-        with self._lock:
-            if self._closed.is_set():
-                return False
-            with self.log_path.open("ab") as log:
-                log.write(data)
-            self.written[pod] = self.written.get(pod, 0) + len(data)
-            return True
-
-    def stop_job(self, sig: int) -> None:
-        """Delete the Job (its pods get their grace period); on the ladder's last rung, at once."""
-        self.deleted = True
-        with contextlib.suppress(MlprojError):  # told by the next state read
-            delete_job(self.api, self.namespace, self.name, 0 if sig == signal.SIGKILL else None)
-
-    def release(self) -> None:
-        """The Job has ended: let the streams finish, then add what they missed from each pod's log."""
-        try:
-            ran = {
-                pod.metadata.name
-                for pod in run_pods(self.api, self.namespace, self.record.run_id)
-                if _has_run(pod)
-            }
-        except Exception:  # noqa: BLE001 - the pods are gone: nothing to wait for
-            ran = set()
-        deadline = time.monotonic() + LOG_WAIT
-        while self._tail.is_alive() and time.monotonic() < deadline and not ran <= self.ended:
-            self._tail.join(0.2)
-        with self._lock:
-            self._closed.set()
-            with contextlib.suppress(Exception):  # the pods are gone: the log has what was streamed
-                for pod, complete in pod_logs(self.api, self.namespace, self.record.run_id):
-                    append_missing(self.log_path, complete, self.written.get(pod, 0))

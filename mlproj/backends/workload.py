@@ -128,7 +128,7 @@ class ClusterWorkload(Workload):
     def returncode(state: JobState) -> int:
         """As Popen reports it: negative for a signal."""
         if state.exit_code is not None:
-            return state.exit_code if state.exit_code < 128 else -(state.exit_code - 128)
+            return state.exit_code if state.exit_code <= 128 else -(state.exit_code - 128)
         return 0 if state.status is RunStatus.FINISHED else 1
 
     @property
@@ -181,10 +181,10 @@ class ClusterWorkload(Workload):
         return state is not None and state.status.is_final and RunProcesses(self.record.run_id).alive()
 
 
-def append_missing(log_path: Path, complete: str, written: int | None = None) -> None:
+def append_missing(log_path: Path, complete: str | bytes, written: int | None = None) -> None:
     """Append to the run's log what it lacks of the job's complete output. `written`: how many bytes
     of it the log already has (default: the log holds the start of it, and nothing else)."""
-    data = complete.encode("utf-8")
+    data = complete.encode("utf-8") if isinstance(complete, str) else complete
     if written is None:
         try:
             have = log_path.read_bytes()
