@@ -14,10 +14,12 @@ names kubernetes); the runs also need the Docker API and the registry (`docker`,
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,12 +68,17 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster
         yield made
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def engines() -> None:
     """A full run builds and pushes the project's image: the Docker API and the registry."""
     from tests.test_docker import _connect
 
-    api, missing = _connect()
+    # A failed connection leaves its socket to the garbage collector (in the docker package): collected
+    # here, where its ResourceWarning is expected, rather than in some later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        api, missing = _connect()
+        gc.collect()
     if api is not None:
         api.close()
     need("docker", missing)
