@@ -503,6 +503,27 @@ def test_the_pod_gets_the_mlflow_run_and_the_run_ends_it(
     assert run["tags"]["mlflow.project.backend"] == "kubernetes"
 
 
+def test_python_api_runs_on_kubernetes_with_the_run_id_asked_for(
+    cluster: Cluster, engines: None, tmp_path: Path, home: Home
+) -> None:
+    import mlproj
+
+    run_id = "f" * 32  # MLflow's `run_id`, which its kubernetes backend ignores, names the Job here
+    submitted = mlproj.run(
+        str(project(tmp_path, "echo from the api")),
+        backend="kubernetes",
+        backend_config=json.loads(config(tmp_path)),
+        run_id=run_id,
+        synchronous=False,
+    )
+    assert submitted.run_id == run_id
+    job = wait_for_job(cluster)
+    assert job["metadata"]["name"] == f"kube-test-{run_id}"
+    cluster.run_job(job, b"from the api\n")
+    assert submitted.wait() is True
+    assert submitted.get_status() == "Finished"
+
+
 def test_cancel_deletes_the_job_and_a_lost_supervisor_is_reconciled(
     cluster: Cluster, engines: None, tmp_path: Path, home: Home
 ) -> None:

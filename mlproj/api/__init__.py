@@ -135,9 +135,9 @@ def run(
 
     `uri` may also name a pipeline file: `parameters` then sets its inputs, and the result is a
     `PipelineRun` (`max_parallel`, `force_rerun` and `continue_on_step_failure` apply to pipelines).
-    `backend` (`local`, `slurm`, `ray`, or an installed plugin) and `backend_config` (a mapping, or JSON
-    text or a file) say where it runs. `docker_args`, `build_image` and `docker_auth` apply to
-    docker_env projects. `rebuild_env=True` builds the environment again instead of reusing it.
+    `backend` (`local`, `slurm`, `ray`, `kubernetes`, or an installed plugin) and `backend_config` (a
+    mapping, or JSON text or a file) say where it runs. `docker_args`, `build_image` and `docker_auth`
+    apply to docker_env projects. `rebuild_env=True` builds the environment again instead of reusing it.
     MLflow tracking is on when `tracking_uri` (else MLFLOW_TRACKING_URI) names a store, unless
     `tracking=False`; `experiment_id` is then an MLflow experiment's, as in MLflow. For a pipeline,
     `overrides` sets keys of its file (`{"jobs.train.inputs.lr": 0.1}`, or `KEY.PATH=VALUE` strings, as
