@@ -45,6 +45,7 @@ from tests.kube_cluster import (
     NAMESPACE,
     Cluster,
     PodmanKubelet,
+    kube_missing,
     podman_missing,
     running_cluster,
     wait_for_job,
@@ -389,7 +390,7 @@ def test_check_refuses_before_anything_is_created(cluster: Cluster, tmp_path: Pa
 
 
 def test_no_kubeconfig_and_not_in_a_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    need("kubernetes", __import__("tests.kube_cluster", fromlist=["kube_missing"]).kube_missing())
+    need("kubernetes", kube_missing())
     from mlproj.backends import kubernetes
 
     monkeypatch.setattr(kubernetes, "_CLIENTS", {})
@@ -408,7 +409,7 @@ def test_no_kubeconfig_and_not_in_a_cluster(tmp_path: Path, monkeypatch: pytest.
 def test_a_kubeconfig_that_cannot_be_used_is_named_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    need("kubernetes", __import__("tests.kube_cluster", fromlist=["kube_missing"]).kube_missing())
+    need("kubernetes", kube_missing())
     from mlproj.backends import kubernetes
 
     monkeypatch.setattr(kubernetes, "_CLIENTS", {})

@@ -112,6 +112,14 @@ class Backend(ABC):
         return f"{self.name} job {record.job_id}"
 
 
+def config_of(record: RunRecord) -> Mapping[str, Any]:
+    """The backend config a recorded run was submitted with (for a run whose supervisor is gone)."""
+    from mlproj.runs.request import RunRequest
+
+    request = record.request
+    return request.backend_config if isinstance(request, RunRequest) else {}
+
+
 # --- config validators -----------------------------------------------------------------------------
 
 

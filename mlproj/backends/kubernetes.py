@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlproj.backends import kubejob
-from mlproj.backends.base import Backend, Launch, text
+from mlproj.backends.base import Backend, Launch, config_of, text
 from mlproj.backends.kubestate import (
     TIMEOUT,
     delete_job,
@@ -148,21 +148,6 @@ class KubernetesBackend(Backend):
             if not config.get(key):
                 raise InputError(f"backend kubernetes: backend_config needs {key} ({meaning})")
         template = kubejob.load_template(config["kube-job-template-path"])
-        try:  # everything the template holds where mlproj fills it in, tried now
-            kubejob.render(
-                template,
-                run_id="0" * 32,
-                project="p",
-                namespace="n",
-                image="i",
-                command=[],
-                env={},
-                config=config,
-            )
-        except (TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
-            raise InputError(
-                f"kube-job-template-path {config['kube-job-template-path']}: cannot be filled in: {exc}"
-            ) from None
         docker = (spec.docker if spec is not None else None) or {}
         if docker.get("docker_args"):
             raise InputError(
@@ -225,13 +210,13 @@ class KubernetesBackend(Backend):
 
     def job_state(self, record: RunRecord) -> JobState | None:
         namespace, name = _job_of(record)
-        return query(api_client(_config(record), MlprojError), namespace, name, record.run_id)
+        return query(api_client(config_of(record), MlprojError), namespace, name, record.run_id)
 
     def cancel_job(self, record: RunRecord, grace: float) -> None:
         """The Job deleted (foreground), and its pods given `grace` seconds (the garbage collector would
         give them their own)."""
         namespace, name = _job_of(record)
-        api = api_client(_config(record), MlprojError)
+        api = api_client(config_of(record), MlprojError)
         delete_job(api, namespace, name)
         delete_pods(api, namespace, record.run_id, grace)
 
@@ -239,7 +224,7 @@ class KubernetesBackend(Backend):
         if not record.log_path:
             return
         namespace, name = _job_of(record)
-        api = api_client(_config(record), MlprojError)
+        api = api_client(config_of(record), MlprojError)
         with contextlib.suppress(Exception):  # the pods are gone: there is no log to collect
             complete = b"".join(output for _, output in pod_logs(api, namespace, record.run_id))
             log = Path(record.log_path)
@@ -259,17 +244,12 @@ def creating_line(namespace: str, name: str) -> str:
     return f"mlproj: creating Job {namespace}/{name} "
 
 
-def _config(record: RunRecord) -> Mapping[str, Any]:
-    request = record.request
-    return request.backend_config if isinstance(request, RunRequest) else {}
-
-
 def _job_of(record: RunRecord) -> tuple[str, str]:
     """The run's Job: as recorded, else (its supervisor died before recording it) as it was named."""
     namespace, _, name = (record.job_id or "").partition("/")
     if name:
         return namespace, name
-    config = _config(record)
+    config = config_of(record)
     try:
         template = kubejob.load_template(str(config.get("kube-job-template-path")))
     except InputError:

@@ -24,19 +24,15 @@ if TYPE_CHECKING:
 TIMEOUT = 30  # seconds for one API request
 
 
-def missing_package(error: type[MlprojError]) -> MlprojError:
-    return error(
-        "backend kubernetes: the kubernetes package is not installed: pip install 'mlproj[kubernetes]'"
-    )
-
-
 def kube(error: type[MlprojError] = MlprojError) -> tuple[Any, Any]:
     """The official client's `client` and `config` modules (untyped here: the API's objects are read
     the way the cluster sends them, with None wherever a field is unset)."""
     try:
         from kubernetes import client, config
     except ImportError:
-        raise missing_package(error) from None
+        raise error(
+            "backend kubernetes: the kubernetes package is not installed: pip install 'mlproj[kubernetes]'"
+        ) from None
     return client, config
 
 

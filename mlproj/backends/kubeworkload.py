@@ -160,10 +160,7 @@ class KubeJob(ClusterWorkload):
     def release(self) -> None:
         """The Job has ended: let the streams finish, then add what a pod's stream did not bring."""
         try:
-            pods = [
-                (index, pod)
-                for index, pod in enumerate(run_pods(self.api, self.namespace, self.record.run_id))
-            ]
+            pods = list(enumerate(run_pods(self.api, self.namespace, self.record.run_id)))
         except MlprojError:
             pods = []
         ran = {pod.metadata.name for _, pod in pods if has_run(pod)}

@@ -15,11 +15,10 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from mlproj.backends.base import Backend, Launch, mapping, positive_int, positive_number, text
+from mlproj.backends.base import Backend, Launch, config_of, mapping, positive_int, positive_number, text
 from mlproj.backends.workload import ClusterWorkload, JobState, append_missing
 from mlproj.errors import InputError, MlprojError
 from mlproj.process import CREDENTIAL_VARIABLES, RUN_DIR_VARIABLE, RUN_ID_VARIABLE
-from mlproj.runs.request import RunRequest
 from mlproj.runs.status import RunStatus
 
 TYPE_CHECKING = False  # typing's, not imported at run time (start-up: bench/startup.py)
@@ -153,28 +152,23 @@ class RayBackend(Backend):
         return RayJob(f"ray job {job_id}", record, str(job_id), jobs, request.log_path)
 
     def job_state(self, record: RunRecord) -> JobState | None:
-        jobs = client(address_of(_config(record)), MlprojError)
+        jobs = client(address_of(config_of(record)), MlprojError)
         return query(jobs, record.job_id or submission_id(record.run_id))
 
     def cancel_job(self, record: RunRecord, grace: float) -> None:  # noqa: ARG002 - the Backend interface's signature
-        jobs = client(address_of(_config(record)), MlprojError)
+        jobs = client(address_of(config_of(record)), MlprojError)
         with contextlib.suppress(Exception):  # it has ended, or the cluster forgot it: nothing to stop
             jobs.stop_job(record.job_id or submission_id(record.run_id))
 
     def collect_logs(self, record: RunRecord) -> None:
         if not record.log_path:
             return
-        jobs = client(address_of(_config(record)), MlprojError)
+        jobs = client(address_of(config_of(record)), MlprojError)
         try:
             text_now = jobs.get_job_logs(record.job_id or submission_id(record.run_id))
         except Exception:  # noqa: BLE001 - whatever Ray raises, there is no log to collect
             return
         append_missing(Path(record.log_path), text_now)
-
-
-def _config(record: RunRecord) -> Mapping[str, Any]:
-    request = record.request
-    return request.backend_config if isinstance(request, RunRequest) else {}
 
 
 def runtime_env(portable: PortableEnv | None) -> dict[str, Any]:
